@@ -1,0 +1,372 @@
+//! The operator's config file: one TOML file, every key checked.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the host listens when neither the file nor `--listen` says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// How long one plugin call may run unless the service says otherwise.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// How much memory one plugin instance may use unless the service says otherwise.
+pub const DEFAULT_MEMORY_MB: u64 = 128;
+/// The most memory a service may grant its plugin.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// The whole config file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub services: Vec<ServiceFile>,
+}
+
+/// One `[[services]]` entry, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub id: String,
+    pub plugin: PathBuf,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+}
+
+/// The config the host runs with: checked, defaults filled in, secrets read.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// The tsuru service id, also the path segment of `/services/{id}`.
+    pub id: String,
+    /// The wasm component, resolved against the config file's folder.
+    pub plugin: PathBuf,
+    /// The basic-auth user tsuru sends: the manifest's `username`, else the id.
+    pub username: String,
+    pub password: Secret,
+    /// Where the password came from, for the start-up banner.
+    pub password_source: PasswordSource,
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    ConfigFile,
+    Environment(String),
+}
+
+/// A value that never appears in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("id", &self.id)
+            .field("plugin", &self.plugin)
+            .field("username", &self.username)
+            .field("password_source", &self.password_source)
+            .field("timeout", &self.timeout)
+            .field("memory_bytes", &self.memory_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A config that cannot be used, with the file and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the config file {} is not valid: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("the config file {} is not valid: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Overrides from the command line, which win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and checks a config file; `env` looks up `password_env` names.
+    pub fn load(
+        path: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, overrides, env).map_err(|err| match err {
+            Problem::Syntax(message) => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            Problem::Meaning(message) => ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            },
+        })
+    }
+
+    /// Checks config text; relative paths in it are resolved against `base`.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Problem> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|err| Problem::Syntax(describe_toml_error(&err, text)))?;
+        let listen = match (overrides.listen, file.listen) {
+            (Some(addr), _) | (None, Some(addr)) => addr,
+            (None, None) => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| Problem::Meaning("the default listen address is invalid".into()))?,
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir.map(|dir| base.join(dir)))
+            .unwrap_or_else(|| base.join("data"));
+
+        let mut ids = HashSet::new();
+        let mut usernames = HashSet::new();
+        let mut services = Vec::with_capacity(file.services.len());
+        for (index, entry) in file.services.into_iter().enumerate() {
+            let service = ServiceConfig::check(entry, index, base, &env).map_err(Problem::Meaning)?;
+            if !ids.insert(service.id.clone()) {
+                return Err(Problem::Meaning(format!(
+                    "service id \"{}\" is used twice; give each [[services]] entry its own id",
+                    service.id
+                )));
+            }
+            if !usernames.insert(service.username.clone()) {
+                return Err(Problem::Meaning(format!(
+                    "username \"{}\" is used by two services; tsuru's /resources routes find the service by its username, so give each its own",
+                    service.username
+                )));
+            }
+            services.push(service);
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            services,
+        })
+    }
+}
+
+impl ServiceConfig {
+    fn check(
+        entry: ServiceFile,
+        index: usize,
+        base: &Path,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let ServiceFile {
+            id,
+            plugin,
+            username,
+            password,
+            password_env,
+            timeout_ms,
+            memory_mb,
+        } = entry;
+        let at = format!("services[{index}] (id \"{id}\")");
+        check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
+        let username = username.unwrap_or_else(|| id.clone());
+        if username.is_empty() || username.contains(':') {
+            return Err(format!(
+                "{at}: username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
+            ));
+        }
+        let (password, password_source) = match (password, password_env) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{at}: both password and password_env are set; keep one"
+                ));
+            }
+            (None, None) => {
+                return Err(format!(
+                    "{at}: no password; set password_env to the name of an environment variable holding it (or password, for a demo)"
+                ));
+            }
+            (Some(password), None) => (password, PasswordSource::ConfigFile),
+            (None, Some(name)) => match env(&name) {
+                Some(value) if !value.is_empty() => (value, PasswordSource::Environment(name)),
+                _ => {
+                    return Err(format!(
+                        "{at}: password_env names the environment variable {name}, which is not set or empty"
+                    ));
+                }
+            },
+        };
+        if password.is_empty() {
+            return Err(format!("{at}: the password is empty; tsuru requires one"));
+        }
+        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(format!("{at}: timeout_ms must be at least 1"));
+        }
+        let memory_mb = memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
+        if !(1..=MAX_MEMORY_MB).contains(&memory_mb) {
+            return Err(format!(
+                "{at}: memory_mb is {memory_mb}; give a value from 1 to {MAX_MEMORY_MB}"
+            ));
+        }
+        Ok(ServiceConfig {
+            plugin: base.join(plugin),
+            id,
+            username,
+            password: Secret::new(password),
+            password_source,
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes: memory_mb * 1024 * 1024,
+        })
+    }
+}
+
+/// tsuru's own rule for service ids: at most 40 characters of `[a-z][a-z0-9-]*`.
+pub fn check_service_id(id: &str) -> Result<(), String> {
+    let mut chars = id.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !well_formed {
+        return Err(format!(
+            "id \"{id}\" is not a tsuru service id; use a lowercase letter followed by lowercase letters, digits and '-'"
+        ));
+    }
+    if id.len() > 40 {
+        return Err(format!(
+            "id \"{id}\" is {} characters long; tsuru allows at most 40",
+            id.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Why config text was refused: its syntax, or what it says.
+#[derive(Debug)]
+pub enum Problem {
+    Syntax(String),
+    Meaning(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Syntax(message) | Problem::Meaning(message) => f.write_str(message),
+        }
+    }
+}
+
+/// toml's message on one line, with the line it points at.
+fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
+    let message = err.message().trim().replace('\n', "; ");
+    match err.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/orizuru"), &Overrides::default(), |name| {
+            (name == "FAKE_PASSWORD").then(|| "from-env".to_owned())
+        })
+        .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn fills_defaults_and_resolves_paths() {
+        let config = parse(
+            r#"
+            [[services]]
+            id = "fake"
+            plugin = "fake.wasm"
+            password_env = "FAKE_PASSWORD"
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, Path::new("/etc/orizuru/data"));
+        let fake = &config.services[0];
+        assert_eq!(fake.username, "fake");
+        assert_eq!(fake.password.expose(), "from-env");
+        assert_eq!(fake.plugin, Path::new("/etc/orizuru/fake.wasm"));
+        assert_eq!(fake.timeout, Duration::from_secs(30));
+        assert_eq!(fake.memory_bytes, 128 * 1024 * 1024);
+        assert!(!format!("{fake:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        assert!(err.contains("listen_port"), "{err}");
+        let err = parse("[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"p\"\nmemory = 3\n")
+            .unwrap_err();
+        assert!(err.contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn bad_services_are_refused_with_a_reason() {
+        let cases = [
+            ("id = \"My_Service\"\nplugin = \"a\"\npassword = \"p\"", "not a tsuru service id"),
+            ("id = \"a\"\nplugin = \"a\"", "no password"),
+            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\npassword_env = \"X\"", "keep one"),
+            ("id = \"a\"\nplugin = \"a\"\npassword_env = \"UNSET\"", "UNSET, which is not set"),
+            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\ntimeout_ms = 0", "timeout_ms"),
+            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmemory_mb = 9000", "memory_mb is 9000"),
+            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nusername = \"x:y\"", "without ':'"),
+        ];
+        for (service, expected) in cases {
+            let err = parse(&format!("[[services]]\n{service}\n")).unwrap_err();
+            assert!(err.contains(expected), "{service}: {err}");
+        }
+        let twice = "[[services]]\nid = \"a\"\nplugin = \"a\"\npassword = \"p\"\n[[services]]\nid = \"a\"\nplugin = \"b\"\npassword = \"q\"\n";
+        assert!(parse(twice).unwrap_err().contains("used twice"));
+        let long = format!("[[services]]\nid = \"{}\"\nplugin = \"a\"\npassword = \"p\"\n", "a".repeat(41));
+        assert!(parse(&long).unwrap_err().contains("at most 40"));
+    }
+}

@@ -1,0 +1,99 @@
+//! Basic auth per service, as tsuru sends it.
+//!
+//! Under `/services/{id}/...` the path names the service; under
+//! `/resources/...` the basic-auth username does. Either way the pair must
+//! match that service's, compared in constant time.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use subtle::ConstantTimeEq;
+
+use super::answer::ApiError;
+use crate::Host;
+use crate::service::Service;
+
+/// The service a request is for, once its credentials are checked.
+pub struct Authed(pub Arc<Service>);
+
+const NEEDS_AUTH: &str = "this service API needs basic auth with the username and password of the service's tsuru manifest";
+const WRONG_AUTH: &str = "wrong username or password for this service; use the username and password of the service's tsuru manifest";
+
+impl FromRequestParts<Arc<Host>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, host: &Arc<Host>) -> Result<Self, ApiError> {
+        let (username, password) = credentials(parts)?;
+        let named = RawPathParams::from_request_parts(parts, host)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(key, _)| *key == "service")
+                    .map(|(_, id)| id.to_owned())
+            });
+        let service = match named {
+            Some(id) => match host.registry.by_id(&id) {
+                Some(service) => service,
+                // Tell a caller who holds some service's credentials that the
+                // endpoint is wrong; tell anyone else nothing.
+                None if matching(host.registry.by_username(&username), &username, &password) => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no service \"{id}\" is served here; check the endpoint in the service's tsuru manifest"),
+                    ));
+                }
+                None => return Err(ApiError::unauthorized(WRONG_AUTH)),
+            },
+            None => match host.registry.by_username(&username) {
+                Some(service) => service,
+                None => {
+                    // Spend the same time as a real comparison, so that a
+                    // username's existence cannot be timed.
+                    matching(None, &username, &password);
+                    return Err(ApiError::unauthorized(WRONG_AUTH));
+                }
+            },
+        };
+        if matching(Some(service), &username, &password) {
+            Ok(Authed(service.clone()))
+        } else {
+            Err(ApiError::unauthorized(WRONG_AUTH))
+        }
+    }
+}
+
+/// Whether the pair is the service's, compared in constant time.
+fn matching(service: Option<&Arc<Service>>, username: &str, password: &str) -> bool {
+    let (expected_user, expected_password) = match service {
+        Some(service) => (service.config().username.as_str(), service.config().password.expose()),
+        None => ("orizuru-no-such-user", "orizuru-no-such-password"),
+    };
+    let user_ok = username.as_bytes().ct_eq(expected_user.as_bytes());
+    let password_ok = password.as_bytes().ct_eq(expected_password.as_bytes());
+    service.is_some() && bool::from(user_ok & password_ok)
+}
+
+/// The username and password of an `Authorization: Basic` header.
+fn credentials(parts: &Parts) -> Result<(String, String), ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized(NEEDS_AUTH))?;
+    let malformed = || ApiError::unauthorized(format!("the Authorization header is not valid basic auth; {NEEDS_AUTH}"));
+    let value = header.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
+    Ok((username.to_owned(), password.to_owned()))
+}

@@ -1,0 +1,319 @@
+//! One handler per tsuru route, current and legacy: read the request, ask
+//! the service, answer by tsuru's reading rules.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post, put};
+use serde::Deserialize;
+
+use super::answer::{self, ApiError};
+use super::auth::Authed;
+use super::decode::Fields;
+use super::extract::{Named, Payload, RawBody, Tsuru, check_instance_name, with_body};
+use crate::Host;
+use crate::model::{AppBinding, Instance, JobBinding, ProxyRequest, Refusal};
+use crate::service::{ActionError, InstanceUpdate};
+
+pub fn resources() -> Router<Arc<Host>> {
+    Router::new()
+        .route("/resources", post(create))
+        .route("/resources/plans", get(plans))
+        .route(
+            "/resources/{name}",
+            get(info).put(update).delete(remove).post(legacy_bind),
+        )
+        .route("/resources/{name}/status", get(status))
+        .route("/resources/{name}/bind-app", post(bind_app).delete(unbind_app))
+        .route("/resources/{name}/bind", post(bind_fallback).delete(unbind_legacy))
+        .route("/resources/{name}/binds/jobs/{job}", put(bind_job).delete(unbind_job))
+        .route("/resources/{name}/hostname/{host}", delete(legacy_unbind_host))
+        .route("/resources/{name}/{*path}", any(proxy_instance))
+        .route("/authenticated-resources/{*path}", any(proxy_service))
+        .fallback(proxy_service)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+#[derive(Deserialize)]
+struct InstancePath {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct JobPath {
+    name: String,
+    job: String,
+}
+
+#[derive(Deserialize)]
+struct HostPath {
+    name: String,
+    host: String,
+}
+
+#[derive(Deserialize)]
+struct ProxyPath {
+    name: String,
+    path: String,
+}
+
+type Answer = Result<Response, ApiError>;
+
+async fn plans(Authed(service): Authed, Tsuru(mut context): Tsuru, uri: Uri) -> Answer {
+    if context.pool_name.is_none() {
+        context.pool_name = uri.query().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, value)| key == "pool" && !value.is_empty())
+                .map(|(_, pool)| pool.into_owned())
+        });
+    }
+    match service.plans(context).await {
+        Ok(plans) => Ok(Json(plans).into_response()),
+        Err(ActionError::Refused {
+            refusal: Refusal::MissingParams(names),
+            ..
+        }) => Ok(answer::missing_params(&names)),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn create(Authed(service): Authed, Tsuru(context): Tsuru, Payload(fields): Payload) -> Answer {
+    let context = with_body(context, &fields);
+    let name = fields.required("name", "the instance to create")?;
+    check_instance_name(&name)?;
+    let instance = Instance {
+        name,
+        plan: fields.one("plan"),
+        team: fields.one("team"),
+        description: fields.one("description"),
+        tags: fields.many("tags"),
+        parameters: fields.parameters().clone(),
+        data: None,
+    };
+    Ok(answer::created(service.create(instance, context).await?))
+}
+
+async fn info(Authed(service): Authed, Tsuru(context): Tsuru, Named(path): Named<InstancePath>) -> Answer {
+    Ok(Json(service.info(&path.name, context).await?).into_response())
+}
+
+async fn update(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let context = with_body(context, &fields);
+    let update = InstanceUpdate {
+        plan: fields.one("plan"),
+        team: fields.one("team"),
+        description: fields.one("description"),
+        tags: fields.many("tags"),
+        parameters: fields.parameters().clone(),
+    };
+    service.update(&path.name, update, context).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn remove(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    service.remove(&path.name, with_body(context, &fields)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn status(Authed(service): Authed, Tsuru(context): Tsuru, Named(path): Named<InstancePath>) -> Answer {
+    Ok(answer::status(service.status(&path.name, context).await?))
+}
+
+/// An app binding as tsuru's bind and unbind bodies describe it. `legacy`
+/// names the fields old tsuru and the 2013 guide used for the app instead of
+/// `app-name` (its host name), tried in order.
+fn app_binding(fields: &Fields, legacy: &[&str]) -> Result<AppBinding, ApiError> {
+    let app_name = fields
+        .one("app-name")
+        .or_else(|| legacy.iter().find_map(|name| fields.one(name)))
+        .ok_or_else(|| ApiError::bad_request("the field \"app-name\" is missing; it names the app to bind or unbind"))?;
+    let mut app_hosts = fields.many("app-hosts");
+    if app_hosts.is_empty() {
+        app_hosts.extend(fields.one("app-host").or_else(|| legacy.iter().find_map(|name| fields.one(name))));
+    }
+    Ok(AppBinding {
+        app_name,
+        app_hosts,
+        app_internal_hosts: fields.many("app-internal-hosts"),
+        app_pool_name: fields.one("app-pool-name"),
+        app_pool_provisioner: fields.one("app-pool-provisioner"),
+        app_cluster_name: fields.one("app-cluster-name"),
+        app_cluster_provisioner: fields.one("app-cluster-provisioner"),
+        app_cluster_addresses: fields.many("app-cluster-addresses"),
+        parameters: fields.parameters().clone(),
+    })
+}
+
+async fn bind_app(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = app_binding(&fields, &[])?;
+    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(answer::env(env))
+}
+
+/// `POST /resources/{name}/bind`: tsuru's fallback when bind-app answered
+/// 404, and old tsuru's per-unit bind (`app-host`, `unit-host`).
+async fn bind_fallback(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = app_binding(&fields, &["app-host"])?;
+    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(answer::env(env))
+}
+
+/// `POST /resources/{name}` of the 2013 guide: bind the app `app-hostname`.
+async fn legacy_bind(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = app_binding(&fields, &["app-hostname", "hostname", "unit-hostname"])?;
+    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(answer::env(env))
+}
+
+async fn unbind_app(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = app_binding(&fields, &[])?;
+    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `DELETE /resources/{name}/bind`: old tsuru's unbind, per unit.
+async fn unbind_legacy(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = app_binding(&fields, &["app-host"])?;
+    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `DELETE /resources/{name}/hostname/{host}` of the 2013 guide.
+async fn legacy_unbind_host(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<HostPath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let app = AppBinding {
+        app_name: path.host.clone(),
+        app_hosts: vec![path.host],
+        ..AppBinding::default()
+    };
+    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+fn job_binding(path: JobPath, fields: &Fields) -> JobBinding {
+    JobBinding {
+        job_name: path.job,
+        job_pool_name: fields.one("job-pool-name"),
+        job_cluster_name: fields.one("job-cluster-name"),
+    }
+}
+
+async fn bind_job(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<JobPath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let name = path.name.clone();
+    let job = job_binding(path, &fields);
+    let env = service.bind_job(&name, job, with_body(context, &fields)).await?;
+    Ok(answer::env(env))
+}
+
+async fn unbind_job(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<JobPath>,
+    Payload(fields): Payload,
+) -> Answer {
+    let name = path.name.clone();
+    let job = job_binding(path, &fields);
+    service.unbind_job(&name, job, with_body(context, &fields)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The parts of a request a proxied call carries, as they came.
+fn proxy_request(method: &Method, path: String, uri: &Uri, headers: &HeaderMap, body: RawBody) -> ProxyRequest {
+    ProxyRequest {
+        method: method.as_str().to_owned(),
+        path,
+        query: uri
+            .query()
+            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .unwrap_or_default(),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| *name != axum::http::header::AUTHORIZATION && !answer::is_hop_by_hop(name.as_str()))
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        body: body.0.to_vec(),
+    }
+}
+
+async fn proxy_instance(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<ProxyPath>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Answer {
+    let request = proxy_request(&method, format!("/{}", path.path), &uri, &headers, body);
+    let response = service.proxy(Some(&path.name), request, context).await?;
+    Ok(answer::proxied(service.id(), response))
+}
+
+/// A service-level call (`tsuru service proxy`), at any path the contract
+/// does not name; the plugin sees the path below the service's endpoint.
+async fn proxy_service(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Answer {
+    let request = proxy_request(&method, uri.path().to_owned(), &uri, &headers, body);
+    let response = service.proxy(None, request, context).await?;
+    Ok(answer::proxied(service.id(), response))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not a method tsuru uses on {}", uri.path()),
+    )
+}

@@ -1,0 +1,126 @@
+//! The instance ledger: every service's instances, their bindings and every
+//! provisioning event. It belongs to the host, not to plugins, so 404s, 409s
+//! and retried events are answered the same for every plugin, and the state
+//! survives restarts and plugin swaps.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::model::{Action, Env, Instance, InstanceState};
+
+pub use sqlite::SqliteLedger;
+
+/// An instance and how far its provisioning got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    pub instance: Instance,
+    pub state: InstanceState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    App,
+    Job,
+}
+
+impl BindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingKind::App => "app",
+            BindingKind::Job => "job",
+        }
+    }
+}
+
+/// An app or job bound to an instance, with the env it was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub kind: BindingKind,
+    /// The app or job name.
+    pub target: String,
+    pub env: Env,
+}
+
+/// One change to the ledger; a commit applies several at once, or none.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Writes an instance, keeping its creation time if it exists.
+    Put(InstanceRecord),
+    /// Deletes an instance and its bindings.
+    Remove { instance: String },
+    Bind { instance: String, binding: Binding },
+    Unbind {
+        instance: String,
+        kind: BindingKind,
+        target: String,
+    },
+}
+
+/// What tsuru asked for and how it ended.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub action: Action,
+    pub instance: String,
+    /// The app or job a binding event is about; empty otherwise.
+    pub target: String,
+    pub event_id: Option<String>,
+    pub user: Option<String>,
+    pub outcome: EventOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventOutcome {
+    /// Carries the answer, given again to a retry of the same tsuru event.
+    Succeeded(Value),
+    /// Carries the sentence the caller was given.
+    Failed(String),
+}
+
+/// An event as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub action: String,
+    pub instance: String,
+    pub target: String,
+    pub event_id: Option<String>,
+    pub user: Option<String>,
+    pub outcome: EventOutcome,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// Where the ledger is kept. One small interface, so that a shared store can
+/// replace the embedded one for several hosts.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>>;
+
+    /// Takes the name for a create, as an instance in state `Creating`;
+    /// false when the name is taken.
+    async fn reserve(&self, service: &str, instance: &Instance) -> anyhow::Result<bool>;
+
+    /// Applies the changes and records the event, all or nothing.
+    async fn commit(
+        &self,
+        service: &str,
+        changes: Vec<Change>,
+        event: Option<Event>,
+    ) -> anyhow::Result<()>;
+
+    /// The answer of an earlier success of the same tsuru event, if any.
+    async fn replay(
+        &self,
+        service: &str,
+        action: Action,
+        instance: &str,
+        target: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Option<Value>>;
+
+    async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>>;
+
+    /// The events of one instance, oldest first.
+    async fn events(&self, service: &str, instance: &str) -> anyhow::Result<Vec<EventRecord>>;
+}

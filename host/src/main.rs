@@ -1,0 +1,144 @@
+//! The `orizuru` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use orizuru::config::{Config, Overrides, PasswordSource};
+use tracing_subscriber::EnvFilter;
+
+/// A WebAssembly plugin host for tsuru service APIs.
+///
+/// Orizuru serves tsuru's service API over HTTP and forwards each action
+/// (create, bind, status, ...) to a sandboxed wasm component per service.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the services of a config file until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The TOML config file: listen, data_dir and [[services]].
+    #[arg(long, short, env = "ORIZURU_CONFIG", value_name = "FILE")]
+    config: PathBuf,
+    /// Listen here instead of the config's `listen`.
+    #[arg(long, env = "ORIZURU_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Keep the ledger here instead of the config's `data_dir`.
+    #[arg(long, env = "ORIZURU_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How log lines are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ORIZURU_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+    };
+    let config = match Config::load(&args.config, &overrides, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("orizuru: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("orizuru: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("orizuru: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let host = orizuru::Host::start(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("orizuru is serving {} service(s) at http://{address}", config.services.len());
+    for service in &config.services {
+        let password = match &service.password_source {
+            PasswordSource::ConfigFile => format!("password \"{}\"", service.password.expose()),
+            PasswordSource::Environment(name) => format!("password from ${name}"),
+        };
+        println!(
+            "  {:<12} endpoint http://{address}/services/{}  (username \"{}\", {password})",
+            service.id, service.id, service.username
+        );
+    }
+    orizuru::serve(listener, host, shutdown_signal()).await?;
+    tracing::info!("stopped: every request in flight was answered");
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("Ctrl-C: finishing the requests in flight"),
+        () = terminate => tracing::info!("SIGTERM: finishing the requests in flight"),
+    }
+}

@@ -1,0 +1,330 @@
+//! A plugin compiled from a wasm component: each call instantiates it afresh
+//! from the cached `InstancePre` and converts between the host's model and
+//! the WIT types of `orizuru:service@0.1.0`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
+
+use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
+use super::{Failure, Outcome, Plugin, Stop};
+use crate::model::{
+    AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned, ProxyRequest,
+    ProxyResponse, Refusal, Status,
+};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../guest-sdk/wit",
+        world: "plugin",
+        exports: { default: async },
+    });
+}
+
+use bindings::orizuru::service::types as wit;
+
+type Call<'a, W> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<W, wit::Error>>> + Send + 'a>>;
+
+/// A loaded plugin, ready to serve calls.
+pub struct WasmPlugin {
+    engine: Engine,
+    pre: bindings::PluginPre<Sandbox>,
+    limits: Limits,
+}
+
+impl WasmPlugin {
+    pub(super) fn new(engine: Engine, pre: bindings::PluginPre<Sandbox>, limits: Limits) -> Self {
+        Self {
+            engine,
+            pre,
+            limits,
+        }
+    }
+
+    /// Runs one export in a fresh store and sorts out how it ended.
+    async fn run<W, T>(
+        &self,
+        context: &Context,
+        call: impl for<'a> FnOnce(&'a bindings::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>,
+        convert: impl FnOnce(W) -> Outcome<T>,
+    ) -> Outcome<T> {
+        let started = Instant::now();
+        let mut store = Sandbox::store(&self.engine, &self.limits, context.request_id.as_deref());
+        let result = match self.pre.instantiate_async(&mut store).await {
+            Ok(plugin) => call(&plugin, &mut store).await,
+            Err(err) => Err(err),
+        };
+        store.data().finish();
+        match result {
+            Ok(Ok(answer)) => convert(answer),
+            Ok(Err(error)) => Err(Failure::Refused(refusal(error))),
+            Err(err) => Err(Failure::Stopped(self.stopped(err, store.data(), started))),
+        }
+    }
+
+    /// Names why a call ended without an answer, and logs the detail.
+    fn stopped(&self, err: wasmtime::Error, sandbox: &Sandbox, started: Instant) -> Stop {
+        let stop = if sandbox.memory.hit {
+            Stop::Memory(sandbox.memory.cap())
+        } else if err.downcast_ref::<DeadlineExceeded>().is_some()
+            || started.elapsed() >= self.limits.timeout
+        {
+            Stop::Deadline(self.limits.timeout)
+        } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+            Stop::Busy
+        } else if let Some(trap) = err.downcast_ref::<Trap>() {
+            Stop::Trap(trap.to_string())
+        } else {
+            Stop::Host(anyhow::anyhow!("{err:#}"))
+        };
+        tracing::error!(
+            service = %self.limits.service,
+            reason = %stop,
+            detail = format!("{err:?}"),
+            "plugin call stopped"
+        );
+        stop
+    }
+
+    fn contract(&self, what: String) -> Failure {
+        tracing::error!(service = %self.limits.service, "plugin broke the contract: {what}");
+        Failure::Stopped(Stop::Contract(format!("its answer broke the contract: {what}")))
+    }
+
+    fn env(&self, vars: Vec<(String, String)>) -> Outcome<Env> {
+        let mut env = Env::new();
+        for (name, value) in vars {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(self.contract(format!("{name:?} is not an env var name")));
+            }
+            if env.insert(name.clone(), value).is_some() {
+                return Err(self.contract(format!("env var {name:?} is given twice")));
+            }
+        }
+        Ok(env)
+    }
+}
+
+#[async_trait]
+impl Plugin for WasmPlugin {
+    async fn plans(&self, context: Context) -> Outcome<Vec<Plan>> {
+        let ctx = to_context(&context);
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_plans(store, &ctx).await }),
+            |plans| Ok(plans.into_iter().map(|plan| Plan { name: plan.name, description: plan.description }).collect()),
+        )
+        .await
+    }
+
+    async fn create(&self, instance: Instance, context: Context) -> Outcome<Provisioned> {
+        let request = wit::CreateRequest {
+            instance: to_instance(&instance),
+            context: to_context(&context),
+        };
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_create(store, &request).await }),
+            |provisioned| Ok(from_provisioned(provisioned)),
+        )
+        .await
+    }
+
+    async fn update(&self, current: Instance, next: Instance, context: Context) -> Outcome<Provisioned> {
+        let request = wit::UpdateRequest {
+            current: to_instance(&current),
+            next: to_instance(&next),
+            context: to_context(&context),
+        };
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_update(store, &request).await }),
+            |provisioned| Ok(from_provisioned(provisioned)),
+        )
+        .await
+    }
+
+    async fn remove(&self, instance: Instance, context: Context) -> Outcome<()> {
+        let (inst, ctx) = (to_instance(&instance), to_context(&context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_remove(store, &inst, &ctx).await }),
+            Ok,
+        )
+        .await
+    }
+
+    async fn info(&self, instance: Instance, context: Context) -> Outcome<Vec<InfoItem>> {
+        let (inst, ctx) = (to_instance(&instance), to_context(&context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_info(store, &inst, &ctx).await }),
+            |items| Ok(items.into_iter().map(|item| InfoItem { label: item.label, value: item.value }).collect()),
+        )
+        .await
+    }
+
+    async fn status(&self, instance: Instance, context: Context) -> Outcome<Status> {
+        let (inst, ctx) = (to_instance(&instance), to_context(&context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_status(store, &inst, &ctx).await }),
+            |status| {
+                Ok(match status {
+                    wit::InstanceStatus::Up => Status::Up,
+                    wit::InstanceStatus::Pending(note) => Status::Pending(note),
+                    wit::InstanceStatus::Down(reason) => Status::Down(reason),
+                    wit::InstanceStatus::Custom(text) => Status::Custom(text),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn bind_app(&self, instance: Instance, app: AppBinding, context: Context) -> Outcome<Env> {
+        let (inst, app) = (to_instance(&instance), to_app(&app, &context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_bind_app(store, &inst, &app).await }),
+            |vars| self.env(vars),
+        )
+        .await
+    }
+
+    async fn unbind_app(&self, instance: Instance, app: AppBinding, context: Context) -> Outcome<()> {
+        let (inst, app) = (to_instance(&instance), to_app(&app, &context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_unbind_app(store, &inst, &app).await }),
+            Ok,
+        )
+        .await
+    }
+
+    async fn bind_job(&self, instance: Instance, job: JobBinding, context: Context) -> Outcome<Env> {
+        let (inst, job) = (to_instance(&instance), to_job(&job, &context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_bind_job(store, &inst, &job).await }),
+            |vars| self.env(vars),
+        )
+        .await
+    }
+
+    async fn unbind_job(&self, instance: Instance, job: JobBinding, context: Context) -> Outcome<()> {
+        let (inst, job) = (to_instance(&instance), to_job(&job, &context));
+        self.run(
+            &context,
+            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_unbind_job(store, &inst, &job).await }),
+            Ok,
+        )
+        .await
+    }
+
+    async fn proxy(
+        &self,
+        instance: Option<Instance>,
+        request: ProxyRequest,
+        context: Context,
+    ) -> Outcome<ProxyResponse> {
+        let inst = instance.as_ref().map(to_instance);
+        let req = wit::ProxyRequest {
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            context: to_context(&context),
+        };
+        self.run(
+            &context,
+            |plugin, store| {
+                Box::pin(async move { plugin.orizuru_service_handler().call_proxy(store, inst.as_ref(), &req).await })
+            },
+            |response| {
+                if !(100..=599).contains(&response.status) {
+                    return Err(self.contract(format!("{} is not an HTTP status", response.status)));
+                }
+                Ok(ProxyResponse {
+                    status: response.status,
+                    headers: response.headers,
+                    body: response.body,
+                })
+            },
+        )
+        .await
+    }
+}
+
+fn to_context(context: &Context) -> wit::Context {
+    wit::Context {
+        user: context.user.clone(),
+        event_id: context.event_id.clone(),
+        request_id: context.request_id.clone(),
+        pool_name: context.pool_name.clone(),
+        pool_provisioner: context.pool_provisioner.clone(),
+        cluster_name: context.cluster_name.clone(),
+        cluster_provisioner: context.cluster_provisioner.clone(),
+        cluster_addresses: context.cluster_addresses.clone(),
+        cluster_kube_config: context.cluster_kube_config.clone(),
+    }
+}
+
+fn to_instance(instance: &Instance) -> wit::Instance {
+    wit::Instance {
+        name: instance.name.clone(),
+        plan: instance.plan.clone(),
+        team: instance.team.clone(),
+        description: instance.description.clone(),
+        tags: instance.tags.clone(),
+        parameters: serde_json::Value::Object(instance.parameters.clone()).to_string(),
+        data: instance.data.clone(),
+    }
+}
+
+fn to_app(app: &AppBinding, context: &Context) -> wit::AppBinding {
+    wit::AppBinding {
+        app_name: app.app_name.clone(),
+        app_hosts: app.app_hosts.clone(),
+        app_internal_hosts: app.app_internal_hosts.clone(),
+        app_pool_name: app.app_pool_name.clone(),
+        app_pool_provisioner: app.app_pool_provisioner.clone(),
+        app_cluster_name: app.app_cluster_name.clone(),
+        app_cluster_provisioner: app.app_cluster_provisioner.clone(),
+        app_cluster_addresses: app.app_cluster_addresses.clone(),
+        parameters: serde_json::Value::Object(app.parameters.clone()).to_string(),
+        context: to_context(context),
+    }
+}
+
+fn to_job(job: &JobBinding, context: &Context) -> wit::JobBinding {
+    wit::JobBinding {
+        job_name: job.job_name.clone(),
+        job_pool_name: job.job_pool_name.clone(),
+        job_cluster_name: job.job_cluster_name.clone(),
+        context: to_context(context),
+    }
+}
+
+fn from_provisioned(provisioned: wit::Provisioned) -> Provisioned {
+    match provisioned {
+        wit::Provisioned::Ready(data) => Provisioned::Ready(data),
+        wit::Provisioned::Pending(data) => Provisioned::Pending(data),
+    }
+}
+
+fn refusal(error: wit::Error) -> Refusal {
+    match error {
+        wit::Error::Invalid(sentence) => Refusal::Invalid(sentence),
+        wit::Error::NotFound(sentence) => Refusal::NotFound(sentence),
+        wit::Error::Conflict(sentence) => Refusal::Conflict(sentence),
+        wit::Error::NotReady(sentence) => Refusal::NotReady(sentence),
+        wit::Error::Failed(sentence) => Refusal::Failed(sentence),
+        wit::Error::Unsupported => Refusal::Unsupported,
+        wit::Error::MissingParams(names) => Refusal::MissingParams(names),
+    }
+}

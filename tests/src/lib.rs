@@ -1,0 +1,185 @@
+//! What the end-to-end tests share: a host started on `127.0.0.1:0` with
+//! plugins built from source, and a tsuru-like client for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use orizuru::Host;
+use orizuru::config::{Config, Overrides};
+use reqwest::{Method, RequestBuilder, Response};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A plugin built from `plugins/<name>` by this crate's build script.
+pub fn plugin(name: &str) -> PathBuf {
+    Path::new(env!("ORIZURU_TEST_PLUGINS")).join(format!("{name}.wasm"))
+}
+
+/// The password every test service gets: `secret-<id>`.
+pub fn password(id: &str) -> String {
+    format!("secret-{id}")
+}
+
+/// A `[[services]]` entry serving `plugin` as service `id`, with extra TOML lines.
+pub fn service(id: &str, plugin_name: &str, extra: &str) -> String {
+    format!(
+        "[[services]]\nid = \"{id}\"\nplugin = \"{}\"\npassword = \"{}\"\n{extra}\n",
+        plugin(plugin_name).display(),
+        password(id)
+    )
+}
+
+/// A running host.
+pub struct Server {
+    pub url: String,
+    pub host: Arc<Host>,
+    config_text: String,
+    data_dir: Arc<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Starts a host with these `[[services]]` entries and a fresh data dir.
+    pub async fn start(services: &[String]) -> Server {
+        let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
+        Self::start_in(services.concat(), data_dir).await
+    }
+
+    async fn start_in(config_text: String, data_dir: Arc<tempfile::TempDir>) -> Server {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("a loopback address")),
+            data_dir: Some(data_dir.path().to_owned()),
+        };
+        let config = Config::parse(&config_text, data_dir.path(), &overrides, |_| None)
+            .unwrap_or_else(|err| panic!("test config is invalid: {err}\n{config_text}"));
+        let host = Host::start(&config).await.expect("the host starts");
+        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("a free port");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(orizuru::serve(listener, host.clone(), async {
+            stopped.await.ok();
+        }));
+        Server {
+            url,
+            host,
+            config_text,
+            data_dir,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Stops this host after its requests in flight, and starts another on
+    /// the same config and data dir.
+    pub async fn restart(mut self) -> Server {
+        self.stop().await;
+        let (config_text, data_dir) = (self.config_text.clone(), self.data_dir.clone());
+        drop(self);
+        Self::start_in(config_text, data_dir).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ends").expect("the server stops cleanly");
+        }
+    }
+
+    /// A client authenticated as service `id`, using the `/resources` routes.
+    pub fn tsuru(&self, id: &str) -> Tsuru {
+        Tsuru::new(&self.url, id, &password(id))
+    }
+
+    /// A client for service `id` under `/services/{id}`.
+    pub fn tsuru_prefixed(&self, id: &str) -> Tsuru {
+        Tsuru::new(&format!("{}/services/{id}", self.url), id, &password(id))
+    }
+}
+
+/// What tsuru would see of a response.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub content_type: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    pub async fn of(response: Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.expect("a readable body");
+        Answer {
+            status,
+            body,
+            content_type,
+            headers,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {:?}", self.body))
+    }
+}
+
+/// A client that calls the service API as tsuru does.
+#[derive(Clone)]
+pub struct Tsuru {
+    base: String,
+    username: String,
+    password: String,
+    client: reqwest::Client,
+}
+
+impl Tsuru {
+    pub fn new(base: &str, username: &str, password: &str) -> Tsuru {
+        Tsuru {
+            base: base.to_owned(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn with_password(&self, password: &str) -> Tsuru {
+        Tsuru {
+            password: password.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// A request with tsuru's auth and headers.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.username, Some(&self.password))
+            .header("Accept", "application/json")
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Answer {
+        Answer::of(request.send().await.expect("the host answers")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    /// A form-encoded call, as tsuru sends by default.
+    pub async fn form(&self, method: Method, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.send(self.request(method, path).form(fields)).await
+    }
+
+    /// A JSON call, as tsuru sends to services registered with `encoding: json`.
+    pub async fn json(&self, method: Method, path: &str, body: serde_json::Value) -> Answer {
+        self.send(self.request(method, path).json(&body)).await
+    }
+}
