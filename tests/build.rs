@@ -10,8 +10,12 @@ use std::process::Command;
 const PLUGINS: &[&str] = &["fake", "queue", "misbehave"];
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("tests/ sits in the workspace").to_owned();
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned();
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
@@ -19,23 +23,40 @@ fn main() {
 
     println!("cargo:rerun-if-changed=build.rs");
     for watched in ["plugins", "guest-sdk", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(&workspace)
-        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for plugin in PLUGINS {
         command.args(["-p", plugin]);
     }
     // The outer build's flags are for the host, not for wasm.
-    for flags in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR"] {
+    for flags in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
         command.env_remove(flags);
     }
-    let status = command.status().expect("cannot run cargo to build the test plugins");
+    let status = command
+        .status()
+        .expect("cannot run cargo to build the test plugins");
     if !status.success() {
         panic!(
             "building the plugins for wasm32-wasip2 failed (see above); if the target is missing, run: rustup target add wasm32-wasip2"

@@ -175,7 +175,10 @@ macro_rules! export {
                 ) -> Result<Vec<wit::InfoItem>, wit::Error> {
                     <$service as $crate::Service>::info(inst, ctx)
                 }
-                fn status(inst: wit::Instance, ctx: wit::Context) -> Result<wit::InstanceStatus, wit::Error> {
+                fn status(
+                    inst: wit::Instance,
+                    ctx: wit::Context,
+                ) -> Result<wit::InstanceStatus, wit::Error> {
                     <$service as $crate::Service>::status(inst, ctx)
                 }
                 fn bind_app(
@@ -266,8 +269,11 @@ impl Provisioned {
     /// Remember `data` with the instance; every later call receives it in
     /// [`Instance::data`] (read it back with [`Instance::data_as`]).
     pub fn with_data(self, data: &impl Serialize) -> Result<Self> {
-        let text = serde_json::to_string(data)
-            .map_err(|err| Error::failed(format!("the plugin's instance data could not be encoded: {err}")))?;
+        let text = serde_json::to_string(data).map_err(|err| {
+            Error::failed(format!(
+                "the plugin's instance data could not be encoded: {err}"
+            ))
+        })?;
         Ok(match self {
             Self::Ready(_) => Self::Ready(Some(text)),
             Self::Pending(_) => Self::Pending(Some(text)),
@@ -303,12 +309,16 @@ impl Instance {
 impl AppBinding {
     /// The binding's parameters decoded into the author's own type.
     pub fn parameters_as<T: DeserializeOwned>(&self) -> Result<T> {
-        decode_parameters(&self.parameters, &format!("the binding of app \"{}\"", self.app_name))
+        decode_parameters(
+            &self.parameters,
+            &format!("the binding of app \"{}\"", self.app_name),
+        )
     }
 }
 
 fn decode_parameters<T: DeserializeOwned>(json: &str, of: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|err| Error::invalid(format!("the parameters of {of} are not valid: {err}")))
+    serde_json::from_str(json)
+        .map_err(|err| Error::invalid(format!("the parameters of {of} are not valid: {err}")))
 }
 
 impl ProxyResponse {

@@ -104,7 +104,10 @@ impl std::fmt::Debug for ServiceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the config file {} is not valid: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("the config file {} is not valid: {message}", path.display())]
@@ -167,7 +170,8 @@ impl Config {
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
         for (index, entry) in file.services.into_iter().enumerate() {
-            let service = ServiceConfig::check(entry, index, base, &env).map_err(Problem::Meaning)?;
+            let service =
+                ServiceConfig::check(entry, index, base, &env).map_err(Problem::Meaning)?;
             if !ids.insert(service.id.clone()) {
                 return Err(Problem::Meaning(format!(
                     "service id \"{}\" is used twice; give each [[services]] entry its own id",
@@ -312,9 +316,12 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(text, Path::new("/etc/orizuru"), &Overrides::default(), |name| {
-            (name == "FAKE_PASSWORD").then(|| "from-env".to_owned())
-        })
+        Config::parse(
+            text,
+            Path::new("/etc/orizuru"),
+            &Overrides::default(),
+            |name| (name == "FAKE_PASSWORD").then(|| "from-env".to_owned()),
+        )
         .map_err(|err| err.to_string())
     }
 
@@ -344,21 +351,40 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = parse("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
         assert!(err.contains("listen_port"), "{err}");
-        let err = parse("[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"p\"\nmemory = 3\n")
-            .unwrap_err();
+        let err =
+            parse("[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"p\"\nmemory = 3\n")
+                .unwrap_err();
         assert!(err.contains("memory"), "{err}");
     }
 
     #[test]
     fn bad_services_are_refused_with_a_reason() {
         let cases = [
-            ("id = \"My_Service\"\nplugin = \"a\"\npassword = \"p\"", "not a tsuru service id"),
+            (
+                "id = \"My_Service\"\nplugin = \"a\"\npassword = \"p\"",
+                "not a tsuru service id",
+            ),
             ("id = \"a\"\nplugin = \"a\"", "no password"),
-            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\npassword_env = \"X\"", "keep one"),
-            ("id = \"a\"\nplugin = \"a\"\npassword_env = \"UNSET\"", "UNSET, which is not set"),
-            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\ntimeout_ms = 0", "timeout_ms"),
-            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmemory_mb = 9000", "memory_mb is 9000"),
-            ("id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nusername = \"x:y\"", "without ':'"),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\npassword_env = \"X\"",
+                "keep one",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword_env = \"UNSET\"",
+                "UNSET, which is not set",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\ntimeout_ms = 0",
+                "timeout_ms",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmemory_mb = 9000",
+                "memory_mb is 9000",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nusername = \"x:y\"",
+                "without ':'",
+            ),
         ];
         for (service, expected) in cases {
             let err = parse(&format!("[[services]]\n{service}\n")).unwrap_err();
@@ -366,7 +392,10 @@ mod tests {
         }
         let twice = "[[services]]\nid = \"a\"\nplugin = \"a\"\npassword = \"p\"\n[[services]]\nid = \"a\"\nplugin = \"b\"\npassword = \"q\"\n";
         assert!(parse(twice).unwrap_err().contains("used twice"));
-        let long = format!("[[services]]\nid = \"{}\"\nplugin = \"a\"\npassword = \"p\"\n", "a".repeat(41));
+        let long = format!(
+            "[[services]]\nid = \"{}\"\nplugin = \"a\"\npassword = \"p\"\n",
+            "a".repeat(41)
+        );
         assert!(parse(&long).unwrap_err().contains("at most 40"));
     }
 }

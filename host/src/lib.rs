@@ -33,7 +33,7 @@ pub struct Host {
     pub registry: Registry,
     pub ledger: Arc<dyn Ledger>,
     // Kept for as long as plugins run: it drives their deadlines.
-    _runtime: Runtime,
+    _runtime: Option<Runtime>,
 }
 
 impl Host {
@@ -63,13 +63,27 @@ impl Host {
                 compile_ms = started.elapsed().as_millis() as u64,
                 "plugin loaded"
             );
-            services.push(Service::new(service.clone(), Arc::new(plugin), ledger.clone()));
+            services.push(Service::new(
+                service.clone(),
+                Arc::new(plugin),
+                ledger.clone(),
+            ));
         }
         Ok(Arc::new(Host {
             registry: Registry::new(services),
             ledger,
-            _runtime: runtime,
+            _runtime: Some(runtime),
         }))
+    }
+
+    /// A host around services built elsewhere, for embedding Orizuru with
+    /// plugins of another kind (and for testing the contract without wasm).
+    pub fn with_services(services: Vec<Service>, ledger: Arc<dyn Ledger>) -> Arc<Host> {
+        Arc::new(Host {
+            registry: Registry::new(services),
+            ledger,
+            _runtime: None,
+        })
     }
 }
 

@@ -67,7 +67,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("orizuru: cannot start the async runtime: {err}");
@@ -89,7 +92,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     let address = listener.local_addr()?;
-    println!("orizuru is serving {} service(s) at http://{address}", config.services.len());
+    println!(
+        "orizuru is serving {} service(s) at http://{address}",
+        config.services.len()
+    );
     for service in &config.services {
         let password = match &service.password_source {
             PasswordSource::ConfigFile => format!("password \"{}\"", service.password.expose()),
@@ -108,7 +114,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,cranelift_codegen=warn,wasmtime_cranelift=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -18,7 +18,9 @@ impl Registry {
             registry
                 .id_by_username
                 .insert(service.config().username.clone(), service.id().to_owned());
-            registry.by_id.insert(service.id().to_owned(), Arc::new(service));
+            registry
+                .by_id
+                .insert(service.id().to_owned(), Arc::new(service));
         }
         registry
     }
@@ -28,7 +30,9 @@ impl Registry {
     }
 
     pub fn by_username(&self, username: &str) -> Option<&Arc<Service>> {
-        self.id_by_username.get(username).and_then(|id| self.by_id.get(id))
+        self.id_by_username
+            .get(username)
+            .and_then(|id| self.by_id.get(id))
     }
 
     /// Every service, by id.

@@ -31,7 +31,9 @@ pub enum ActionError {
     UnknownInstance { service: String, instance: String },
     #[error("instance \"{instance}\" already exists in service \"{service}\"; choose another name")]
     Duplicate { service: String, instance: String },
-    #[error("instance \"{instance}\" is not ready yet ({note}); try again once `tsuru service instance status` says it is up")]
+    #[error(
+        "instance \"{instance}\" is not ready yet ({note}); try again once `tsuru service instance status` says it is up"
+    )]
     NotReady { instance: String, note: String },
     #[error("service \"{service}\" does not support {}", unsupported_what(*.action))]
     Unsupported { service: String, action: Action },
@@ -40,7 +42,7 @@ pub enum ActionError {
     Refused { service: String, refusal: Refusal },
     #[error("plugin \"{service}\" stopped: {stop}")]
     Stopped { service: String, stop: Stop },
-    #[error("service \"{service}\" could not record the {} of instance \"{instance}\"; try again", .action.as_str())]
+    #[error("service \"{service}\" could not reach its ledger for the {} of instance \"{instance}\"; try again", .action.as_str())]
     Ledger {
         service: String,
         action: Action,
@@ -94,6 +96,43 @@ pub enum Created {
     Pending,
 }
 
+/// What a bind or unbind is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bindee {
+    App(AppBinding),
+    Job(JobBinding),
+}
+
+impl Bindee {
+    fn name(&self) -> &str {
+        match self {
+            Bindee::App(app) => &app.app_name,
+            Bindee::Job(job) => &job.job_name,
+        }
+    }
+
+    fn kind(&self) -> BindingKind {
+        match self {
+            Bindee::App(_) => BindingKind::App,
+            Bindee::Job(_) => BindingKind::Job,
+        }
+    }
+
+    fn bind_action(&self) -> Action {
+        match self {
+            Bindee::App(_) => Action::BindApp,
+            Bindee::Job(_) => Action::BindJob,
+        }
+    }
+
+    fn unbind_action(&self) -> Action {
+        match self {
+            Bindee::App(_) => Action::UnbindApp,
+            Bindee::Job(_) => Action::UnbindJob,
+        }
+    }
+}
+
 /// What tsuru sends to update an instance.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceUpdate {
@@ -129,14 +168,21 @@ impl Service {
         }
     }
 
-    pub async fn create(&self, instance: Instance, context: Context) -> Result<Created, ActionError> {
+    pub async fn create(
+        &self,
+        instance: Instance,
+        context: Context,
+    ) -> Result<Created, ActionError> {
         let name = instance.name.clone();
         if let Some(created) = self.replayed(Action::Create, &name, "", &context).await? {
             return Ok(created);
         }
+        // No create runs past its deadline: a reservation older than that
+        // was left by a crash or a ledger failure, and may be taken over.
+        let stale_after = self.config.timeout + std::time::Duration::from_secs(1);
         let reserved = self
             .ledger
-            .reserve(self.id(), &instance)
+            .reserve(self.id(), &instance, stale_after)
             .await
             .map_err(|source| self.ledger_error(Action::Create, &name, source))?;
         if !reserved {
@@ -150,18 +196,34 @@ impl Service {
             Err(failure) => {
                 // A refused create leaves no instance behind.
                 let error = self.failure(Action::Create, failure);
-                let release = vec![Change::Remove { instance: name.clone() }];
-                self.record_failure(Action::Create, &name, "", &context, release, &error).await;
+                let release = vec![Change::Remove {
+                    instance: name.clone(),
+                }];
+                self.record_failure(Action::Create, &name, "", &context, release, &error)
+                    .await;
                 return Err(error);
             }
         };
         let (record, created) = match provisioned {
-            Provisioned::Ready(data) => (with_state(instance, data, InstanceState::Ready), Created::Ready),
-            Provisioned::Pending(data) => (with_state(instance, data, InstanceState::Pending), Created::Pending),
+            Provisioned::Ready(data) => (
+                with_state(instance, data, InstanceState::Ready),
+                Created::Ready,
+            ),
+            Provisioned::Pending(data) => (
+                with_state(instance, data, InstanceState::Pending),
+                Created::Pending,
+            ),
         };
         let made = record.instance.clone();
         if let Err(error) = self
-            .record(Action::Create, &name, "", &context, vec![Change::Put(record)], &created)
+            .record(
+                Action::Create,
+                &name,
+                "",
+                &context,
+                vec![Change::Put(record)],
+                &created,
+            )
             .await
         {
             // The service made it but the ledger does not know: undo it, so
@@ -178,42 +240,69 @@ impl Service {
         update: InstanceUpdate,
         context: Context,
     ) -> Result<(), ActionError> {
-        if self.replayed::<Value>(Action::Update, name, "", &context).await?.is_some() {
+        if self
+            .replayed::<Value>(Action::Update, name, "", &context)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
-        let current = self.load(name).await?;
+        let current = self.load(Action::Update, name).await?;
         let next = Instance {
             name: name.to_owned(),
-            plan: update.plan.filter(|plan| !plan.is_empty()).or(current.instance.plan.clone()),
+            plan: update
+                .plan
+                .filter(|plan| !plan.is_empty())
+                .or(current.instance.plan.clone()),
             team: update.team.or(current.instance.team.clone()),
             description: update.description,
             tags: update.tags,
             parameters: update.parameters,
             data: current.instance.data.clone(),
         };
-        let outcome = self.plugin.update(current.instance, next.clone(), context.clone()).await;
-        let provisioned = self.checked(Action::Update, name, "", &context, outcome).await?;
+        let outcome = self
+            .plugin
+            .update(current.instance, next.clone(), context.clone())
+            .await;
+        let provisioned = self
+            .checked(Action::Update, name, "", &context, outcome)
+            .await?;
         let record = match provisioned {
             Provisioned::Ready(data) => with_state(next, data, InstanceState::Ready),
             Provisioned::Pending(data) => with_state(next, data, InstanceState::Pending),
         };
-        self.record(Action::Update, name, "", &context, vec![Change::Put(record)], &Value::Null)
-            .await
+        self.record(
+            Action::Update,
+            name,
+            "",
+            &context,
+            vec![Change::Put(record)],
+            &Value::Null,
+        )
+        .await
     }
 
     pub async fn remove(&self, name: &str, context: Context) -> Result<(), ActionError> {
-        if self.replayed::<Value>(Action::Remove, name, "", &context).await?.is_some() {
+        if self
+            .replayed::<Value>(Action::Remove, name, "", &context)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
-        let current = self.load(name).await?;
+        let current = self.load(Action::Remove, name).await?;
         let outcome = undo(self.plugin.remove(current.instance, context.clone()).await);
-        self.checked(Action::Remove, name, "", &context, outcome).await?;
-        let changes = vec![Change::Remove { instance: name.to_owned() }];
-        self.record(Action::Remove, name, "", &context, changes, &Value::Null).await
+        self.checked(Action::Remove, name, "", &context, outcome)
+            .await?;
+        let changes = vec![Change::Remove {
+            instance: name.to_owned(),
+        }];
+        self.record(Action::Remove, name, "", &context, changes, &Value::Null)
+            .await
     }
 
     pub async fn info(&self, name: &str, context: Context) -> Result<Vec<InfoItem>, ActionError> {
-        let current = self.load(name).await?;
+        let current = self.load(Action::Info, name).await?;
         match self.plugin.info(current.instance, context).await {
             Err(Failure::Refused(Refusal::Unsupported)) => Ok(Vec::new()),
             outcome => outcome.map_err(|failure| self.failure(Action::Info, failure)),
@@ -221,76 +310,97 @@ impl Service {
     }
 
     pub async fn status(&self, name: &str, context: Context) -> Result<Status, ActionError> {
-        let current = self.load(name).await?;
+        let current = self.load(Action::Status, name).await?;
         self.health(current, context).await
     }
 
-    pub async fn bind_app(&self, name: &str, app: AppBinding, context: Context) -> Result<Env, ActionError> {
-        let target = app.app_name.clone();
-        if let Some(env) = self.replayed(Action::BindApp, name, &target, &context).await? {
+    /// Binds an app or a job: the env vars it gets.
+    pub async fn bind(
+        &self,
+        name: &str,
+        bindee: Bindee,
+        context: Context,
+    ) -> Result<Env, ActionError> {
+        let (action, kind, target) = (
+            bindee.bind_action(),
+            bindee.kind(),
+            bindee.name().to_owned(),
+        );
+        if let Some(env) = self.replayed(action, name, &target, &context).await? {
             return Ok(env);
         }
-        let current = self.ready(name, &context).await?;
-        let outcome = self.plugin.bind_app(current.instance, app, context.clone()).await;
-        let env = self.checked(Action::BindApp, name, &target, &context, outcome).await?;
+        let current = self.ready(action, name, &context).await?;
+        let outcome = match bindee {
+            Bindee::App(app) => {
+                self.plugin
+                    .bind_app(current.instance, app, context.clone())
+                    .await
+            }
+            Bindee::Job(job) => {
+                self.plugin
+                    .bind_job(current.instance, job, context.clone())
+                    .await
+            }
+        };
+        let env = self
+            .checked(action, name, &target, &context, outcome)
+            .await?;
         let binding = Binding {
-            kind: BindingKind::App,
+            kind,
             target: target.clone(),
             env: env.clone(),
         };
-        let changes = vec![Change::Bind { instance: name.to_owned(), binding }];
-        self.record(Action::BindApp, name, &target, &context, changes, &env).await?;
+        let changes = vec![Change::Bind {
+            instance: name.to_owned(),
+            binding,
+        }];
+        self.record(action, name, &target, &context, changes, &env)
+            .await?;
         Ok(env)
     }
 
-    pub async fn unbind_app(&self, name: &str, app: AppBinding, context: Context) -> Result<(), ActionError> {
-        let target = app.app_name.clone();
-        if self.replayed::<Value>(Action::UnbindApp, name, &target, &context).await?.is_some() {
+    /// Unbinds an app or a job; also what tsuru calls after a bind that
+    /// failed half-way, so an app the ledger never bound still reaches the plugin.
+    pub async fn unbind(
+        &self,
+        name: &str,
+        bindee: Bindee,
+        context: Context,
+    ) -> Result<(), ActionError> {
+        let (action, kind, target) = (
+            bindee.unbind_action(),
+            bindee.kind(),
+            bindee.name().to_owned(),
+        );
+        if self
+            .replayed::<Value>(action, name, &target, &context)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
-        let current = self.load(name).await?;
-        let outcome = undo(self.plugin.unbind_app(current.instance, app, context.clone()).await);
-        self.checked(Action::UnbindApp, name, &target, &context, outcome).await?;
-        let changes = vec![Change::Unbind {
-            instance: name.to_owned(),
-            kind: BindingKind::App,
-            target: target.clone(),
-        }];
-        self.record(Action::UnbindApp, name, &target, &context, changes, &Value::Null).await
-    }
-
-    pub async fn bind_job(&self, name: &str, job: JobBinding, context: Context) -> Result<Env, ActionError> {
-        let target = job.job_name.clone();
-        if let Some(env) = self.replayed(Action::BindJob, name, &target, &context).await? {
-            return Ok(env);
-        }
-        let current = self.ready(name, &context).await?;
-        let outcome = self.plugin.bind_job(current.instance, job, context.clone()).await;
-        let env = self.checked(Action::BindJob, name, &target, &context, outcome).await?;
-        let binding = Binding {
-            kind: BindingKind::Job,
-            target: target.clone(),
-            env: env.clone(),
+        let current = self.load(action, name).await?;
+        let outcome = match bindee {
+            Bindee::App(app) => {
+                self.plugin
+                    .unbind_app(current.instance, app, context.clone())
+                    .await
+            }
+            Bindee::Job(job) => {
+                self.plugin
+                    .unbind_job(current.instance, job, context.clone())
+                    .await
+            }
         };
-        let changes = vec![Change::Bind { instance: name.to_owned(), binding }];
-        self.record(Action::BindJob, name, &target, &context, changes, &env).await?;
-        Ok(env)
-    }
-
-    pub async fn unbind_job(&self, name: &str, job: JobBinding, context: Context) -> Result<(), ActionError> {
-        let target = job.job_name.clone();
-        if self.replayed::<Value>(Action::UnbindJob, name, &target, &context).await?.is_some() {
-            return Ok(());
-        }
-        let current = self.load(name).await?;
-        let outcome = undo(self.plugin.unbind_job(current.instance, job, context.clone()).await);
-        self.checked(Action::UnbindJob, name, &target, &context, outcome).await?;
+        self.checked(action, name, &target, &context, undo(outcome))
+            .await?;
         let changes = vec![Change::Unbind {
             instance: name.to_owned(),
-            kind: BindingKind::Job,
+            kind,
             target: target.clone(),
         }];
-        self.record(Action::UnbindJob, name, &target, &context, changes, &Value::Null).await
+        self.record(action, name, &target, &context, changes, &Value::Null)
+            .await
     }
 
     /// Forwards a request as it came: to an instance, or to the service when
@@ -302,7 +412,7 @@ impl Service {
         context: Context,
     ) -> Result<ProxyResponse, ActionError> {
         let instance = match name {
-            Some(name) => Some(self.load(name).await?.instance),
+            Some(name) => Some(self.load(Action::Proxy, name).await?.instance),
             None => None,
         };
         self.plugin
@@ -311,11 +421,11 @@ impl Service {
             .map_err(|failure| self.failure(Action::Proxy, failure))
     }
 
-    async fn load(&self, name: &str) -> Result<InstanceRecord, ActionError> {
+    async fn load(&self, action: Action, name: &str) -> Result<InstanceRecord, ActionError> {
         self.ledger
             .instance(self.id(), name)
             .await
-            .map_err(|source| self.ledger_error(Action::Info, name, source))?
+            .map_err(|source| self.ledger_error(action, name, source))?
             .ok_or_else(|| ActionError::UnknownInstance {
                 service: self.id().to_owned(),
                 instance: name.to_owned(),
@@ -323,7 +433,11 @@ impl Service {
     }
 
     /// Asks the plugin how the instance is, and records that a pending one is up.
-    async fn health(&self, current: InstanceRecord, context: Context) -> Result<Status, ActionError> {
+    async fn health(
+        &self,
+        current: InstanceRecord,
+        context: Context,
+    ) -> Result<Status, ActionError> {
         let status = self
             .plugin
             .status(current.instance.clone(), context)
@@ -345,8 +459,13 @@ impl Service {
 
     /// The instance, once it is ready to be bound: a pending one is asked
     /// for its status first, and answers "not ready" until it is up.
-    async fn ready(&self, name: &str, context: &Context) -> Result<InstanceRecord, ActionError> {
-        let current = self.load(name).await?;
+    async fn ready(
+        &self,
+        action: Action,
+        name: &str,
+        context: &Context,
+    ) -> Result<InstanceRecord, ActionError> {
+        let current = self.load(action, name).await?;
         if current.state == InstanceState::Ready {
             return Ok(current);
         }
@@ -400,7 +519,11 @@ impl Service {
                 Ok(Some(answer))
             }
             Err(err) => {
-                tracing::warn!(service = self.id(), event_id, "a recorded answer does not fit; calling the plugin again: {err}");
+                tracing::warn!(
+                    service = self.id(),
+                    event_id,
+                    "a recorded answer does not fit; calling the plugin again: {err}"
+                );
                 Ok(None)
             }
         }
@@ -419,7 +542,8 @@ impl Service {
             Ok(answer) => Ok(answer),
             Err(failure) => {
                 let error = self.failure(action, failure);
-                self.record_failure(action, instance, target, context, Vec::new(), &error).await;
+                self.record_failure(action, instance, target, context, Vec::new(), &error)
+                    .await;
                 Err(error)
             }
         }
@@ -436,7 +560,13 @@ impl Service {
     ) -> Result<(), ActionError> {
         let answer = serde_json::to_value(answer)
             .map_err(|err| self.ledger_error(action, instance, err.into()))?;
-        let event = event(action, instance, target, context, EventOutcome::Succeeded(answer));
+        let event = event(
+            action,
+            instance,
+            target,
+            context,
+            EventOutcome::Succeeded(answer),
+        );
         self.ledger
             .commit(self.id(), changes, Some(event))
             .await
@@ -452,7 +582,13 @@ impl Service {
         changes: Vec<Change>,
         error: &ActionError,
     ) {
-        let event = event(action, instance, target, context, EventOutcome::Failed(error.to_string()));
+        let event = event(
+            action,
+            instance,
+            target,
+            context,
+            EventOutcome::Failed(error.to_string()),
+        );
         if let Err(err) = self.ledger.commit(self.id(), changes, Some(event)).await {
             tracing::error!(
                 service = self.id(),
@@ -466,7 +602,11 @@ impl Service {
     async fn undo_create(&self, instance: Instance, context: Context) {
         let name = instance.name.clone();
         match self.plugin.remove(instance, context).await {
-            Ok(()) => tracing::warn!(service = self.id(), instance = name, "removed an instance the ledger could not record"),
+            Ok(()) => tracing::warn!(
+                service = self.id(),
+                instance = name,
+                "removed an instance the ledger could not record"
+            ),
             Err(failure) => tracing::error!(
                 service = self.id(),
                 instance = name,
@@ -474,9 +614,15 @@ impl Service {
                 self.failure(Action::Remove, failure)
             ),
         }
-        let release = vec![Change::Remove { instance: name.clone() }];
+        let release = vec![Change::Remove {
+            instance: name.clone(),
+        }];
         if let Err(err) = self.ledger.commit(self.id(), release, None).await {
-            tracing::error!(service = self.id(), instance = name, "cannot release the name of an undone create: {err:#}");
+            tracing::error!(
+                service = self.id(),
+                instance = name,
+                "cannot release the name of an undone create: {err:#}"
+            );
         }
     }
 
@@ -490,7 +636,12 @@ impl Service {
     }
 
     fn ledger_error(&self, action: Action, instance: &str, source: anyhow::Error) -> ActionError {
-        tracing::error!(service = self.id(), action = action.as_str(), instance, "ledger failure: {source:#}");
+        tracing::error!(
+            service = self.id(),
+            action = action.as_str(),
+            instance,
+            "ledger failure: {source:#}"
+        );
         ActionError::Ledger {
             service: self.id().to_owned(),
             action,
@@ -519,7 +670,13 @@ fn with_state(instance: Instance, data: Option<String>, state: InstanceState) ->
     }
 }
 
-fn event(action: Action, instance: &str, target: &str, context: &Context, outcome: EventOutcome) -> Event {
+fn event(
+    action: Action,
+    instance: &str,
+    target: &str,
+    context: &Context,
+    outcome: EventOutcome,
+) -> Event {
     Event {
         action,
         instance: instance.to_owned(),

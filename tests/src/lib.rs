@@ -54,7 +54,9 @@ impl Server {
         let config = Config::parse(&config_text, data_dir.path(), &overrides, |_| None)
             .unwrap_or_else(|err| panic!("test config is invalid: {err}\n{config_text}"));
         let host = Host::start(&config).await.expect("the host starts");
-        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("a free port");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("a free port");
         let url = format!("http://{}", listener.local_addr().expect("a bound address"));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(orizuru::serve(listener, host.clone(), async {
@@ -84,7 +86,9 @@ impl Server {
             shutdown.send(()).ok();
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("the server task ends").expect("the server stops cleanly");
+            task.await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
         }
     }
 

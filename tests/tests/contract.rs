@@ -23,7 +23,13 @@ enum Encoding {
 
 /// Sends `fields` form-encoded or as tsuru's JSON (camelCase names,
 /// parameters as an object).
-async fn call(api: &Tsuru, encoding: Encoding, method: Method, path: &str, fields: &[(&str, &str)]) -> orizuru_tests::Answer {
+async fn call(
+    api: &Tsuru,
+    encoding: Encoding,
+    method: Method,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> orizuru_tests::Answer {
     match encoding {
         Encoding::Form => api.form(method, path, fields).await,
         Encoding::Json => {
@@ -38,7 +44,10 @@ async fn call(api: &Tsuru, encoding: Encoding, method: Method, path: &str, field
                     "eventid" => "eventID".to_owned(),
                     other => camel(other),
                 };
-                let list = matches!(*key, "tags" | "app-hosts" | "app-internal-hosts" | "app-cluster-addresses");
+                let list = matches!(
+                    *key,
+                    "tags" | "app-hosts" | "app-internal-hosts" | "app-cluster-addresses"
+                );
                 match body.get_mut(&name) {
                     Some(Value::Array(items)) => items.push(json!(value)),
                     _ if list => {
@@ -97,7 +106,11 @@ async fn lifecycle_in_both_encodings_and_both_routings() {
                 ],
             )
             .await;
-            assert_eq!(created.status, 201, "{encoding:?} {routing}: {}", created.body);
+            assert_eq!(
+                created.status, 201,
+                "{encoding:?} {routing}: {}",
+                created.body
+            );
 
             let info = api.get(&format!("/resources/{name}")).await;
             assert_eq!(info.status, 200);
@@ -115,16 +128,30 @@ async fn lifecycle_in_both_encodings_and_both_routings() {
                 encoding,
                 Method::POST,
                 &format!("/resources/{name}/bind-app"),
-                &[("app-name", "web"), ("app-hosts", "web.example.com"), ("user", "ana@example.com")],
+                &[
+                    ("app-name", "web"),
+                    ("app-hosts", "web.example.com"),
+                    ("user", "ana@example.com"),
+                ],
             )
             .await;
             assert_eq!(bind.status, 201, "{}", bind.body);
             let env = bind.json();
             assert_eq!(env["QUEUE_VHOST"], json!(format!("/{name}")));
             assert_eq!(env["QUEUE_PORT"], json!("5672"), "every value is a string");
-            assert!(env.as_object().is_some_and(|vars| vars.values().all(Value::is_string)));
+            assert!(
+                env.as_object()
+                    .is_some_and(|vars| vars.values().all(Value::is_string))
+            );
 
-            let unbind = call(&api, encoding, Method::DELETE, &format!("/resources/{name}/bind-app"), &[("app-name", "web")]).await;
+            let unbind = call(
+                &api,
+                encoding,
+                Method::DELETE,
+                &format!("/resources/{name}/bind-app"),
+                &[("app-name", "web")],
+            )
+            .await;
             assert_eq!(unbind.status, 200, "{}", unbind.body);
 
             let update = call(
@@ -132,7 +159,12 @@ async fn lifecycle_in_both_encodings_and_both_routings() {
                 encoding,
                 Method::PUT,
                 &format!("/resources/{name}"),
-                &[("plan", "large"), ("team", "platform"), ("description", "bigger"), ("parameters.retention_hours", "72")],
+                &[
+                    ("plan", "large"),
+                    ("team", "platform"),
+                    ("description", "bigger"),
+                    ("parameters.retention_hours", "72"),
+                ],
             )
             .await;
             assert_eq!(update.status, 200, "{}", update.body);
@@ -140,8 +172,18 @@ async fn lifecycle_in_both_encodings_and_both_routings() {
             assert_eq!(info.json()[0]["value"], "large");
             assert_eq!(info.json()[2]["value"], "72 hours");
 
-            assert_eq!(api.get(&format!("/resources/{name}/status")).await.status, 204);
-            let removed = call(&api, encoding, Method::DELETE, &format!("/resources/{name}"), &[("user", "ana@example.com")]).await;
+            assert_eq!(
+                api.get(&format!("/resources/{name}/status")).await.status,
+                204
+            );
+            let removed = call(
+                &api,
+                encoding,
+                Method::DELETE,
+                &format!("/resources/{name}"),
+                &[("user", "ana@example.com")],
+            )
+            .await;
             assert_eq!(removed.status, 200, "{}", removed.body);
             assert_eq!(api.get(&format!("/resources/{name}")).await.status, 404);
         }
@@ -180,9 +222,20 @@ async fn nested_parameters_decode_alike_from_form_and_json() {
     assert_eq!(from_json.status, 201, "{}", from_json.body);
 
     let ledger = &server.host.ledger;
-    let form = ledger.instance("fake", "from-form").await.expect("ledger").expect("recorded");
-    let from_json = ledger.instance("fake", "from-json").await.expect("ledger").expect("recorded");
-    assert_eq!(Value::Object(form.instance.parameters.clone()), json!({"p1": "v1", "p2": {"complex1": "c1", "complex2": "c2"}}));
+    let form = ledger
+        .instance("fake", "from-form")
+        .await
+        .expect("ledger")
+        .expect("recorded");
+    let from_json = ledger
+        .instance("fake", "from-json")
+        .await
+        .expect("ledger")
+        .expect("recorded");
+    assert_eq!(
+        Value::Object(form.instance.parameters.clone()),
+        json!({"p1": "v1", "p2": {"complex1": "c1", "complex2": "c2"}})
+    );
     assert_eq!(form.instance.parameters, from_json.instance.parameters);
     assert_eq!(form.instance.tags, ["x", "y"]);
     assert_eq!(from_json.instance.tags, ["x", "y"]);
@@ -193,10 +246,20 @@ async fn nested_parameters_decode_alike_from_form_and_json() {
 async fn duplicate_create_is_409_naming_the_instance() {
     let server = server().await;
     let api = server.tsuru("fake");
-    assert_eq!(api.form(Method::POST, "/resources", &[("name", "dup")]).await.status, 201);
-    let again = api.form(Method::POST, "/resources", &[("name", "dup")]).await;
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "dup")])
+            .await
+            .status,
+        201
+    );
+    let again = api
+        .form(Method::POST, "/resources", &[("name", "dup")])
+        .await;
     assert_eq!(again.status, 409);
-    assert_eq!(again.body, "instance \"dup\" already exists in service \"fake\"; choose another name");
+    assert_eq!(
+        again.body,
+        "instance \"dup\" already exists in service \"fake\"; choose another name"
+    );
 }
 
 /// Case 4: every route, both routings, without and with wrong credentials.
@@ -226,29 +289,64 @@ async fn every_route_needs_the_services_credentials() {
     for prefix in ["", "/services/queue"] {
         for (method, path) in routes {
             let url = format!("{}{prefix}{path}", server.url);
-            let bare = orizuru_tests::Answer::of(client.request(method.clone(), &url).send().await.expect("answer")).await;
+            let bare = orizuru_tests::Answer::of(
+                client
+                    .request(method.clone(), &url)
+                    .send()
+                    .await
+                    .expect("answer"),
+            )
+            .await;
             assert_eq!(bare.status, 401, "{method} {prefix}{path} without auth");
             assert!(bare.body.contains("needs basic auth"), "{}", bare.body);
             assert!(bare.headers.contains_key("www-authenticate"));
 
-            for (user, password) in [("queue", "wrong"), ("nobody", "secret-queue"), ("fake", "secret-queue")] {
+            for (user, password) in [
+                ("queue", "wrong"),
+                ("nobody", "secret-queue"),
+                ("fake", "secret-queue"),
+            ] {
                 let wrong = orizuru_tests::Answer::of(
-                    client.request(method.clone(), &url).basic_auth(user, Some(password)).send().await.expect("answer"),
+                    client
+                        .request(method.clone(), &url)
+                        .basic_auth(user, Some(password))
+                        .send()
+                        .await
+                        .expect("answer"),
                 )
                 .await;
-                assert_eq!(wrong.status, 401, "{method} {prefix}{path} as {user}:{password}");
-                assert!(wrong.body.starts_with("wrong username or password"), "{}", wrong.body);
+                assert_eq!(
+                    wrong.status, 401,
+                    "{method} {prefix}{path} as {user}:{password}"
+                );
+                assert!(
+                    wrong.body.starts_with("wrong username or password"),
+                    "{}",
+                    wrong.body
+                );
             }
         }
     }
     // One service's credentials never open another's routes.
-    let as_fake = Tsuru::new(&format!("{}/services/queue", server.url), "fake", "secret-fake");
+    let as_fake = Tsuru::new(
+        &format!("{}/services/queue", server.url),
+        "fake",
+        "secret-fake",
+    );
     assert_eq!(as_fake.get("/resources/plans").await.status, 401);
     // A wrong endpoint is named to a caller holding some service's credentials, to nobody else.
-    let unknown = server.tsuru("fake").get("/services/nope/resources/plans").await;
+    let unknown = server
+        .tsuru("fake")
+        .get("/services/nope/resources/plans")
+        .await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(unknown.body, "no service \"nope\" is served here; check the endpoint in the service's tsuru manifest");
-    let stranger = Tsuru::new(&server.url, "fake", "guess").get("/services/nope/resources/plans").await;
+    assert_eq!(
+        unknown.body,
+        "no service \"nope\" is served here; check the endpoint in the service's tsuru manifest"
+    );
+    let stranger = Tsuru::new(&server.url, "fake", "guess")
+        .get("/services/nope/resources/plans")
+        .await;
     assert_eq!(stranger.status, 401);
 }
 
@@ -259,12 +357,18 @@ async fn plans_are_a_json_list_never_an_empty_body() {
     for api in routings(&server, "queue") {
         let plans = api.get("/resources/plans?pool=main").await;
         assert_eq!(plans.status, 200);
-        assert_eq!(plans.json()[0], json!({"name": "small", "description": "One queue, 100 messages a second"}));
+        assert_eq!(
+            plans.json()[0],
+            json!({"name": "small", "description": "One queue, 100 messages a second"})
+        );
         assert_eq!(plans.json().as_array().map(Vec::len), Some(2));
     }
     let none = server.tsuru("fake").get("/resources/plans").await;
     assert_eq!((none.status, none.body.as_str()), (200, "[]"));
-    assert!(none.content_type.is_some_and(|kind| kind.starts_with("application/json")));
+    assert!(
+        none.content_type
+            .is_some_and(|kind| kind.starts_with("application/json"))
+    );
 }
 
 /// Cases 6, 7, 8, 11, 12 and 13 on unknown instances: the host answers 404.
@@ -273,21 +377,46 @@ async fn unknown_instances_are_404_on_every_instance_route() {
     let server = server().await;
     let api = server.tsuru("queue");
     let expected = "instance \"ghost\" does not exist in service \"queue\"";
-    let calls: Vec<(Method, &str, Vec<(&str, &str)>)> = vec![
+    type Call<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>);
+    let calls: Vec<Call> = vec![
         (Method::GET, "/resources/ghost", vec![]),
         (Method::PUT, "/resources/ghost", vec![("plan", "small")]),
         (Method::DELETE, "/resources/ghost", vec![]),
         (Method::GET, "/resources/ghost/status", vec![]),
-        (Method::POST, "/resources/ghost/bind-app", vec![("app-name", "web")]),
-        (Method::POST, "/resources/ghost/bind", vec![("app-name", "web")]),
-        (Method::DELETE, "/resources/ghost/bind-app", vec![("app-name", "web")]),
-        (Method::PUT, "/resources/ghost/binds/jobs/nightly", vec![("job-name", "nightly")]),
-        (Method::DELETE, "/resources/ghost/binds/jobs/nightly", vec![]),
+        (
+            Method::POST,
+            "/resources/ghost/bind-app",
+            vec![("app-name", "web")],
+        ),
+        (
+            Method::POST,
+            "/resources/ghost/bind",
+            vec![("app-name", "web")],
+        ),
+        (
+            Method::DELETE,
+            "/resources/ghost/bind-app",
+            vec![("app-name", "web")],
+        ),
+        (
+            Method::PUT,
+            "/resources/ghost/binds/jobs/nightly",
+            vec![("job-name", "nightly")],
+        ),
+        (
+            Method::DELETE,
+            "/resources/ghost/binds/jobs/nightly",
+            vec![],
+        ),
         (Method::POST, "/resources/ghost/backup", vec![]),
     ];
     for (method, path, fields) in calls {
         let answer = api.form(method.clone(), path, &fields).await;
-        assert_eq!((answer.status, answer.body.as_str()), (404, expected), "{method} {path}");
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (404, expected),
+            "{method} {path}"
+        );
     }
 }
 
@@ -298,27 +427,70 @@ async fn pending_instances_refuse_binds_until_up_and_can_be_removed() {
     let server = server().await;
     let api = server.tsuru("queue");
     let created = api
-        .form(Method::POST, "/resources", &[("name", "slow"), ("plan", "large"), ("parameters.provision_seconds", "2")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[
+                ("name", "slow"),
+                ("plan", "large"),
+                ("parameters.provision_seconds", "2"),
+            ],
+        )
         .await;
-    assert_eq!(created.status, 202, "a pending create is accepted: {}", created.body);
+    assert_eq!(
+        created.status, 202,
+        "a pending create is accepted: {}",
+        created.body
+    );
 
     let status = api.get("/resources/slow/status").await;
     assert_eq!(status.status, 202);
     assert!(status.body.starts_with("provisioning"), "{}", status.body);
 
-    let early = api.form(Method::POST, "/resources/slow/bind-app", &[("app-name", "web")]).await;
+    let early = api
+        .form(
+            Method::POST,
+            "/resources/slow/bind-app",
+            &[("app-name", "web")],
+        )
+        .await;
     assert_eq!(early.status, 412);
-    assert!(early.body.starts_with("instance \"slow\" is not ready yet (provisioning"), "{}", early.body);
+    assert!(
+        early
+            .body
+            .starts_with("instance \"slow\" is not ready yet (provisioning"),
+        "{}",
+        early.body
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let bound = api.form(Method::POST, "/resources/slow/bind-app", &[("app-name", "web")]).await;
+    let bound = api
+        .form(
+            Method::POST,
+            "/resources/slow/bind-app",
+            &[("app-name", "web")],
+        )
+        .await;
     assert_eq!(bound.status, 201, "{}", bound.body);
 
     let half = api
-        .form(Method::POST, "/resources", &[("name", "half"), ("plan", "large"), ("parameters.provision_seconds", "60")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[
+                ("name", "half"),
+                ("plan", "large"),
+                ("parameters.provision_seconds", "60"),
+            ],
+        )
         .await;
     assert_eq!(half.status, 202);
-    assert_eq!(api.form(Method::DELETE, "/resources/half", &[]).await.status, 200);
+    assert_eq!(
+        api.form(Method::DELETE, "/resources/half", &[])
+            .await
+            .status,
+        200
+    );
     assert_eq!(api.get("/resources/half").await.status, 404);
 }
 
@@ -327,16 +499,35 @@ async fn pending_instances_refuse_binds_until_up_and_can_be_removed() {
 async fn bind_answers_an_object_of_strings() {
     let server = server().await;
     let api = server.tsuru("fake");
-    assert_eq!(api.form(Method::POST, "/resources", &[("name", "db")]).await.status, 201);
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "db")])
+            .await
+            .status,
+        201
+    );
     for path in ["/resources/db/bind-app", "/resources/db/bind"] {
-        let bound = api.form(Method::POST, path, &[("app-name", "web"), ("app-host", "web.io")]).await;
+        let bound = api
+            .form(
+                Method::POST,
+                path,
+                &[("app-name", "web"), ("app-host", "web.io")],
+            )
+            .await;
         assert_eq!(bound.status, 201, "{path}");
         assert_eq!(bound.json(), json!({"SOMEVAR": "somevalue"}));
-        assert!(bound.content_type.is_some_and(|kind| kind.starts_with("application/json")));
+        assert!(
+            bound
+                .content_type
+                .is_some_and(|kind| kind.starts_with("application/json"))
+        );
     }
     let missing = api.form(Method::POST, "/resources/db/bind-app", &[]).await;
     assert_eq!(missing.status, 400);
-    assert!(missing.body.contains("\"app-name\" is missing"), "{}", missing.body);
+    assert!(
+        missing.body.contains("\"app-name\" is missing"),
+        "{}",
+        missing.body
+    );
 }
 
 /// Case 13: jobs bind and unbind like apps.
@@ -344,24 +535,66 @@ async fn bind_answers_an_object_of_strings() {
 async fn jobs_bind_and_unbind() {
     let server = server().await;
     let api = server.tsuru("queue");
-    assert_eq!(api.form(Method::POST, "/resources", &[("name", "jobs")]).await.status, 201);
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "jobs")])
+            .await
+            .status,
+        201
+    );
     let bound = api
-        .form(Method::PUT, "/resources/jobs/binds/jobs/nightly", &[("job-name", "nightly"), ("user", "ana")])
+        .form(
+            Method::PUT,
+            "/resources/jobs/binds/jobs/nightly",
+            &[("job-name", "nightly"), ("user", "ana")],
+        )
         .await;
     assert_eq!(bound.status, 201, "{}", bound.body);
     assert_eq!(bound.json()["QUEUE_USER"], "job-nightly");
-    let bindings = server.host.ledger.bindings("queue", "jobs").await.expect("ledger");
+    let bindings = server
+        .host
+        .ledger
+        .bindings("queue", "jobs")
+        .await
+        .expect("ledger");
     assert_eq!(bindings.len(), 1);
     assert_eq!(bindings[0].target, "nightly");
-    assert_eq!(api.form(Method::DELETE, "/resources/jobs/binds/jobs/nightly", &[]).await.status, 200);
-    assert!(server.host.ledger.bindings("queue", "jobs").await.expect("ledger").is_empty());
+    assert_eq!(
+        api.form(Method::DELETE, "/resources/jobs/binds/jobs/nightly", &[])
+            .await
+            .status,
+        200
+    );
+    assert!(
+        server
+            .host
+            .ledger
+            .bindings("queue", "jobs")
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
 
     // The fake API binds no jobs: a sentence, not a 404 tsuru would misread.
     let fake = server.tsuru("fake");
-    assert_eq!(fake.form(Method::POST, "/resources", &[("name", "ff")]).await.status, 201);
-    let refused = fake.form(Method::PUT, "/resources/ff/binds/jobs/nightly", &[]).await;
-    assert_eq!((refused.status, refused.body.as_str()), (400, "service \"fake\" does not support binding jobs"));
-    assert_eq!(fake.form(Method::DELETE, "/resources/ff/binds/jobs/nightly", &[]).await.status, 200);
+    assert_eq!(
+        fake.form(Method::POST, "/resources", &[("name", "ff")])
+            .await
+            .status,
+        201
+    );
+    let refused = fake
+        .form(Method::PUT, "/resources/ff/binds/jobs/nightly", &[])
+        .await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (400, "service \"fake\" does not support binding jobs")
+    );
+    assert_eq!(
+        fake.form(Method::DELETE, "/resources/ff/binds/jobs/nightly", &[])
+            .await
+            .status,
+        200
+    );
 }
 
 /// Case 14: 204 up, 202 pending, 500 down, 200 with a text.
@@ -380,7 +613,11 @@ async fn status_codes_follow_tsuru() {
             fields.push(("parameters.simulate", simulate));
         }
         let created = api.form(Method::POST, "/resources", &fields).await;
-        assert!(created.status == 201 || created.status == 202, "{}", created.body);
+        assert!(
+            created.status == 201 || created.status == 202,
+            "{}",
+            created.body
+        );
         let status = api.get(&format!("/resources/{name}/status")).await;
         assert_eq!(status.status, expected, "{name}");
         assert!(status.body.starts_with(body), "{name}: {}", status.body);
@@ -392,22 +629,84 @@ async fn status_codes_follow_tsuru() {
 async fn legacy_routes_answer_as_the_guide_says() {
     let server = server().await;
     let api = server.tsuru("fake");
-    assert_eq!(api.form(Method::POST, "/resources", &[("name", "myinstance")]).await.status, 201);
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "myinstance")])
+            .await
+            .status,
+        201
+    );
     let bound = api
-        .form(Method::POST, "/resources/myinstance", &[("app-hostname", "myapp.cloud.io"), ("unit-hostname", "10.0.0.1")])
+        .form(
+            Method::POST,
+            "/resources/myinstance",
+            &[
+                ("app-hostname", "myapp.cloud.io"),
+                ("unit-hostname", "10.0.0.1"),
+            ],
+        )
         .await;
     assert_eq!(bound.status, 201, "{}", bound.body);
     assert_eq!(bound.json(), json!({"SOMEVAR": "somevalue"}));
-    let bindings = server.host.ledger.bindings("fake", "myinstance").await.expect("ledger");
+    let bindings = server
+        .host
+        .ledger
+        .bindings("fake", "myinstance")
+        .await
+        .expect("ledger");
     assert_eq!(bindings[0].target, "myapp.cloud.io");
-    assert_eq!(api.form(Method::DELETE, "/resources/myinstance/hostname/myapp.cloud.io", &[]).await.status, 200);
-    assert!(server.host.ledger.bindings("fake", "myinstance").await.expect("ledger").is_empty());
+    assert_eq!(
+        api.form(
+            Method::DELETE,
+            "/resources/myinstance/hostname/myapp.cloud.io",
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(
+        server
+            .host
+            .ledger
+            .bindings("fake", "myinstance")
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
     assert_eq!(api.get("/resources/myinstance/status").await.status, 204);
-    assert_eq!(api.form(Method::DELETE, "/resources/myinstance", &[]).await.status, 200);
+    assert_eq!(
+        api.form(Method::DELETE, "/resources/myinstance", &[])
+            .await
+            .status,
+        200
+    );
     // Old tsuru's per-unit unbind on /bind.
-    assert_eq!(api.form(Method::POST, "/resources", &[("name", "old")]).await.status, 201);
-    assert_eq!(api.form(Method::POST, "/resources/old/bind", &[("app-host", "old.io"), ("unit-host", "10.0.0.2")]).await.status, 201);
-    assert_eq!(api.form(Method::DELETE, "/resources/old/bind", &[("app-host", "old.io"), ("unit-host", "10.0.0.2")]).await.status, 200);
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "old")])
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        api.form(
+            Method::POST,
+            "/resources/old/bind",
+            &[("app-host", "old.io"), ("unit-host", "10.0.0.2")]
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        api.form(
+            Method::DELETE,
+            "/resources/old/bind",
+            &[("app-host", "old.io"), ("unit-host", "10.0.0.2")]
+        )
+        .await
+        .status,
+        200
+    );
 }
 
 /// Case 16: a proxied call reaches the plugin intact, and so do tsuru's headers.
@@ -416,24 +715,35 @@ async fn proxy_reaches_the_plugin_intact() {
     let server = server().await;
     for api in routings(&server, "queue") {
         let name = "proxied";
-        let created = api.form(Method::POST, "/resources", &[("name", name)]).await;
+        let created = api
+            .form(Method::POST, "/resources", &[("name", name)])
+            .await;
         assert!(created.status == 201 || created.status == 409);
         let answer = api
             .send(
-                api.request(Method::POST, &format!("/resources/{name}/backup?names=a&names=b"))
-                    .header("X-Backup-Note", "nightly")
-                    .header("X-Tsuru-User", "ana@example.com")
-                    .header("X-Tsuru-Eventid", "ev-42")
-                    .header("X-Request-Id", "req-7")
-                    .header("X-Tsuru-Pool-Name", "prod")
-                    .header("X-Tsuru-Cluster-Name", "c1")
-                    .header("X-Tsuru-Cluster-Addresses", "https://a.k8s")
-                    .header("X-Tsuru-Cluster-Addresses", "https://b.k8s")
-                    .body("full backup"),
+                api.request(
+                    Method::POST,
+                    &format!("/resources/{name}/backup?names=a&names=b"),
+                )
+                .header("X-Backup-Note", "nightly")
+                .header("X-Tsuru-User", "ana@example.com")
+                .header("X-Tsuru-Eventid", "ev-42")
+                .header("X-Request-Id", "req-7")
+                .header("X-Tsuru-Pool-Name", "prod")
+                .header("X-Tsuru-Cluster-Name", "c1")
+                .header("X-Tsuru-Cluster-Addresses", "https://a.k8s")
+                .header("X-Tsuru-Cluster-Addresses", "https://b.k8s")
+                .body("full backup"),
             )
             .await;
         assert_eq!(answer.status, 202, "{}", answer.body);
-        assert_eq!(answer.headers.get("x-queue-backup").and_then(|v| v.to_str().ok()), Some("started"));
+        assert_eq!(
+            answer
+                .headers
+                .get("x-queue-backup")
+                .and_then(|v| v.to_str().ok()),
+            Some("started")
+        );
         assert_eq!(
             answer.json(),
             json!({
@@ -445,37 +755,128 @@ async fn proxy_reaches_the_plugin_intact() {
         );
         let unknown_path = api.get(&format!("/resources/{name}/nothing-here")).await;
         assert_eq!(unknown_path.status, 404);
-        assert!(unknown_path.body.contains("try POST /backup"), "{}", unknown_path.body);
+        assert!(
+            unknown_path.body.contains("try POST /backup"),
+            "{}",
+            unknown_path.body
+        );
     }
     let service_level = server.tsuru("fake").get("/some-callback").await;
-    assert_eq!((service_level.status, service_level.body.as_str()), (404, "service \"fake\" does not support proxied requests"));
+    assert_eq!(
+        (service_level.status, service_level.body.as_str()),
+        (404, "service \"fake\" does not support proxied requests")
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_get_a_sentence() {
     let server = server().await;
     let api = server.tsuru("queue");
-    let cases: Vec<(Method, &str, Option<&str>, &str, u16, &str)> = vec![
-        (Method::POST, "/resources", None, "team=t", 400, "the field \"name\" is missing"),
-        (Method::POST, "/resources", None, "name=9lives", 400, "instance name \"9lives\" is not valid"),
-        (Method::POST, "/resources", None, "name=a", 400, "is not valid"),
-        (Method::POST, "/resources", Some("application/json"), "{\"name\":", 400, "the JSON body is not valid"),
-        (Method::POST, "/resources", Some("text/xml"), "<name/>", 415, "is not one tsuru sends"),
-        (Method::POST, "/resources", None, "name=x1&parameters.a=1&parameters.a.b=2", 400, "both as a value and as a group"),
-        (Method::POST, "/resources", None, "name=x2&plan=huge", 400, "plan \"huge\" does not exist"),
-        (Method::POST, "/resources", None, "name=x3&parameters.colour=red", 400, "the parameters of instance \"x3\" are not valid"),
-        (Method::PATCH, "/resources/x", None, "", 405, "PATCH is not a method tsuru uses"),
+    /// Method, path, content type, body, expected status, part of the expected sentence.
+    type Case<'a> = (Method, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "team=t",
+            400,
+            "the field \"name\" is missing",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "name=9lives",
+            400,
+            "instance name \"9lives\" is not valid",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "name=a",
+            400,
+            "is not valid",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            Some("application/json"),
+            "{\"name\":",
+            400,
+            "the JSON body is not valid",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            Some("text/xml"),
+            "<name/>",
+            415,
+            "is not one tsuru sends",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "name=x1&parameters.a=1&parameters.a.b=2",
+            400,
+            "both as a value and as a group",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "name=x2&plan=huge",
+            400,
+            "plan \"huge\" does not exist",
+        ),
+        (
+            Method::POST,
+            "/resources",
+            None,
+            "name=x3&parameters.colour=red",
+            400,
+            "the parameters of instance \"x3\" are not valid",
+        ),
+        (
+            Method::PATCH,
+            "/resources/x",
+            None,
+            "",
+            405,
+            "PATCH is not a method tsuru uses",
+        ),
     ];
     for (method, path, content_type, body, status, sentence) in cases {
         let mut request = api.request(method.clone(), path).body(body.to_owned());
-        request = request.header("Content-Type", content_type.unwrap_or("application/x-www-form-urlencoded"));
+        request = request.header(
+            "Content-Type",
+            content_type.unwrap_or("application/x-www-form-urlencoded"),
+        );
         let answer = api.send(request).await;
-        assert_eq!(answer.status, status, "{method} {path} {body}: {}", answer.body);
-        assert!(answer.body.contains(sentence), "{method} {path} {body}: {}", answer.body);
+        assert_eq!(
+            answer.status, status,
+            "{method} {path} {body}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains(sentence),
+            "{method} {path} {body}: {}",
+            answer.body
+        );
         assert!(!answer.body.contains('\n'), "one sentence: {}", answer.body);
     }
     // A refused create leaves nothing behind.
     for name in ["x1", "x2", "x3"] {
-        assert!(server.host.ledger.instance("queue", name).await.expect("ledger").is_none());
+        assert!(
+            server
+                .host
+                .ledger
+                .instance("queue", name)
+                .await
+                .expect("ledger")
+                .is_none()
+        );
     }
 }

@@ -132,7 +132,12 @@ pub fn env(env: Env) -> Response {
 /// tsuru's status codes: 204 up, 202 pending, 500 down, 200 with the text.
 pub fn status(status: Status) -> Response {
     let text = |code: StatusCode, body: String| {
-        (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        (
+            code,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
     };
     match status {
         Status::Up => StatusCode::NO_CONTENT.into_response(),
@@ -164,7 +169,10 @@ pub fn proxied(service: &str, response: ProxyResponse) -> Response {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return ApiError::new(
             StatusCode::BAD_GATEWAY,
-            format!("plugin \"{service}\" answered the proxied call with status {}, which is not valid", response.status),
+            format!(
+                "plugin \"{service}\" answered the proxied call with status {}, which is not valid",
+                response.status
+            ),
         )
         .into_response();
     };
@@ -173,11 +181,18 @@ pub fn proxied(service: &str, response: ProxyResponse) -> Response {
         if is_hop_by_hop(&name) {
             continue;
         }
-        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             (Ok(name), Ok(value)) => {
                 answer.headers_mut().append(name, value);
             }
-            _ => tracing::warn!(service, header = name, "dropped a header the plugin answered that HTTP cannot carry"),
+            _ => tracing::warn!(
+                service,
+                header = name,
+                "dropped a header the plugin answered that HTTP cannot carry"
+            ),
         }
     }
     answer
@@ -195,12 +210,30 @@ mod tests {
 
     #[test]
     fn refusals_map_to_tsuru_statuses() {
-        let refused = |refusal| ActionError::Refused { service: "pg".into(), refusal };
-        assert_eq!(status_of(refused(Refusal::Invalid("bad plan".into()))), (StatusCode::BAD_REQUEST, "bad plan".into()));
-        assert_eq!(status_of(refused(Refusal::NotFound("gone".into()))).0, StatusCode::NOT_FOUND);
-        assert_eq!(status_of(refused(Refusal::Conflict("taken".into()))).0, StatusCode::CONFLICT);
-        assert_eq!(status_of(refused(Refusal::NotReady("wait".into()))).0, StatusCode::PRECONDITION_FAILED);
-        assert_eq!(status_of(refused(Refusal::Failed("broke".into()))).0, StatusCode::INTERNAL_SERVER_ERROR);
+        let refused = |refusal| ActionError::Refused {
+            service: "pg".into(),
+            refusal,
+        };
+        assert_eq!(
+            status_of(refused(Refusal::Invalid("bad plan".into()))),
+            (StatusCode::BAD_REQUEST, "bad plan".into())
+        );
+        assert_eq!(
+            status_of(refused(Refusal::NotFound("gone".into()))).0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status_of(refused(Refusal::Conflict("taken".into()))).0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status_of(refused(Refusal::NotReady("wait".into()))).0,
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            status_of(refused(Refusal::Failed("broke".into()))).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(
             status_of(refused(Refusal::Failed("  ".into()))).1,
             "service \"pg\" refused the request without saying why"
@@ -209,22 +242,46 @@ mod tests {
 
     #[test]
     fn stops_are_one_sentence_with_the_right_status() {
-        let stopped = |stop| ActionError::Stopped { service: "mysql".into(), stop };
+        let stopped = |stop| ActionError::Stopped {
+            service: "mysql".into(),
+            stop,
+        };
         assert_eq!(
             status_of(stopped(Stop::Deadline(Duration::from_secs(30)))),
-            (StatusCode::GATEWAY_TIMEOUT, "plugin \"mysql\" stopped: deadline of 30s exceeded".into())
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                "plugin \"mysql\" stopped: deadline of 30s exceeded".into()
+            )
         );
-        assert_eq!(status_of(stopped(Stop::Trap("x".into()))).0, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_of(stopped(Stop::Trap("x".into()))).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         let busy = ApiError::from(stopped(Stop::Busy));
         assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(busy.headers.iter().any(|(name, _)| name == header::RETRY_AFTER));
+        assert!(
+            busy.headers
+                .iter()
+                .any(|(name, _)| name == header::RETRY_AFTER)
+        );
     }
 
     #[test]
     fn unsupported_actions_answer_as_tsuru_expects() {
-        let unsupported = |action| status_of(ActionError::Unsupported { service: "s".into(), action });
+        let unsupported = |action| {
+            status_of(ActionError::Unsupported {
+                service: "s".into(),
+                action,
+            })
+        };
         assert_eq!(unsupported(Action::Update).0, StatusCode::NOT_FOUND);
         assert_eq!(unsupported(Action::Status).0, StatusCode::NOT_FOUND);
-        assert_eq!(unsupported(Action::BindApp), (StatusCode::BAD_REQUEST, "service \"s\" does not support binding apps".into()));
+        assert_eq!(
+            unsupported(Action::BindApp),
+            (
+                StatusCode::BAD_REQUEST,
+                "service \"s\" does not support binding apps".into()
+            )
+        );
     }
 }

@@ -46,7 +46,9 @@ impl FromRequestParts<Arc<Host>> for Authed {
                 None if matching(host.registry.by_username(&username), &username, &password) => {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
-                        format!("no service \"{id}\" is served here; check the endpoint in the service's tsuru manifest"),
+                        format!(
+                            "no service \"{id}\" is served here; check the endpoint in the service's tsuru manifest"
+                        ),
                     ));
                 }
                 None => return Err(ApiError::unauthorized(WRONG_AUTH)),
@@ -72,7 +74,10 @@ impl FromRequestParts<Arc<Host>> for Authed {
 /// Whether the pair is the service's, compared in constant time.
 fn matching(service: Option<&Arc<Service>>, username: &str, password: &str) -> bool {
     let (expected_user, expected_password) = match service {
-        Some(service) => (service.config().username.as_str(), service.config().password.expose()),
+        Some(service) => (
+            service.config().username.as_str(),
+            service.config().password.expose(),
+        ),
         None => ("orizuru-no-such-user", "orizuru-no-such-password"),
     };
     let user_ok = username.as_bytes().ct_eq(expected_user.as_bytes());
@@ -86,7 +91,11 @@ fn credentials(parts: &Parts) -> Result<(String, String), ApiError> {
         .headers
         .get(AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized(NEEDS_AUTH))?;
-    let malformed = || ApiError::unauthorized(format!("the Authorization header is not valid basic auth; {NEEDS_AUTH}"));
+    let malformed = || {
+        ApiError::unauthorized(format!(
+            "the Authorization header is not valid basic auth; {NEEDS_AUTH}"
+        ))
+    };
     let value = header.to_str().map_err(|_| malformed())?;
     let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -36,7 +36,12 @@ impl Encoding {
         let Some(content_type) = content_type else {
             return Ok(Encoding::Form);
         };
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/x-www-form-urlencoded" | "" => Ok(Encoding::Form),
             "application/json" => Ok(Encoding::Json),
@@ -65,7 +70,9 @@ impl Fields {
         let mut parameters: Vec<(Vec<String>, String)> = Vec::new();
         for (key, value) in form_urlencoded::parse(body) {
             if key.is_empty() {
-                return Err(DecodeError("the form body has a value without a name; send name=value pairs".into()));
+                return Err(DecodeError(
+                    "the form body has a value without a name; send name=value pairs".into(),
+                ));
             }
             match key.strip_prefix("parameters.") {
                 Some(path) => parameters.push((split_path(path, &key)?, value.into_owned())),
@@ -74,7 +81,11 @@ impl Fields {
                         "the form field \"parameters\" has no name; send each parameter as parameters.<name>=<value>".into(),
                     ));
                 }
-                None => fields.values.entry(key.into_owned()).or_default().push(value.into_owned()),
+                None => fields
+                    .values
+                    .entry(key.into_owned())
+                    .or_default()
+                    .push(value.into_owned()),
             }
         }
         fields.parameters = nest(parameters)?;
@@ -86,7 +97,9 @@ impl Fields {
         let value: Value = serde_json::from_slice(body)
             .map_err(|err| DecodeError(format!("the JSON body is not valid: {err}")))?;
         let Value::Object(object) = value else {
-            return Err(DecodeError("the JSON body must be an object of fields".into()));
+            return Err(DecodeError(
+                "the JSON body must be an object of fields".into(),
+            ));
         };
         let mut fields = Fields::default();
         for (key, value) in object {
@@ -95,7 +108,9 @@ impl Fields {
                     Value::Object(parameters) => parameters,
                     Value::Null => Map::new(),
                     _ => {
-                        return Err(DecodeError("the JSON field \"parameters\" must be an object".into()));
+                        return Err(DecodeError(
+                            "the JSON field \"parameters\" must be an object".into(),
+                        ));
                     }
                 };
                 continue;
@@ -127,7 +142,13 @@ impl Fields {
     pub fn many(&self, name: &str) -> Vec<String> {
         self.values
             .get(name)
-            .map(|values| values.iter().filter(|value| !value.is_empty()).cloned().collect())
+            .map(|values| {
+                values
+                    .iter()
+                    .filter(|value| !value.is_empty())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -201,10 +222,14 @@ fn nest(pairs: Vec<(Vec<String>, String)>) -> Result<Map<String, Value>, DecodeE
     let mut root = Map::new();
     for (path, value) in pairs {
         let dotted = path.join(".");
-        let (last, parents) = path.split_last().ok_or_else(|| DecodeError("a parameter has no name".into()))?;
+        let (last, parents) = path
+            .split_last()
+            .ok_or_else(|| DecodeError("a parameter has no name".into()))?;
         let mut node = &mut root;
         for (depth, segment) in parents.iter().enumerate() {
-            let entry = node.entry(segment.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let entry = node
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             node = match entry {
                 Value::Object(object) => object,
                 _ => return Err(collision(&parents[..=depth].join("."), &dotted)),
@@ -216,7 +241,10 @@ fn nest(pairs: Vec<(Vec<String>, String)>) -> Result<Map<String, Value>, DecodeE
             }
             Some(Value::String(first)) => {
                 let first = std::mem::take(first);
-                node.insert(last.clone(), Value::Array(vec![Value::String(first), Value::String(value)]));
+                node.insert(
+                    last.clone(),
+                    Value::Array(vec![Value::String(first), Value::String(value)]),
+                );
             }
             Some(Value::Array(items)) => items.push(Value::String(value)),
             Some(_) => return Err(collision(&dotted, &dotted)),
@@ -290,17 +318,22 @@ mod tests {
             "appClusterAddresses": ["https://k8s"], "tags": ["x"],
             "parameters": {"p2": {"complex1": "x"}, "n": 3}
         });
-        let fields = Fields::decode(Encoding::Json, body.to_string().as_bytes()).expect("valid JSON");
+        let fields =
+            Fields::decode(Encoding::Json, body.to_string().as_bytes()).expect("valid JSON");
         assert_eq!(fields.one("eventid").as_deref(), Some("e1"));
         assert_eq!(fields.one("app-name").as_deref(), Some("web"));
         assert_eq!(fields.many("app-hosts"), ["a.io", "b.io"]);
         assert_eq!(fields.many("app-cluster-addresses"), ["https://k8s"]);
-        assert_eq!(Value::Object(fields.parameters().clone()), json!({"p2": {"complex1": "x"}, "n": 3}));
+        assert_eq!(
+            Value::Object(fields.parameters().clone()),
+            json!({"p2": {"complex1": "x"}, "n": 3})
+        );
     }
 
     #[test]
     fn both_encodings_nest_alike() {
-        let form = form("parameters.p2.complex1=x&parameters.tags.0=a&parameters.tags.1=b").expect("form");
+        let form =
+            form("parameters.p2.complex1=x&parameters.tags.0=a&parameters.tags.1=b").expect("form");
         let json = Fields::decode(
             Encoding::Json,
             br#"{"parameters": {"p2": {"complex1": "x"}, "tags": ["a", "b"]}}"#,
@@ -312,8 +345,14 @@ mod tests {
     #[test]
     fn colliding_and_malformed_parameters_are_refused() {
         for (body, expected) in [
-            ("parameters.a=1&parameters.a.b=2", "both as a value and as a group"),
-            ("parameters.a.b=2&parameters.a=1", "both as a value and as a group"),
+            (
+                "parameters.a=1&parameters.a.b=2",
+                "both as a value and as a group",
+            ),
+            (
+                "parameters.a.b=2&parameters.a=1",
+                "both as a value and as a group",
+            ),
             ("parameters..x=1", "empty name part"),
             ("parameters.=1", "empty name part"),
             ("parameters=1", "has no name"),
@@ -326,18 +365,49 @@ mod tests {
 
     #[test]
     fn bad_json_and_content_types_are_refused() {
-        assert!(Fields::decode(Encoding::Json, b"{").unwrap_err().0.contains("not valid"));
-        assert!(Fields::decode(Encoding::Json, b"[1]").unwrap_err().0.contains("must be an object"));
-        assert!(Fields::decode(Encoding::Json, br#"{"parameters": 3}"#).unwrap_err().0.contains("must be an object"));
-        assert!(Fields::decode(Encoding::Json, br#"{"name": {"a": 1}}"#).unwrap_err().0.contains("text"));
-        assert!(Encoding::of(Some("text/xml")).unwrap_err().0.contains("text/xml"));
-        assert_eq!(Encoding::of(Some("application/json; charset=utf-8")), Ok(Encoding::Json));
+        assert!(
+            Fields::decode(Encoding::Json, b"{")
+                .unwrap_err()
+                .0
+                .contains("not valid")
+        );
+        assert!(
+            Fields::decode(Encoding::Json, b"[1]")
+                .unwrap_err()
+                .0
+                .contains("must be an object")
+        );
+        assert!(
+            Fields::decode(Encoding::Json, br#"{"parameters": 3}"#)
+                .unwrap_err()
+                .0
+                .contains("must be an object")
+        );
+        assert!(
+            Fields::decode(Encoding::Json, br#"{"name": {"a": 1}}"#)
+                .unwrap_err()
+                .0
+                .contains("text")
+        );
+        assert!(
+            Encoding::of(Some("text/xml"))
+                .unwrap_err()
+                .0
+                .contains("text/xml")
+        );
+        assert_eq!(
+            Encoding::of(Some("application/json; charset=utf-8")),
+            Ok(Encoding::Json)
+        );
         assert_eq!(Encoding::of(None), Ok(Encoding::Form));
     }
 
     #[test]
     fn repeated_parameter_becomes_a_list_and_escaped_dots_stay() {
         let fields = form("parameters.ip=1&parameters.ip=2&parameters.a\\.b=3").expect("form");
-        assert_eq!(Value::Object(fields.parameters().clone()), json!({"ip": ["1", "2"], "a.b": "3"}));
+        assert_eq!(
+            Value::Object(fields.parameters().clone()),
+            json!({"ip": ["1", "2"], "a.b": "3"})
+        );
     }
 }

@@ -28,7 +28,10 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = match request.headers().get(CONTENT_TYPE) {
             Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the Content-Type header is not readable text")
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "the Content-Type header is not readable text",
+                )
             })?),
             None => None,
         };
@@ -60,7 +63,10 @@ fn body_error(rejection: &BytesRejection) -> ApiError {
             "the request body is larger than this host accepts; send a smaller one",
         )
     } else {
-        ApiError::bad_request(format!("the request body could not be read: {}", rejection.body_text()))
+        ApiError::bad_request(format!(
+            "the request body could not be read: {}",
+            rejection.body_text()
+        ))
     }
 }
 
@@ -122,7 +128,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Named<T
             .await
             .map(|Path(names)| Named(names))
             .map_err(|rejection| {
-                ApiError::bad_request(format!("the request's path could not be read: {}", rejection.body_text()))
+                ApiError::bad_request(format!(
+                    "the request's path could not be read: {}",
+                    rejection.body_text()
+                ))
             })
     }
 }

@@ -16,7 +16,7 @@ use super::decode::Fields;
 use super::extract::{Named, Payload, RawBody, Tsuru, check_instance_name, with_body};
 use crate::Host;
 use crate::model::{AppBinding, Instance, JobBinding, ProxyRequest, Refusal};
-use crate::service::{ActionError, InstanceUpdate};
+use crate::service::{ActionError, Bindee, InstanceUpdate};
 
 pub fn resources() -> Router<Arc<Host>> {
     Router::new()
@@ -27,10 +27,22 @@ pub fn resources() -> Router<Arc<Host>> {
             get(info).put(update).delete(remove).post(legacy_bind),
         )
         .route("/resources/{name}/status", get(status))
-        .route("/resources/{name}/bind-app", post(bind_app).delete(unbind_app))
-        .route("/resources/{name}/bind", post(bind_fallback).delete(unbind_legacy))
-        .route("/resources/{name}/binds/jobs/{job}", put(bind_job).delete(unbind_job))
-        .route("/resources/{name}/hostname/{host}", delete(legacy_unbind_host))
+        .route(
+            "/resources/{name}/bind-app",
+            post(bind_app).delete(unbind_app),
+        )
+        .route(
+            "/resources/{name}/bind",
+            post(bind_fallback).delete(unbind_legacy),
+        )
+        .route(
+            "/resources/{name}/binds/jobs/{job}",
+            put(bind_job).delete(unbind_job),
+        )
+        .route(
+            "/resources/{name}/hostname/{host}",
+            delete(legacy_unbind_host),
+        )
         .route("/resources/{name}/{*path}", any(proxy_instance))
         .route("/authenticated-resources/{*path}", any(proxy_service))
         .fallback(proxy_service)
@@ -80,7 +92,11 @@ async fn plans(Authed(service): Authed, Tsuru(mut context): Tsuru, uri: Uri) -> 
     }
 }
 
-async fn create(Authed(service): Authed, Tsuru(context): Tsuru, Payload(fields): Payload) -> Answer {
+async fn create(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Payload(fields): Payload,
+) -> Answer {
     let context = with_body(context, &fields);
     let name = fields.required("name", "the instance to create")?;
     check_instance_name(&name)?;
@@ -96,7 +112,11 @@ async fn create(Authed(service): Authed, Tsuru(context): Tsuru, Payload(fields):
     Ok(answer::created(service.create(instance, context).await?))
 }
 
-async fn info(Authed(service): Authed, Tsuru(context): Tsuru, Named(path): Named<InstancePath>) -> Answer {
+async fn info(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+) -> Answer {
     Ok(Json(service.info(&path.name, context).await?).into_response())
 }
 
@@ -124,11 +144,17 @@ async fn remove(
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    service.remove(&path.name, with_body(context, &fields)).await?;
+    service
+        .remove(&path.name, with_body(context, &fields))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn status(Authed(service): Authed, Tsuru(context): Tsuru, Named(path): Named<InstancePath>) -> Answer {
+async fn status(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    Named(path): Named<InstancePath>,
+) -> Answer {
     Ok(answer::status(service.status(&path.name, context).await?))
 }
 
@@ -139,10 +165,18 @@ fn app_binding(fields: &Fields, legacy: &[&str]) -> Result<AppBinding, ApiError>
     let app_name = fields
         .one("app-name")
         .or_else(|| legacy.iter().find_map(|name| fields.one(name)))
-        .ok_or_else(|| ApiError::bad_request("the field \"app-name\" is missing; it names the app to bind or unbind"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "the field \"app-name\" is missing; it names the app to bind or unbind",
+            )
+        })?;
     let mut app_hosts = fields.many("app-hosts");
     if app_hosts.is_empty() {
-        app_hosts.extend(fields.one("app-host").or_else(|| legacy.iter().find_map(|name| fields.one(name))));
+        app_hosts.extend(
+            fields
+                .one("app-host")
+                .or_else(|| legacy.iter().find_map(|name| fields.one(name))),
+        );
     }
     Ok(AppBinding {
         app_name,
@@ -164,7 +198,9 @@ async fn bind_app(
     Payload(fields): Payload,
 ) -> Answer {
     let app = app_binding(&fields, &[])?;
-    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    let env = service
+        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(answer::env(env))
 }
 
@@ -177,7 +213,9 @@ async fn bind_fallback(
     Payload(fields): Payload,
 ) -> Answer {
     let app = app_binding(&fields, &["app-host"])?;
-    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    let env = service
+        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(answer::env(env))
 }
 
@@ -189,7 +227,9 @@ async fn legacy_bind(
     Payload(fields): Payload,
 ) -> Answer {
     let app = app_binding(&fields, &["app-hostname", "hostname", "unit-hostname"])?;
-    let env = service.bind_app(&path.name, app, with_body(context, &fields)).await?;
+    let env = service
+        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(answer::env(env))
 }
 
@@ -200,7 +240,9 @@ async fn unbind_app(
     Payload(fields): Payload,
 ) -> Answer {
     let app = app_binding(&fields, &[])?;
-    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    service
+        .unbind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -212,7 +254,9 @@ async fn unbind_legacy(
     Payload(fields): Payload,
 ) -> Answer {
     let app = app_binding(&fields, &["app-host"])?;
-    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    service
+        .unbind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -228,7 +272,9 @@ async fn legacy_unbind_host(
         app_hosts: vec![path.host],
         ..AppBinding::default()
     };
-    service.unbind_app(&path.name, app, with_body(context, &fields)).await?;
+    service
+        .unbind(&path.name, Bindee::App(app), with_body(context, &fields))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -248,7 +294,9 @@ async fn bind_job(
 ) -> Answer {
     let name = path.name.clone();
     let job = job_binding(path, &fields);
-    let env = service.bind_job(&name, job, with_body(context, &fields)).await?;
+    let env = service
+        .bind(&name, Bindee::Job(job), with_body(context, &fields))
+        .await?;
     Ok(answer::env(env))
 }
 
@@ -260,23 +308,39 @@ async fn unbind_job(
 ) -> Answer {
     let name = path.name.clone();
     let job = job_binding(path, &fields);
-    service.unbind_job(&name, job, with_body(context, &fields)).await?;
+    service
+        .unbind(&name, Bindee::Job(job), with_body(context, &fields))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// The parts of a request a proxied call carries, as they came.
-fn proxy_request(method: &Method, path: String, uri: &Uri, headers: &HeaderMap, body: RawBody) -> ProxyRequest {
+fn proxy_request(
+    method: &Method,
+    path: String,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: RawBody,
+) -> ProxyRequest {
     ProxyRequest {
         method: method.as_str().to_owned(),
         path,
         query: uri
             .query()
-            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default(),
         headers: headers
             .iter()
-            .filter(|(name, _)| *name != axum::http::header::AUTHORIZATION && !answer::is_hop_by_hop(name.as_str()))
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter(|(name, _)| {
+                *name != axum::http::header::AUTHORIZATION && !answer::is_hop_by_hop(name.as_str())
+            })
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .collect(),
         body: body.0.to_vec(),
     }

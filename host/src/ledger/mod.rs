@@ -5,6 +5,8 @@
 
 mod sqlite;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -49,8 +51,13 @@ pub enum Change {
     /// Writes an instance, keeping its creation time if it exists.
     Put(InstanceRecord),
     /// Deletes an instance and its bindings.
-    Remove { instance: String },
-    Bind { instance: String, binding: Binding },
+    Remove {
+        instance: String,
+    },
+    Bind {
+        instance: String,
+        binding: Binding,
+    },
     Unbind {
         instance: String,
         kind: BindingKind,
@@ -98,8 +105,15 @@ pub trait Ledger: Send + Sync {
     async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>>;
 
     /// Takes the name for a create, as an instance in state `Creating`;
-    /// false when the name is taken.
-    async fn reserve(&self, service: &str, instance: &Instance) -> anyhow::Result<bool>;
+    /// false when the name is taken. A `Creating` reservation older than
+    /// `stale_after` is taken over: no create runs that long, so its host
+    /// crashed or could not release it.
+    async fn reserve(
+        &self,
+        service: &str,
+        instance: &Instance,
+        stale_after: Duration,
+    ) -> anyhow::Result<bool>;
 
     /// Applies the changes and records the event, all or nothing.
     async fn commit(

@@ -3,13 +3,16 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
-use super::{Binding, BindingKind, Change, Event, EventOutcome, EventRecord, InstanceRecord, Ledger};
+use super::{
+    Binding, BindingKind, Change, Event, EventOutcome, EventRecord, InstanceRecord, Ledger,
+};
 use crate::model::{Action, Env, Instance, InstanceState};
 
 /// The schema, by version; each step runs once, in order.
@@ -72,7 +75,8 @@ impl SqliteLedger {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
             )
             .context("cannot set up the ledger's journal")?;
-        migrate(&mut connection).with_context(|| format!("cannot update the ledger {}", path.display()))?;
+        migrate(&mut connection)
+            .with_context(|| format!("cannot update the ledger {}", path.display()))?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -112,8 +116,13 @@ fn migrate(connection: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// RFC 3339 in UTC with milliseconds, fixed width so that text order is time order.
+fn timestamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 fn now() -> String {
-    jiff::Timestamp::now().to_string()
+    timestamp(jiff::Timestamp::now())
 }
 
 #[async_trait]
@@ -140,37 +149,54 @@ impl Ledger for SqliteLedger {
                     },
                 )
                 .optional()?
-                .map(|(name, state, plan, team, description, tags, parameters, data)| {
-                    Ok(InstanceRecord {
-                        state: InstanceState::parse(&state)
-                            .with_context(|| format!("instance {name} has an unknown state {state:?}"))?,
-                        instance: Instance {
-                            tags: serde_json::from_str(&tags)
-                                .with_context(|| format!("the tags of instance {name} are damaged"))?,
-                            parameters: serde_json::from_str(&parameters)
-                                .with_context(|| format!("the parameters of instance {name} are damaged"))?,
-                            name,
-                            plan,
-                            team,
-                            description,
-                            data,
-                        },
-                    })
-                })
+                .map(
+                    |(name, state, plan, team, description, tags, parameters, data)| {
+                        Ok(InstanceRecord {
+                            state: InstanceState::parse(&state).with_context(|| {
+                                format!("instance {name} has an unknown state {state:?}")
+                            })?,
+                            instance: Instance {
+                                tags: serde_json::from_str(&tags).with_context(|| {
+                                    format!("the tags of instance {name} are damaged")
+                                })?,
+                                parameters: serde_json::from_str(&parameters).with_context(
+                                    || format!("the parameters of instance {name} are damaged"),
+                                )?,
+                                name,
+                                plan,
+                                team,
+                                description,
+                                data,
+                            },
+                        })
+                    },
+                )
                 .transpose()
         })
         .await
     }
 
-    async fn reserve(&self, service: &str, instance: &Instance) -> anyhow::Result<bool> {
+    async fn reserve(
+        &self,
+        service: &str,
+        instance: &Instance,
+        stale_after: Duration,
+    ) -> anyhow::Result<bool> {
         let service = service.to_owned();
         let record = InstanceRecord {
             instance: instance.clone(),
             state: InstanceState::Creating,
         };
+        let cutoff =
+            timestamp(jiff::Timestamp::now() - jiff::SignedDuration::try_from(stale_after)?);
         self.with(move |connection| {
             let transaction = connection.transaction()?;
-            let inserted = insert_instance(&transaction, &service, &record, false)?;
+            let inserted = insert_instance(
+                &transaction,
+                &service,
+                &record,
+                OnConflict::TakeStale { cutoff },
+            )?;
             transaction.commit()?;
             Ok(inserted)
         })
@@ -206,7 +232,13 @@ impl Ledger for SqliteLedger {
         target: &str,
         event_id: &str,
     ) -> anyhow::Result<Option<Value>> {
-        let key = (service.to_owned(), action.as_str(), instance.to_owned(), target.to_owned(), event_id.to_owned());
+        let key = (
+            service.to_owned(),
+            action.as_str(),
+            instance.to_owned(),
+            target.to_owned(),
+            event_id.to_owned(),
+        );
         self.with(move |connection| {
             let answer: Option<String> = connection
                 .query_row(
@@ -234,7 +266,11 @@ impl Ledger for SqliteLedger {
                  ORDER BY kind, target",
             )?;
             let rows = statement.query_map(params![service, instance], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
             rows.map(|row| {
                 let (kind, target, env) = row?;
@@ -276,11 +312,21 @@ impl Ledger for SqliteLedger {
                 let (action, instance, target, event_id, user, outcome, answer, reason, at) = row?;
                 let outcome = if outcome == "succeeded" {
                     let answer = answer.as_deref().unwrap_or("null");
-                    EventOutcome::Succeeded(serde_json::from_str(answer).context("a recorded answer is damaged")?)
+                    EventOutcome::Succeeded(
+                        serde_json::from_str(answer).context("a recorded answer is damaged")?,
+                    )
                 } else {
                     EventOutcome::Failed(reason.unwrap_or_default())
                 };
-                Ok(EventRecord { action, instance, target, event_id, user, outcome, at })
+                Ok(EventRecord {
+                    action,
+                    instance,
+                    target,
+                    event_id,
+                    user,
+                    outcome,
+                    at,
+                })
             })
             .collect()
         })
@@ -288,41 +334,62 @@ impl Ledger for SqliteLedger {
     }
 }
 
-/// Inserts an instance; with `replace`, overwrites one of the same name but
-/// keeps its creation time. Answers whether a row was written.
+/// What writing an instance does to one of the same name.
+enum OnConflict {
+    /// Overwrites it, keeping its creation time.
+    Replace,
+    /// Takes it over only if it is a `Creating` reservation older than `cutoff`.
+    TakeStale { cutoff: String },
+}
+
+/// Writes an instance; answers whether a row was written.
 fn insert_instance(
     transaction: &Transaction<'_>,
     service: &str,
     record: &InstanceRecord,
-    replace: bool,
+    on_conflict: OnConflict,
 ) -> anyhow::Result<bool> {
-    let on_conflict = if replace {
-        "ON CONFLICT (service, name) DO UPDATE SET state = excluded.state, plan = excluded.plan,
-            team = excluded.team, description = excluded.description, tags = excluded.tags,
-            parameters = excluded.parameters, data = excluded.data, updated_at = excluded.updated_at"
-    } else {
-        "ON CONFLICT (service, name) DO NOTHING"
+    const OVERWRITE: &str = "state = excluded.state, plan = excluded.plan, team = excluded.team,
+        description = excluded.description, tags = excluded.tags, parameters = excluded.parameters,
+        data = excluded.data, updated_at = excluded.updated_at";
+    let (on_conflict, cutoff) = match on_conflict {
+        OnConflict::Replace => (format!("ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}"), None),
+        OnConflict::TakeStale { cutoff } => (
+            format!(
+                "ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}, created_at = excluded.created_at
+                 WHERE instances.state = 'creating' AND instances.updated_at < ?11"
+            ),
+            Some(cutoff),
+        ),
     };
     let instance = &record.instance;
-    let at = now();
+    let (tags, parameters) = (
+        serde_json::to_string(&instance.tags)?,
+        serde_json::to_string(&instance.parameters)?,
+    );
+    let (at, state) = (now(), record.state.as_str());
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+        &service,
+        &instance.name,
+        &state,
+        &instance.plan,
+        &instance.team,
+        &instance.description,
+        &tags,
+        &parameters,
+        &instance.data,
+        &at,
+    ];
+    if let Some(cutoff) = &cutoff {
+        values.push(cutoff);
+    }
     let written = transaction.execute(
         &format!(
             "INSERT INTO instances
                 (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) {on_conflict}"
         ),
-        params![
-            service,
-            instance.name,
-            record.state.as_str(),
-            instance.plan,
-            instance.team,
-            instance.description,
-            serde_json::to_string(&instance.tags)?,
-            serde_json::to_string(&instance.parameters)?,
-            instance.data,
-            at,
-        ],
+        values.as_slice(),
     )?;
     Ok(written == 1)
 }
@@ -330,7 +397,7 @@ fn insert_instance(
 fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyhow::Result<()> {
     match change {
         Change::Put(record) => {
-            insert_instance(transaction, service, record, true)?;
+            insert_instance(transaction, service, record, OnConflict::Replace)?;
         }
         Change::Remove { instance } => {
             transaction.execute(
@@ -358,7 +425,11 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
                 ],
             )?;
         }
-        Change::Unbind { instance, kind, target } => {
+        Change::Unbind {
+            instance,
+            kind,
+            target,
+        } => {
             transaction.execute(
                 "DELETE FROM bindings WHERE service = ?1 AND instance = ?2 AND kind = ?3 AND target = ?4",
                 params![service, instance, kind.as_str(), target],
@@ -404,7 +475,10 @@ mod tests {
             team: Some("team".into()),
             description: None,
             tags: vec!["a".into()],
-            parameters: json!({"size": {"gb": "3"}}).as_object().cloned().unwrap_or_default(),
+            parameters: json!({"size": {"gb": "3"}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             data: None,
         }
     }
@@ -424,23 +498,54 @@ mod tests {
     async fn reserve_commit_replay_and_survive_reopen() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let ledger = SqliteLedger::open(dir.path())?;
-        assert!(ledger.reserve("svc", &instance("db")).await?);
-        assert!(!ledger.reserve("svc", &instance("db")).await?, "a taken name is refused");
-        assert!(ledger.reserve("other", &instance("db")).await?, "names are per service");
+        let minute = Duration::from_secs(60);
+        assert!(ledger.reserve("svc", &instance("db"), minute).await?);
+        assert!(
+            !ledger.reserve("svc", &instance("db"), minute).await?,
+            "a taken name is refused"
+        );
+        assert!(
+            ledger.reserve("other", &instance("db"), minute).await?,
+            "names are per service"
+        );
+        assert!(ledger.reserve("svc", &instance("stale"), minute).await?);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            ledger
+                .reserve("svc", &instance("stale"), Duration::from_millis(10))
+                .await?,
+            "a reservation older than any create can run is taken over"
+        );
 
         let mut ready = instance("db");
         ready.data = Some("{\"id\":1}".into());
-        let record = InstanceRecord { instance: ready, state: InstanceState::Ready };
+        let record = InstanceRecord {
+            instance: ready,
+            state: InstanceState::Ready,
+        };
         ledger
-            .commit("svc", vec![Change::Put(record.clone())], event(Action::Create, "db", "e1", json!("ready")))
+            .commit(
+                "svc",
+                vec![Change::Put(record.clone())],
+                event(Action::Create, "db", "e1", json!("ready")),
+            )
             .await?;
         drop(ledger);
 
         let ledger = SqliteLedger::open(dir.path())?;
         assert_eq!(ledger.instance("svc", "db").await?, Some(record));
-        assert_eq!(ledger.replay("svc", Action::Create, "db", "", "e1").await?, Some(json!("ready")));
-        assert_eq!(ledger.replay("svc", Action::Create, "db", "", "e2").await?, None);
-        assert_eq!(ledger.replay("svc", Action::Remove, "db", "", "e1").await?, None);
+        assert_eq!(
+            ledger.replay("svc", Action::Create, "db", "", "e1").await?,
+            Some(json!("ready"))
+        );
+        assert_eq!(
+            ledger.replay("svc", Action::Create, "db", "", "e2").await?,
+            None
+        );
+        assert_eq!(
+            ledger.replay("svc", Action::Remove, "db", "", "e1").await?,
+            None
+        );
 
         let binding = Binding {
             kind: BindingKind::App,
@@ -450,18 +555,32 @@ mod tests {
         ledger
             .commit(
                 "svc",
-                vec![Change::Bind { instance: "db".into(), binding: binding.clone() }],
+                vec![Change::Bind {
+                    instance: "db".into(),
+                    binding: binding.clone(),
+                }],
                 event(Action::BindApp, "db", "e3", json!({"A": "1"})),
             )
             .await?;
         assert_eq!(ledger.bindings("svc", "db").await?, vec![binding]);
 
         ledger
-            .commit("svc", vec![Change::Remove { instance: "db".into() }], event(Action::Remove, "db", "e4", Value::Null))
+            .commit(
+                "svc",
+                vec![Change::Remove {
+                    instance: "db".into(),
+                }],
+                event(Action::Remove, "db", "e4", Value::Null),
+            )
             .await?;
         assert_eq!(ledger.instance("svc", "db").await?, None);
         assert!(ledger.bindings("svc", "db").await?.is_empty());
-        let actions: Vec<String> = ledger.events("svc", "db").await?.into_iter().map(|e| e.action).collect();
+        let actions: Vec<String> = ledger
+            .events("svc", "db")
+            .await?
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
         assert_eq!(actions, ["create", "bind-app", "remove"]);
         Ok(())
     }

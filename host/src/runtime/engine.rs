@@ -61,8 +61,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .context("cannot link WASI for plugins")?;
-        bindings::Plugin::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
-            .context("cannot link the Orizuru contract for plugins")?;
+        bindings::Plugin::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| {
+            sandbox
+        })
+        .context("cannot link the Orizuru contract for plugins")?;
 
         let clock = EpochClock::start(engine.clone())?;
         Ok(Self {
@@ -77,12 +79,18 @@ impl Runtime {
         let path = &service.plugin;
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the plugin file {}", path.display()))?;
-        let component = Component::new(&self.engine, &bytes)
-            .with_context(|| format!("{} is not a wasm component this host can run", path.display()))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .with_context(|| format!("{} asks for imports this host does not grant", path.display()))?;
+        let component = Component::new(&self.engine, &bytes).with_context(|| {
+            format!(
+                "{} is not a wasm component this host can run",
+                path.display()
+            )
+        })?;
+        let pre = self.linker.instantiate_pre(&component).with_context(|| {
+            format!(
+                "{} asks for imports this host does not grant",
+                path.display()
+            )
+        })?;
         let pre = bindings::PluginPre::new(pre).with_context(|| {
             format!(
                 "{} does not export the orizuru:service/handler@0.1.0 interface; build it with the Orizuru SDK",

@@ -60,7 +60,7 @@ pub enum Stop {
 /// `30s`, `1.5s`, `250ms`: how an operator wrote it.
 pub fn humanize(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else if millis > 1000 {
         format!("{}s", duration.as_secs_f64())
@@ -121,6 +121,9 @@ mod tests {
             Stop::Deadline(Duration::from_secs(30)).to_string(),
             "deadline of 30s exceeded"
         );
-        assert_eq!(Stop::Memory(64 << 20).to_string(), "memory limit of 64 MiB reached");
+        assert_eq!(
+            Stop::Memory(64 << 20).to_string(),
+            "memory limit of 64 MiB reached"
+        );
     }
 }

@@ -49,8 +49,16 @@ impl Sandbox {
     /// A store for one call: no files, no environment, no network, stdio to
     /// the log, the memory cap and the deadline armed before any guest code runs.
     pub fn store(engine: &Engine, limits: &Limits, request_id: Option<&str>) -> Store<Sandbox> {
-        let stdout = GuestLog::new(limits.service.clone(), "stdout", request_id.map(str::to_owned));
-        let stderr = GuestLog::new(limits.service.clone(), "stderr", request_id.map(str::to_owned));
+        let stdout = GuestLog::new(
+            limits.service.clone(),
+            "stdout",
+            request_id.map(str::to_owned),
+        );
+        let stderr = GuestLog::new(
+            limits.service.clone(),
+            "stderr",
+            request_id.map(str::to_owned),
+        );
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())

@@ -77,7 +77,11 @@ impl WasmPlugin {
         } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
             Stop::Busy
         } else if let Some(trap) = err.downcast_ref::<Trap>() {
-            Stop::Trap(trap.to_string())
+            Stop::Trap(
+                trap.to_string()
+                    .trim_start_matches("wasm trap: ")
+                    .to_owned(),
+            )
         } else {
             Stop::Host(anyhow::anyhow!("{err:#}"))
         };
@@ -92,7 +96,9 @@ impl WasmPlugin {
 
     fn contract(&self, what: String) -> Failure {
         tracing::error!(service = %self.limits.service, "plugin broke the contract: {what}");
-        Failure::Stopped(Stop::Contract(format!("its answer broke the contract: {what}")))
+        Failure::Stopped(Stop::Contract(format!(
+            "its answer broke the contract: {what}"
+        )))
     }
 
     fn env(&self, vars: Vec<(String, String)>) -> Outcome<Env> {
@@ -115,8 +121,23 @@ impl Plugin for WasmPlugin {
         let ctx = to_context(&context);
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_plans(store, &ctx).await }),
-            |plans| Ok(plans.into_iter().map(|plan| Plan { name: plan.name, description: plan.description }).collect()),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_plans(store, &ctx)
+                        .await
+                })
+            },
+            |plans| {
+                Ok(plans
+                    .into_iter()
+                    .map(|plan| Plan {
+                        name: plan.name,
+                        description: plan.description,
+                    })
+                    .collect())
+            },
         )
         .await
     }
@@ -128,13 +149,25 @@ impl Plugin for WasmPlugin {
         };
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_create(store, &request).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_create(store, &request)
+                        .await
+                })
+            },
             |provisioned| Ok(from_provisioned(provisioned)),
         )
         .await
     }
 
-    async fn update(&self, current: Instance, next: Instance, context: Context) -> Outcome<Provisioned> {
+    async fn update(
+        &self,
+        current: Instance,
+        next: Instance,
+        context: Context,
+    ) -> Outcome<Provisioned> {
         let request = wit::UpdateRequest {
             current: to_instance(&current),
             next: to_instance(&next),
@@ -142,7 +175,14 @@ impl Plugin for WasmPlugin {
         };
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_update(store, &request).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_update(store, &request)
+                        .await
+                })
+            },
             |provisioned| Ok(from_provisioned(provisioned)),
         )
         .await
@@ -152,7 +192,14 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_remove(store, &inst, &ctx).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_remove(store, &inst, &ctx)
+                        .await
+                })
+            },
             Ok,
         )
         .await
@@ -162,8 +209,23 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_info(store, &inst, &ctx).await }),
-            |items| Ok(items.into_iter().map(|item| InfoItem { label: item.label, value: item.value }).collect()),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_info(store, &inst, &ctx)
+                        .await
+                })
+            },
+            |items| {
+                Ok(items
+                    .into_iter()
+                    .map(|item| InfoItem {
+                        label: item.label,
+                        value: item.value,
+                    })
+                    .collect())
+            },
         )
         .await
     }
@@ -172,7 +234,14 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_status(store, &inst, &ctx).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_status(store, &inst, &ctx)
+                        .await
+                })
+            },
             |status| {
                 Ok(match status {
                     wit::InstanceStatus::Up => Status::Up,
@@ -185,41 +254,89 @@ impl Plugin for WasmPlugin {
         .await
     }
 
-    async fn bind_app(&self, instance: Instance, app: AppBinding, context: Context) -> Outcome<Env> {
+    async fn bind_app(
+        &self,
+        instance: Instance,
+        app: AppBinding,
+        context: Context,
+    ) -> Outcome<Env> {
         let (inst, app) = (to_instance(&instance), to_app(&app, &context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_bind_app(store, &inst, &app).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_bind_app(store, &inst, &app)
+                        .await
+                })
+            },
             |vars| self.env(vars),
         )
         .await
     }
 
-    async fn unbind_app(&self, instance: Instance, app: AppBinding, context: Context) -> Outcome<()> {
+    async fn unbind_app(
+        &self,
+        instance: Instance,
+        app: AppBinding,
+        context: Context,
+    ) -> Outcome<()> {
         let (inst, app) = (to_instance(&instance), to_app(&app, &context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_unbind_app(store, &inst, &app).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_unbind_app(store, &inst, &app)
+                        .await
+                })
+            },
             Ok,
         )
         .await
     }
 
-    async fn bind_job(&self, instance: Instance, job: JobBinding, context: Context) -> Outcome<Env> {
+    async fn bind_job(
+        &self,
+        instance: Instance,
+        job: JobBinding,
+        context: Context,
+    ) -> Outcome<Env> {
         let (inst, job) = (to_instance(&instance), to_job(&job, &context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_bind_job(store, &inst, &job).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_bind_job(store, &inst, &job)
+                        .await
+                })
+            },
             |vars| self.env(vars),
         )
         .await
     }
 
-    async fn unbind_job(&self, instance: Instance, job: JobBinding, context: Context) -> Outcome<()> {
+    async fn unbind_job(
+        &self,
+        instance: Instance,
+        job: JobBinding,
+        context: Context,
+    ) -> Outcome<()> {
         let (inst, job) = (to_instance(&instance), to_job(&job, &context));
         self.run(
             &context,
-            |plugin, store| Box::pin(async move { plugin.orizuru_service_handler().call_unbind_job(store, &inst, &job).await }),
+            |plugin, store| {
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_unbind_job(store, &inst, &job)
+                        .await
+                })
+            },
             Ok,
         )
         .await
@@ -243,7 +360,12 @@ impl Plugin for WasmPlugin {
         self.run(
             &context,
             |plugin, store| {
-                Box::pin(async move { plugin.orizuru_service_handler().call_proxy(store, inst.as_ref(), &req).await })
+                Box::pin(async move {
+                    plugin
+                        .orizuru_service_handler()
+                        .call_proxy(store, inst.as_ref(), &req)
+                        .await
+                })
             },
             |response| {
                 if !(100..=599).contains(&response.status) {

@@ -2,17 +2,19 @@
 //! plugin costs its own request and nothing else. What it does wrong on
 //! create depends on the instance's name; every other action behaves.
 
-use orizuru_sdk::{CreateRequest, Env, Error, Instance, AppBinding, Provisioned, Result, Service};
+use orizuru_sdk::{AppBinding, CreateRequest, Env, Error, Instance, Provisioned, Result, Service};
 
 struct Misbehave;
 
+/// Recursion whose frames live on wasm's own call stack, not in linear
+/// memory, so it ends in the engine's stack-overflow trap.
 #[inline(never)]
-#[allow(unconditional_recursion, reason = "the point is to overflow the stack")]
 fn recurse(depth: u64) -> u64 {
-    // Keeps every frame alive so the recursion cannot be turned into a loop.
-    let frame = [depth; 64];
-    std::hint::black_box(&frame);
-    recurse(depth + 1) + frame[0]
+    if depth == u64::MAX {
+        return depth;
+    }
+    // Not an accumulator the compiler could turn into a loop.
+    recurse(depth + 1).wrapping_mul(3) ^ depth
 }
 
 impl Service for Misbehave {
@@ -34,12 +36,14 @@ impl Service for Misbehave {
                 Ok(Provisioned::ready())
             }
             "chatty" => {
-                for line in 0..100_000 {
+                for line in 0..20_000 {
                     println!("line {line} of a plugin that will not stop talking");
                 }
                 Ok(Provisioned::ready())
             }
-            "refuse" => Err(Error::invalid("this plugin refuses instances named \"refuse\"")),
+            "refuse" => Err(Error::invalid(
+                "this plugin refuses instances named \"refuse\"",
+            )),
             _ => {
                 eprintln!("creating {}", request.instance.name);
                 Ok(Provisioned::ready())
@@ -48,7 +52,10 @@ impl Service for Misbehave {
     }
 
     fn bind_app(_instance: Instance, _app: AppBinding) -> Result<Env> {
-        Ok(Env::from([("MISBEHAVE".to_owned(), "behaved this time".to_owned())]))
+        Ok(Env::from([(
+            "MISBEHAVE".to_owned(),
+            "behaved this time".to_owned(),
+        )]))
     }
 }
 

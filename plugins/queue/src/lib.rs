@@ -18,7 +18,10 @@ struct Queue;
 
 const PLANS: [(&str, &str); 2] = [
     ("small", "One queue, 100 messages a second"),
-    ("large", "Ten queues, 10,000 messages a second; provisioning takes a while"),
+    (
+        "large",
+        "Ten queues, 10,000 messages a second; provisioning takes a while",
+    ),
 ];
 
 /// What `tsuru service instance add queue NAME -p KEY=VALUE` may set.
@@ -46,7 +49,9 @@ struct Data {
 }
 
 /// Form-encoded parameters arrive as text, JSON ones as numbers: take both.
-fn number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<u64>, D::Error> {
+fn number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumberOrText {
@@ -77,7 +82,11 @@ fn check_plan(plan: Option<&str>) -> Result<&'static str> {
         .iter()
         .map(|(name, _)| *name)
         .find(|name| *name == plan)
-        .ok_or_else(|| Error::invalid(format!("plan \"{plan}\" does not exist; choose small or large")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "plan \"{plan}\" does not exist; choose small or large"
+            ))
+        })
 }
 
 /// Provisions (on paper) and answers what to remember; `delay` overrides how
@@ -100,14 +109,21 @@ fn provision(instance: &Instance, delay: Option<u64>) -> Result<Provisioned> {
         ready_at: now() + delay,
         simulate: parameters.simulate,
     };
-    let provisioned = if delay > 0 { Provisioned::pending() } else { Provisioned::ready() };
+    let provisioned = if delay > 0 {
+        Provisioned::pending()
+    } else {
+        Provisioned::ready()
+    };
     provisioned.with_data(&data)
 }
 
 fn data(instance: &Instance) -> Result<Data> {
-    instance
-        .data_as()?
-        .ok_or_else(|| Error::failed(format!("instance \"{}\" has no queue data; remove it and create it again", instance.name)))
+    instance.data_as()?.ok_or_else(|| {
+        Error::failed(format!(
+            "instance \"{}\" has no queue data; remove it and create it again",
+            instance.name
+        ))
+    })
 }
 
 /// A password only this instance and client share (a real service would
@@ -125,7 +141,13 @@ fn credentials(instance: &Instance, user: &str) -> Result<Env> {
     let data = data(instance)?;
     let password = password(&instance.name, user);
     Ok(Env::from([
-        ("QUEUE_URL".into(), format!("amqp://{user}:{password}@queue.example.com:5672{}", data.vhost)),
+        (
+            "QUEUE_URL".into(),
+            format!(
+                "amqp://{user}:{password}@queue.example.com:5672{}",
+                data.vhost
+            ),
+        ),
         ("QUEUE_HOST".into(), "queue.example.com".into()),
         ("QUEUE_PORT".into(), "5672".into()),
         ("QUEUE_VHOST".into(), data.vhost),
@@ -136,7 +158,10 @@ fn credentials(instance: &Instance, user: &str) -> Result<Env> {
 
 impl Service for Queue {
     fn plans(_context: Context) -> Result<Vec<Plan>> {
-        Ok(PLANS.iter().map(|(name, description)| Plan::new(*name, *description)).collect())
+        Ok(PLANS
+            .iter()
+            .map(|(name, description)| Plan::new(*name, *description))
+            .collect())
     }
 
     fn create(request: CreateRequest) -> Result<Provisioned> {
@@ -199,7 +224,10 @@ impl Service for Queue {
 
     fn proxy(instance: Option<Instance>, request: ProxyRequest) -> Result<ProxyResponse> {
         let Some(instance) = instance else {
-            return Err(Error::not_found(format!("the queue service has no service-level route {}", request.path)));
+            return Err(Error::not_found(format!(
+                "the queue service has no service-level route {}",
+                request.path
+            )));
         };
         if request.method != "POST" || request.path != "/backup" {
             return Err(Error::not_found(format!(

@@ -1,0 +1,281 @@
+//! The contract and the ledger's rules with a plugin written in Rust, no wasm:
+//! what the host does around a plugin, and when the ledger itself fails.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, header};
+use orizuru::config::Config;
+use orizuru::ledger::{Binding, Change, Event, EventRecord, InstanceRecord, Ledger, SqliteLedger};
+use orizuru::model::{
+    Action, AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned,
+    ProxyRequest, ProxyResponse, Status,
+};
+use orizuru::runtime::{Outcome, Plugin};
+use orizuru::service::Service;
+use orizuru::{Host, app};
+use tower::ServiceExt as _;
+
+/// A plugin that says yes to everything and writes down what it was asked.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl Recorder {
+    fn called(&self, action: &'static str) {
+        self.calls.lock().expect("not poisoned").push(action);
+    }
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().expect("not poisoned").clone()
+    }
+}
+
+#[async_trait]
+impl Plugin for Recorder {
+    async fn plans(&self, _: Context) -> Outcome<Vec<Plan>> {
+        self.called("plans");
+        Ok(Vec::new())
+    }
+    async fn create(&self, _: Instance, _: Context) -> Outcome<Provisioned> {
+        self.called("create");
+        Ok(Provisioned::Ready(Some("made".into())))
+    }
+    async fn update(&self, _: Instance, _: Instance, _: Context) -> Outcome<Provisioned> {
+        self.called("update");
+        Ok(Provisioned::Ready(None))
+    }
+    async fn remove(&self, _: Instance, _: Context) -> Outcome<()> {
+        self.called("remove");
+        Ok(())
+    }
+    async fn info(&self, _: Instance, _: Context) -> Outcome<Vec<InfoItem>> {
+        self.called("info");
+        Ok(Vec::new())
+    }
+    async fn status(&self, _: Instance, _: Context) -> Outcome<Status> {
+        self.called("status");
+        Ok(Status::Up)
+    }
+    async fn bind_app(&self, _: Instance, _: AppBinding, _: Context) -> Outcome<Env> {
+        self.called("bind-app");
+        Ok(Env::from([("URL".to_owned(), "db://x".to_owned())]))
+    }
+    async fn unbind_app(&self, _: Instance, _: AppBinding, _: Context) -> Outcome<()> {
+        self.called("unbind-app");
+        Ok(())
+    }
+    async fn bind_job(&self, _: Instance, _: JobBinding, _: Context) -> Outcome<Env> {
+        self.called("bind-job");
+        Ok(Env::new())
+    }
+    async fn unbind_job(&self, _: Instance, _: JobBinding, _: Context) -> Outcome<()> {
+        self.called("unbind-job");
+        Ok(())
+    }
+    async fn proxy(
+        &self,
+        _: Option<Instance>,
+        _: ProxyRequest,
+        _: Context,
+    ) -> Outcome<ProxyResponse> {
+        self.called("proxy");
+        Ok(ProxyResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+}
+
+/// The embedded ledger, whose commits can be made to fail like a full disk.
+struct Flaky {
+    inner: SqliteLedger,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl Ledger for Flaky {
+    async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>> {
+        self.inner.instance(service, name).await
+    }
+    async fn reserve(
+        &self,
+        service: &str,
+        instance: &Instance,
+        stale_after: Duration,
+    ) -> anyhow::Result<bool> {
+        self.inner.reserve(service, instance, stale_after).await
+    }
+    async fn commit(
+        &self,
+        service: &str,
+        changes: Vec<Change>,
+        event: Option<Event>,
+    ) -> anyhow::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            anyhow::bail!("database or disk is full");
+        }
+        self.inner.commit(service, changes, event).await
+    }
+    async fn replay(
+        &self,
+        service: &str,
+        action: Action,
+        instance: &str,
+        target: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        self.inner
+            .replay(service, action, instance, target, event_id)
+            .await
+    }
+    async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>> {
+        self.inner.bindings(service, instance).await
+    }
+    async fn events(&self, service: &str, instance: &str) -> anyhow::Result<Vec<EventRecord>> {
+        self.inner.events(service, instance).await
+    }
+}
+
+struct Setup {
+    host: Arc<Host>,
+    plugin: Arc<Recorder>,
+    ledger: Arc<Flaky>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let config = Config::parse(
+        "[[services]]\nid = \"svc\"\nplugin = \"none.wasm\"\npassword = \"pw\"\ntimeout_ms = 100\n",
+        dir.path(),
+        &Default::default(),
+        |_| None,
+    )
+    .expect("a valid config");
+    let ledger = Arc::new(Flaky {
+        inner: SqliteLedger::open(dir.path()).expect("a ledger"),
+        failing: AtomicBool::new(false),
+    });
+    let plugin = Arc::new(Recorder::default());
+    let service = Service::new(config.services[0].clone(), plugin.clone(), ledger.clone());
+    Setup {
+        host: Host::with_services(vec![service], ledger.clone()),
+        plugin,
+        ledger,
+        _dir: dir,
+    }
+}
+
+/// Sends a form call through the router, as tsuru would, and reads the answer.
+async fn call(host: &Arc<Host>, method: &str, path: &str, body: &str) -> (u16, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, "Basic c3ZjOnB3") // svc:pw
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .expect("a request");
+    let response = app(host.clone()).oneshot(request).await.expect("an answer");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_create_the_ledger_cannot_record_is_undone_through_the_plugin() {
+    let setup = setup();
+    setup.ledger.failing.store(true, Ordering::SeqCst);
+    let (status, body) = call(&setup.host, "POST", "/resources", "name=db").await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        "service \"svc\" could not reach its ledger for the create of instance \"db\"; try again"
+    );
+    assert_eq!(
+        setup.plugin.calls(),
+        ["create", "remove"],
+        "what was made is removed again"
+    );
+
+    // The name stays taken while a create could still be running, then is free again.
+    setup.ledger.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db").await.0,
+        409
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db").await.0,
+        201,
+        "the name is free again"
+    );
+}
+
+#[tokio::test]
+async fn host_rules_are_answered_without_calling_the_plugin() {
+    let setup = setup();
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db&eventid=e1")
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db&eventid=e1")
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db").await.0,
+        409
+    );
+    assert_eq!(
+        call(&setup.host, "GET", "/resources/ghost", "").await.0,
+        404
+    );
+    assert_eq!(
+        call(
+            &setup.host,
+            "POST",
+            "/resources/ghost/bind-app",
+            "app-name=web"
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        setup.plugin.calls(),
+        ["create"],
+        "one create; the retry, the duplicate and the unknowns never reached it"
+    );
+
+    let (status, env) = call(
+        &setup.host,
+        "POST",
+        "/resources/db/bind-app",
+        "app-name=web&eventid=e2",
+    )
+    .await;
+    assert_eq!((status, env.as_str()), (201, "{\"URL\":\"db://x\"}"));
+    assert_eq!(
+        call(
+            &setup.host,
+            "POST",
+            "/resources/db/bind-app",
+            "app-name=web&eventid=e2"
+        )
+        .await
+        .1,
+        env
+    );
+    assert_eq!(setup.plugin.calls(), ["create", "bind-app"]);
+}

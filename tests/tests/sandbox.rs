@@ -1,0 +1,137 @@
+//! A plugin that panics, loops, hoards memory or recurses without end costs
+//! its own request, answered with one sentence, and nothing else.
+
+use std::time::{Duration, Instant};
+
+use orizuru_tests::{Server, service};
+use reqwest::Method;
+
+async fn server() -> Server {
+    Server::start(&[
+        service("misbehave", "misbehave", "timeout_ms = 500\nmemory_mb = 32"),
+        service("fake", "fake", ""),
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_misdeed_is_one_sentence_and_the_host_keeps_serving() {
+    let server = server().await;
+    let api = server.tsuru("misbehave");
+    let neighbour = server.tsuru("fake");
+    let cases = [
+        (
+            "panic",
+            500,
+            "plugin \"misbehave\" stopped: it trapped (wasm `unreachable` instruction executed)",
+        ),
+        (
+            "loop",
+            504,
+            "plugin \"misbehave\" stopped: deadline of 500ms exceeded",
+        ),
+        (
+            "hog",
+            500,
+            "plugin \"misbehave\" stopped: memory limit of 32 MiB reached",
+        ),
+        (
+            "deep",
+            500,
+            "plugin \"misbehave\" stopped: it trapped (call stack exhausted)",
+        ),
+    ];
+    for (name, status, sentence) in cases {
+        let started = Instant::now();
+        let answer = api
+            .form(Method::POST, "/resources", &[("name", name)])
+            .await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (status, sentence),
+            "{name}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+        assert!(!answer.body.contains('\n'), "one line, no backtrace");
+        // A create that never finished leaves no instance behind.
+        assert!(
+            server
+                .host
+                .ledger
+                .instance("misbehave", name)
+                .await
+                .expect("ledger")
+                .is_none(),
+            "{name}"
+        );
+        let events = server
+            .host
+            .ledger
+            .events("misbehave", name)
+            .await
+            .expect("ledger");
+        assert_eq!(events.len(), 1, "{name}: the failure is recorded");
+
+        // The host, the same plugin and its neighbour all go on serving.
+        let fine = format!("after-{name}");
+        assert_eq!(
+            api.form(Method::POST, "/resources", &[("name", &fine)])
+                .await
+                .status,
+            201
+        );
+        assert_eq!(neighbour.get("/resources/plans").await.status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_floods_of_output_are_not_faults() {
+    let server = server().await;
+    let api = server.tsuru("misbehave");
+    let refused = api
+        .form(Method::POST, "/resources", &[("name", "refuse")])
+        .await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (400, "this plugin refuses instances named \"refuse\"")
+    );
+    assert!(
+        server
+            .host
+            .ledger
+            .instance("misbehave", "refuse")
+            .await
+            .expect("ledger")
+            .is_none()
+    );
+    // Printing 20,000 lines (a megabyte) is dropped past the log budget, not a failure.
+    let chatty = api
+        .form(Method::POST, "/resources", &[("name", "chatty")])
+        .await;
+    assert_eq!(chatty.status, 201, "{}", chatty.body);
+}
+
+/// A call that outlives its deadline does not hold up calls to other services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_does_not_block_its_neighbours() {
+    let server = server().await;
+    let api = server.tsuru("misbehave");
+    let looping = tokio::spawn(async move {
+        api.form(Method::POST, "/resources", &[("name", "loop")])
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let neighbour = server.tsuru("fake");
+    for _ in 0..20 {
+        assert_eq!(neighbour.get("/resources/plans").await.status, 200);
+    }
+    assert!(
+        !looping.is_finished(),
+        "the neighbour's calls were answered while the loop ran"
+    );
+    assert_eq!(looping.await.expect("the looping call ends").status, 504);
+}
