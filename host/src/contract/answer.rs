@@ -176,7 +176,9 @@ pub fn proxied(service: &str, response: ProxyResponse) -> Response {
         )
         .into_response();
     };
-    let mut answer = (status, response.body).into_response();
+    // Built bare, so the plugin's own headers are the only ones (no default content type).
+    let mut answer = Response::new(axum::body::Body::from(response.body));
+    *answer.status_mut() = status;
     for (name, value) in response.headers {
         if is_hop_by_hop(&name) {
             continue;
