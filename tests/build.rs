@@ -22,7 +22,7 @@ fn main() {
         .join("plugins");
 
     println!("cargo:rerun-if-changed=build.rs");
-    for watched in ["plugins", "guest-sdk", "Cargo.lock"] {
+    for watched in ["plugins", "guest-sdk"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -35,12 +35,13 @@ fn main() {
         .current_dir(&workspace)
         .args([
             "build",
-            "--profile",
-            "plugin",
+            "--manifest-path",
+            "plugins/Cargo.toml",
+            "--release",
             "--target",
             "wasm32-wasip2",
-            "--target-dir",
         ])
+        .arg("--target-dir")
         .arg(&target_dir);
     for plugin in PLUGINS {
         command.args(["-p", plugin]);
@@ -62,6 +63,6 @@ fn main() {
             "building the plugins for wasm32-wasip2 failed (see above); if the target is missing, run: rustup target add wasm32-wasip2"
         );
     }
-    let built = target_dir.join("wasm32-wasip2").join("plugin");
+    let built = target_dir.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=ORIZURU_TEST_PLUGINS={}", built.display());
 }

@@ -6,7 +6,7 @@
 //! in a fresh sandbox. A plugin implements [`Service`], overriding the actions
 //! it offers, and hands its type to [`export!`]:
 //!
-//! ```ignore
+//! ```no_run
 //! use orizuru_sdk::{AppBinding, Env, Instance, Result, Service};
 //!
 //! struct Fake;
