@@ -1,4 +1,4 @@
-//! A plugin that panics, loops, hoards memory or recurses without end costs
+//! A plugin that panics, loops, sleeps, hoards memory or recurses without end costs
 //! its own request, answered with one sentence, and nothing else.
 
 use std::time::{Duration, Instant};
@@ -27,6 +27,11 @@ async fn each_misdeed_is_one_sentence_and_the_host_keeps_serving() {
         ),
         (
             "loop",
+            504,
+            "plugin \"misbehave\" stopped: deadline of 500ms exceeded",
+        ),
+        (
+            "sleep",
             504,
             "plugin \"misbehave\" stopped: deadline of 500ms exceeded",
         ),

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
@@ -25,6 +25,9 @@ pub mod bindings {
 }
 
 use bindings::orizuru::service::types as wit;
+
+/// How long past its deadline a call parked in a host function may take to be cut.
+const HOST_MARGIN: Duration = Duration::from_millis(50);
 
 type Call<'a, W> =
     Pin<Box<dyn Future<Output = wasmtime::Result<Result<W, wit::Error>>> + Send + 'a>>;
@@ -54,9 +57,17 @@ impl WasmPlugin {
     ) -> Outcome<T> {
         let started = Instant::now();
         let mut store = Sandbox::store(&self.engine, &self.limits, context.request_id.as_deref());
-        let result = match self.pre.instantiate_async(&mut store).await {
-            Ok(plugin) => call(&plugin, &mut store).await,
-            Err(err) => Err(err),
+        let running = async {
+            match self.pre.instantiate_async(&mut store).await {
+                Ok(plugin) => call(&plugin, &mut store).await,
+                Err(err) => Err(err),
+            }
+        };
+        // The epoch deadline stops guest code; this one also stops a call
+        // parked in a host function (a sleep, a poll), which epochs cannot reach.
+        let result = match tokio::time::timeout(self.limits.timeout + HOST_MARGIN, running).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(DeadlineExceeded.into()),
         };
         store.data().finish();
         match result {

@@ -35,6 +35,11 @@ impl Service for Misbehave {
                 std::hint::black_box(recurse(0));
                 Ok(Provisioned::ready())
             }
+            "sleep" => {
+                // Parks in a WASI host call, where epoch interruption cannot reach.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Provisioned::ready())
+            }
             "chatty" => {
                 for line in 0..20_000 {
                     println!("line {line} of a plugin that will not stop talking");
