@@ -25,8 +25,8 @@ pub use contract::app;
 use crate::config::Config;
 use crate::ledger::{Ledger, SqliteLedger};
 use crate::registry::Registry;
-use crate::runtime::{Runtime, RuntimeSettings};
-use crate::service::Service;
+use crate::runtime::{Origin, Runtime, RuntimeSettings};
+use crate::service::{PluginVersion, Service};
 
 /// Everything a running host holds.
 pub struct Host {
@@ -47,27 +47,34 @@ impl Host {
                 .map(|service| service.memory_bytes)
                 .max()
                 .unwrap_or(RuntimeSettings::default().max_memory_bytes),
+            cache_dir: Some(config.data_dir.join("compiled")),
             ..RuntimeSettings::default()
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
         let mut services = Vec::with_capacity(config.services.len());
         for service in &config.services {
-            let started = std::time::Instant::now();
-            let plugin = runtime
+            let loaded = runtime
                 .load(service)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("service \"{}\" cannot start", service.id))?;
             tracing::info!(
                 service = %service.id,
                 plugin = %service.plugin.display(),
-                compile_ms = started.elapsed().as_millis() as u64,
+                sha256 = %loaded.sha256,
+                from_cache = loaded.origin == Origin::Cache,
+                load_ms = loaded.took.as_millis() as u64,
                 "plugin loaded"
             );
-            services.push(Service::new(
-                service.clone(),
-                Arc::new(plugin),
-                ledger.clone(),
-            ));
+            let version = PluginVersion {
+                sha256: loaded.sha256,
+                size: loaded.size,
+                origin: loaded.origin,
+                took: loaded.took,
+            };
+            services.push(
+                Service::new(service.clone(), Arc::new(loaded.plugin), ledger.clone())
+                    .with_version(version),
+            );
         }
         Ok(Arc::new(Host {
             registry: Registry::new(services),

@@ -14,13 +14,25 @@ use crate::model::{
     Action, AppBinding, Context, Env, InfoItem, Instance, InstanceState, JobBinding, Plan,
     Provisioned, ProxyRequest, ProxyResponse, Refusal, Status,
 };
-use crate::runtime::{Failure, Outcome, Plugin, Stop};
+use crate::runtime::{Failure, Origin, Outcome, Plugin, Stop};
 
 /// One tsuru service: its config, its plugin and its share of the ledger.
 pub struct Service {
     config: ServiceConfig,
     plugin: Arc<dyn Plugin>,
+    version: Option<PluginVersion>,
     ledger: Arc<dyn Ledger>,
+}
+
+/// Which wasm component serves a service, and how it was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersion {
+    /// The sha256 of the component, in hex.
+    pub sha256: String,
+    pub size: usize,
+    pub origin: Origin,
+    /// How long loading took (reading, compiling or loading from the cache, checking).
+    pub took: std::time::Duration,
 }
 
 /// Why an action was not done. Every message is a sentence for the person
@@ -149,8 +161,22 @@ impl Service {
         Self {
             config,
             plugin,
+            version: None,
             ledger,
         }
+    }
+
+    /// Records which wasm component the plugin is.
+    pub fn with_version(self, version: PluginVersion) -> Self {
+        Self {
+            version: Some(version),
+            ..self
+        }
+    }
+
+    /// The wasm component serving this service; `None` for a plugin that is not wasm.
+    pub fn version(&self) -> Option<&PluginVersion> {
+        self.version.as_ref()
     }
 
     pub fn id(&self) -> &str {

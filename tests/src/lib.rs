@@ -74,10 +74,17 @@ impl Server {
 
     /// Stops this host after its requests in flight, and starts another on
     /// the same config and data dir.
-    pub async fn restart(mut self) -> Server {
+    pub async fn restart(self) -> Server {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`Server::restart`], doing `meanwhile` to the data dir while no
+    /// host runs (the old host and its mapped files are gone by then).
+    pub async fn restart_with(mut self, meanwhile: impl FnOnce(&Path)) -> Server {
         self.stop().await;
         let (config_text, data_dir) = (self.config_text.clone(), self.data_dir.clone());
         drop(self);
+        meanwhile(data_dir.path());
         Self::start_in(config_text, data_dir).await
     }
 
@@ -90,6 +97,11 @@ impl Server {
                 .expect("the server task ends")
                 .expect("the server stops cleanly");
         }
+    }
+
+    /// Where this host keeps its ledger and compiled plugins.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
     }
 
     /// A client authenticated as service `id`, using the `/resources` routes.

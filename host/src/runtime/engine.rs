@@ -1,13 +1,16 @@
 //! The engine every plugin shares: compilation, the instance pool and the epoch clock.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::cache::{self, CompiledCache, Origin};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::wasm::{WasmPlugin, bindings};
 use crate::config::ServiceConfig;
@@ -20,6 +23,8 @@ pub struct RuntimeSettings {
     pub max_instances: u32,
     /// The largest memory any service grants its plugin.
     pub max_memory_bytes: u64,
+    /// Where compiled plugins are kept between starts; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeSettings {
@@ -27,6 +32,7 @@ impl Default for RuntimeSettings {
         Self {
             max_instances: 100,
             max_memory_bytes: crate::config::DEFAULT_MEMORY_MB * 1024 * 1024,
+            cache_dir: None,
         }
     }
 }
@@ -35,7 +41,18 @@ impl Default for RuntimeSettings {
 pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<Sandbox>>,
+    cache: Option<CompiledCache>,
     _clock: EpochClock,
+}
+
+/// A plugin ready to serve, and how it was loaded.
+pub struct Loaded {
+    pub plugin: WasmPlugin,
+    /// The sha256 of the wasm component, in hex.
+    pub sha256: String,
+    pub size: usize,
+    pub origin: Origin,
+    pub took: Duration,
 }
 
 impl Runtime {
@@ -66,20 +83,41 @@ impl Runtime {
         })
         .context("cannot link the Orizuru contract for plugins")?;
 
+        let cache = settings
+            .cache_dir
+            .as_deref()
+            .map(|dir| CompiledCache::open(dir, &engine))
+            .transpose()?;
         let clock = EpochClock::start(engine.clone())?;
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            cache,
             _clock: clock,
         })
     }
 
-    /// Compiles a service's plugin and checks it exports the contract.
-    pub fn load(&self, service: &ServiceConfig) -> wasmtime::Result<WasmPlugin> {
+    /// Loads a service's plugin (from the compiled cache when it can) and
+    /// checks it is a component exporting the contract.
+    pub fn load(&self, service: &ServiceConfig) -> wasmtime::Result<Loaded> {
+        let started = Instant::now();
         let path = &service.plugin;
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read the plugin file {}", path.display()))?;
-        let component = Component::new(&self.engine, &bytes).with_context(|| {
+        if wasmparser::Parser::is_core_wasm(&bytes) {
+            wasmtime::bail!(
+                "{} is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
+                path.display()
+            );
+        }
+        let sha256 = cache::sha256(&bytes);
+        let (component, origin) = match &self.cache {
+            Some(cache) => cache.component(&self.engine, &sha256, &bytes),
+            None => {
+                Component::new(&self.engine, &bytes).map(|component| (component, Origin::Compiled))
+            }
+        }
+        .with_context(|| {
             format!(
                 "{} is not a wasm component this host can run",
                 path.display()
@@ -97,7 +135,7 @@ impl Runtime {
                 path.display()
             )
         })?;
-        Ok(WasmPlugin::new(
+        let plugin = WasmPlugin::new(
             self.engine.clone(),
             pre,
             Limits {
@@ -105,7 +143,14 @@ impl Runtime {
                 timeout: service.timeout,
                 memory_bytes: service.memory_bytes,
             },
-        ))
+        );
+        Ok(Loaded {
+            plugin,
+            sha256,
+            size: bytes.len(),
+            origin,
+            took: started.elapsed(),
+        })
     }
 }
 

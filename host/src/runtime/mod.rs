@@ -4,6 +4,7 @@
 //! tsuru action, so the HTTP contract and the ledger can be tested without
 //! compiling wasm and the runtime without HTTP.
 
+mod cache;
 mod engine;
 mod guest_log;
 mod sandbox;
@@ -18,7 +19,8 @@ use crate::model::{
     ProxyResponse, Refusal, Status,
 };
 
-pub use engine::{Runtime, RuntimeSettings};
+pub use cache::Origin;
+pub use engine::{Loaded, Runtime, RuntimeSettings};
 pub use wasm::WasmPlugin;
 
 /// The answer of one plugin call.
