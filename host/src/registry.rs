@@ -34,11 +34,4 @@ impl Registry {
             .get(username)
             .and_then(|id| self.by_id.get(id))
     }
-
-    /// Every service, by id.
-    pub fn services(&self) -> Vec<&Arc<Service>> {
-        let mut services: Vec<_> = self.by_id.values().collect();
-        services.sort_by(|a, b| a.id().cmp(b.id()));
-        services
-    }
 }

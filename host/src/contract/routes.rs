@@ -15,8 +15,8 @@ use super::auth::Authed;
 use super::decode::Fields;
 use super::extract::{Named, Payload, RawBody, Tsuru, check_instance_name, with_body};
 use crate::Host;
-use crate::model::{AppBinding, Instance, JobBinding, ProxyRequest, Refusal};
-use crate::service::{ActionError, Bindee, InstanceUpdate};
+use crate::model::{AppBinding, Context, Instance, JobBinding, ProxyRequest, Refusal};
+use crate::service::{ActionError, Bindee, InstanceUpdate, Service};
 
 pub fn resources() -> Router<Arc<Host>> {
     Router::new()
@@ -191,17 +191,43 @@ fn app_binding(fields: &Fields, legacy: &[&str]) -> Result<AppBinding, ApiError>
     })
 }
 
+/// Binds the app a bind body names; `legacy` as in [`app_binding`].
+async fn bind_app_with(
+    service: &Service,
+    name: &str,
+    context: Context,
+    fields: &Fields,
+    legacy: &[&str],
+) -> Answer {
+    let app = app_binding(fields, legacy)?;
+    let env = service
+        .bind(name, Bindee::App(app), with_body(context, fields))
+        .await?;
+    Ok(answer::env(env))
+}
+
+/// Unbinds the app an unbind body names; `legacy` as in [`app_binding`].
+async fn unbind_app_with(
+    service: &Service,
+    name: &str,
+    context: Context,
+    fields: &Fields,
+    legacy: &[&str],
+) -> Answer {
+    let app = app_binding(fields, legacy)?;
+    service
+        .unbind(name, Bindee::App(app), with_body(context, fields))
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
 async fn bind_app(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    let app = app_binding(&fields, &[])?;
-    let env = service
-        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
-        .await?;
-    Ok(answer::env(env))
+    bind_app_with(&service, &path.name, context, &fields, &[]).await
 }
 
 /// `POST /resources/{name}/bind`: tsuru's fallback when bind-app answered
@@ -212,11 +238,7 @@ async fn bind_fallback(
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    let app = app_binding(&fields, &["app-host"])?;
-    let env = service
-        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
-        .await?;
-    Ok(answer::env(env))
+    bind_app_with(&service, &path.name, context, &fields, &["app-host"]).await
 }
 
 /// `POST /resources/{name}` of the 2013 guide: bind the app `app-hostname`.
@@ -226,11 +248,14 @@ async fn legacy_bind(
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    let app = app_binding(&fields, &["app-hostname", "hostname", "unit-hostname"])?;
-    let env = service
-        .bind(&path.name, Bindee::App(app), with_body(context, &fields))
-        .await?;
-    Ok(answer::env(env))
+    bind_app_with(
+        &service,
+        &path.name,
+        context,
+        &fields,
+        &["app-hostname", "hostname", "unit-hostname"],
+    )
+    .await
 }
 
 async fn unbind_app(
@@ -239,11 +264,7 @@ async fn unbind_app(
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    let app = app_binding(&fields, &[])?;
-    service
-        .unbind(&path.name, Bindee::App(app), with_body(context, &fields))
-        .await?;
-    Ok(StatusCode::OK.into_response())
+    unbind_app_with(&service, &path.name, context, &fields, &[]).await
 }
 
 /// `DELETE /resources/{name}/bind`: old tsuru's unbind, per unit.
@@ -253,11 +274,7 @@ async fn unbind_legacy(
     Named(path): Named<InstancePath>,
     Payload(fields): Payload,
 ) -> Answer {
-    let app = app_binding(&fields, &["app-host"])?;
-    service
-        .unbind(&path.name, Bindee::App(app), with_body(context, &fields))
-        .await?;
-    Ok(StatusCode::OK.into_response())
+    unbind_app_with(&service, &path.name, context, &fields, &["app-host"]).await
 }
 
 /// `DELETE /resources/{name}/hostname/{host}` of the 2013 guide.
