@@ -7,7 +7,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The plugins the tests serve.
-const PLUGINS: &[&str] = &["fake", "queue", "misbehave"];
+const PLUGINS: &[&str] = &[
+    "fake",
+    "queue",
+    "misbehave",
+    "generation-one",
+    "generation-two",
+    "broken-plans",
+];
 
 fn main() {
     let manifest_dir =

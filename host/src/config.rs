@@ -15,6 +15,10 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MEMORY_MB: u64 = 128;
 /// The most memory a service may grant its plugin.
 pub const MAX_MEMORY_MB: u64 = 4096;
+/// How many plugin versions each service keeps for rollback, unless the file says.
+pub const DEFAULT_KEEP_VERSIONS: usize = 5;
+/// The largest plugin the admin API accepts, unless the file says.
+pub const DEFAULT_MAX_PLUGIN_MB: u64 = 256;
 
 /// The whole config file, as written.
 #[derive(Debug, Deserialize)]
@@ -22,6 +26,11 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub admin_token_env: Option<String>,
+    pub keep_versions: Option<usize>,
+    pub max_plugin_mb: Option<u64>,
+    pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
 }
@@ -44,15 +53,33 @@ pub struct ServiceFile {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The bearer token of the admin API; `None` turns the admin API off.
+    pub admin: Option<AdminToken>,
+    /// Plugin versions kept per service for rollback, the active one included.
+    pub keep_versions: usize,
+    /// The largest plugin the admin API accepts, in bytes.
+    pub max_plugin_bytes: u64,
+    /// Whether the config file and the plugin files it names are watched.
+    pub watch: bool,
     pub services: Vec<ServiceConfig>,
+    /// The file this config was read from, if any.
+    pub source: Option<PathBuf>,
 }
 
-#[derive(Clone)]
+/// The admin API's bearer token and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    pub token: Secret,
+    pub source: PasswordSource,
+}
+
+#[derive(Clone, PartialEq)]
 pub struct ServiceConfig {
     /// The tsuru service id, also the path segment of `/services/{id}`.
     pub id: String,
-    /// The wasm component, resolved against the config file's folder.
-    pub plugin: PathBuf,
+    /// The wasm component, resolved against the config file's folder;
+    /// `None` for a service added through the admin API.
+    pub plugin: Option<PathBuf>,
     /// The basic-auth user tsuru sends: the manifest's `username`, else the id.
     pub username: String,
     pub password: Secret,
@@ -66,6 +93,8 @@ pub struct ServiceConfig {
 pub enum PasswordSource {
     ConfigFile,
     Environment(String),
+    /// Generated when the service was added through the admin API.
+    AdminApi,
 }
 
 /// A value that never appears in logs or debug output.
@@ -133,7 +162,7 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, overrides, env).map_err(|err| match err {
+        let config = Self::parse(&text, base, overrides, env).map_err(|err| match err {
             Problem::Syntax(message) => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -142,6 +171,10 @@ impl Config {
                 path: path.to_owned(),
                 message,
             },
+        })?;
+        Ok(Config {
+            source: Some(path.to_owned()),
+            ..config
         })
     }
 
@@ -186,10 +219,35 @@ impl Config {
             }
             services.push(service);
         }
+        let admin = secret("admin_token", file.admin_token, file.admin_token_env, &env)
+            .map_err(Problem::Meaning)?
+            .map(|(token, source)| AdminToken { token, source });
+        if let Some(AdminToken { token, .. }) = &admin
+            && token.expose().len() < 16
+        {
+            return Err(Problem::Meaning(
+                "admin_token is shorter than 16 characters; use a long random one (openssl rand -hex 32)".into(),
+            ));
+        }
+        let keep_versions = file.keep_versions.unwrap_or(DEFAULT_KEEP_VERSIONS);
+        if keep_versions == 0 {
+            return Err(Problem::Meaning(
+                "keep_versions must be at least 1 (the active version is one of them)".into(),
+            ));
+        }
+        let max_plugin_mb = file.max_plugin_mb.unwrap_or(DEFAULT_MAX_PLUGIN_MB);
+        if max_plugin_mb == 0 {
+            return Err(Problem::Meaning("max_plugin_mb must be at least 1".into()));
+        }
         Ok(Config {
             listen,
             data_dir,
+            admin,
+            keep_versions,
+            max_plugin_bytes: max_plugin_mb * 1024 * 1024,
+            watch: file.watch.unwrap_or(true),
             services,
+            source: None,
         })
     }
 }
@@ -218,28 +276,14 @@ impl ServiceConfig {
                 "{at}: username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
             ));
         }
-        let (password, password_source) = match (password, password_env) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "{at}: both password and password_env are set; keep one"
-                ));
-            }
-            (None, None) => {
-                return Err(format!(
+        let (password, password_source) = secret("password", password, password_env, env)
+            .map_err(|why| format!("{at}: {why}"))?
+            .ok_or_else(|| {
+                format!(
                     "{at}: no password; set password_env to the name of an environment variable holding it (or password, for a demo)"
-                ));
-            }
-            (Some(password), None) => (password, PasswordSource::ConfigFile),
-            (None, Some(name)) => match env(&name) {
-                Some(value) if !value.is_empty() => (value, PasswordSource::Environment(name)),
-                _ => {
-                    return Err(format!(
-                        "{at}: password_env names the environment variable {name}, which is not set or empty"
-                    ));
-                }
-            },
-        };
-        if password.is_empty() {
+                )
+            })?;
+        if password.expose().is_empty() {
             return Err(format!("{at}: the password is empty; tsuru requires one"));
         }
         let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
@@ -253,14 +297,37 @@ impl ServiceConfig {
             ));
         }
         Ok(ServiceConfig {
-            plugin: base.join(plugin),
+            plugin: Some(base.join(plugin)),
             id,
             username,
-            password: Secret::new(password),
+            password,
             password_source,
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb * 1024 * 1024,
         })
+    }
+}
+
+/// A secret given inline as `<key>` or by name as `<key>_env`; `None` when neither is set.
+fn secret(
+    key: &str,
+    inline: Option<String>,
+    by_name: Option<String>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<(Secret, PasswordSource)>, String> {
+    match (inline, by_name) {
+        (Some(_), Some(_)) => Err(format!("both {key} and {key}_env are set; keep one")),
+        (None, None) => Ok(None),
+        (Some(value), None) => Ok(Some((Secret::new(value), PasswordSource::ConfigFile))),
+        (None, Some(name)) => match env(&name) {
+            Some(value) if !value.is_empty() => Ok(Some((
+                Secret::new(value),
+                PasswordSource::Environment(name),
+            ))),
+            _ => Err(format!(
+                "{key}_env names the environment variable {name}, which is not set or empty"
+            )),
+        },
     }
 }
 
@@ -341,7 +408,10 @@ mod tests {
         let fake = &config.services[0];
         assert_eq!(fake.username, "fake");
         assert_eq!(fake.password.expose(), "from-env");
-        assert_eq!(fake.plugin, Path::new("/etc/orizuru/fake.wasm"));
+        assert_eq!(
+            fake.plugin.as_deref(),
+            Some(Path::new("/etc/orizuru/fake.wasm"))
+        );
         assert_eq!(fake.timeout, Duration::from_secs(30));
         assert_eq!(fake.memory_bytes, 128 * 1024 * 1024);
         assert!(!format!("{fake:?}").contains("from-env"));

@@ -4,10 +4,14 @@
 //! routes, auth, decoding, tsuru's status rules) → [`service`] (the ledger's
 //! checks and the plugin call for each action) → [`ledger`] (instances,
 //! bindings, events) and [`runtime`] (a fresh sandbox per call) → back to
-//! [`contract`] for tsuru's answer.
+//! [`contract`] for tsuru's answer. [`deploy`] puts plugins in service (at
+//! start, on an upload through [`admin`], when files change) and [`registry`]
+//! finds the service a request is for.
 
+pub mod admin;
 pub mod config;
 pub mod contract;
+pub mod deploy;
 pub mod ledger;
 pub mod model;
 pub mod registry;
@@ -18,84 +22,87 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::Router;
 use tokio::net::TcpListener;
 
-pub use contract::app;
-
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::deploy::Deployer;
+use crate::deploy::watch::Watcher;
 use crate::ledger::{Ledger, SqliteLedger};
 use crate::registry::Registry;
-use crate::runtime::{Origin, Runtime, RuntimeSettings};
-use crate::service::{PluginVersion, Service};
+use crate::runtime::{Runtime, RuntimeSettings};
+use crate::service::Service;
 
 /// Everything a running host holds.
 pub struct Host {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     pub ledger: Arc<dyn Ledger>,
-    // Kept for as long as plugins run: it drives their deadlines.
-    _runtime: Option<Runtime>,
+    /// Puts plugins in service; `None` for a host of services built elsewhere.
+    pub deployer: Option<Arc<Deployer>>,
+    /// The admin API's bearer token; `None` turns the admin API off.
+    pub admin_token: Option<Secret>,
+    /// The largest plugin the admin API accepts, in bytes.
+    pub max_plugin_bytes: u64,
+    _watcher: Option<Watcher>,
 }
 
 impl Host {
-    /// Opens the ledger and compiles every service's plugin.
+    /// Opens the ledger, loads every service's plugin and, if the config
+    /// says so, watches the config and plugin files.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<Host>> {
-        let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&config.data_dir)?);
+        let ledger = Arc::new(SqliteLedger::open(&config.data_dir)?);
         let settings = RuntimeSettings {
             max_memory_bytes: config
                 .services
                 .iter()
                 .map(|service| service.memory_bytes)
                 .max()
-                .unwrap_or(RuntimeSettings::default().max_memory_bytes),
+                .unwrap_or(0)
+                .max(RuntimeSettings::default().max_memory_bytes),
             cache_dir: Some(config.data_dir.join("compiled")),
             ..RuntimeSettings::default()
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
-        let mut services = Vec::with_capacity(config.services.len());
-        for service in &config.services {
-            let loaded = runtime
-                .load(service)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("service \"{}\" cannot start", service.id))?;
-            tracing::info!(
-                service = %service.id,
-                plugin = %service.plugin.display(),
-                sha256 = %loaded.sha256,
-                from_cache = loaded.origin == Origin::Cache,
-                load_ms = loaded.took.as_millis() as u64,
-                "plugin loaded"
-            );
-            let version = PluginVersion {
-                sha256: loaded.sha256,
-                size: loaded.size,
-                origin: loaded.origin,
-                took: loaded.took,
-            };
-            services.push(
-                Service::new(service.clone(), Arc::new(loaded.plugin), ledger.clone())
-                    .with_version(version),
-            );
-        }
+        let (registry, deployer) =
+            Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
+        let deployer = Arc::new(deployer);
+        let watcher = if config.watch {
+            Some(Watcher::start(deployer.clone()).await?)
+        } else {
+            None
+        };
         Ok(Arc::new(Host {
-            registry: Registry::new(services),
+            registry,
             ledger,
-            _runtime: Some(runtime),
+            deployer: Some(deployer),
+            admin_token: config.admin.as_ref().map(|admin| admin.token.clone()),
+            max_plugin_bytes: config.max_plugin_bytes,
+            _watcher: watcher,
         }))
     }
 
     /// A host around services built elsewhere, for embedding Orizuru with
     /// plugins of another kind (and for testing the contract without wasm).
+    /// It has no admin API.
     pub fn with_services(services: Vec<Service>, ledger: Arc<dyn Ledger>) -> Arc<Host> {
         Arc::new(Host {
-            registry: Registry::new(services),
+            registry: Arc::new(Registry::new(services)),
             ledger,
-            _runtime: None,
+            deployer: None,
+            admin_token: None,
+            max_plugin_bytes: 0,
+            _watcher: None,
         })
     }
 }
 
-/// Serves the contract on `listener` until `shutdown` completes, then
-/// finishes the requests in flight.
+/// The whole HTTP surface: tsuru's contract and the admin API.
+pub fn app(host: Arc<Host>) -> Router {
+    admin::routes(&host).merge(contract::app(host))
+}
+
+/// Serves tsuru's contract and the admin API on `listener` until `shutdown`
+/// completes, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     host: Arc<Host>,

@@ -27,7 +27,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// The TOML config file: listen, data_dir and [[services]].
+    /// The TOML config file: listen, data_dir, admin_token_env and [[services]].
+    /// It is watched: a change to it, or to a plugin file it names, is applied
+    /// while serving (set `watch = false` to turn that off).
     #[arg(long, short, env = "ORIZURU_CONFIG", value_name = "FILE")]
     config: PathBuf,
     /// Listen here instead of the config's `listen`.
@@ -94,17 +96,31 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     println!(
         "orizuru is serving {} service(s) at http://{address}",
-        config.services.len()
+        host.registry.all().len()
     );
-    for service in &config.services {
-        let password = match &service.password_source {
-            PasswordSource::ConfigFile => format!("password \"{}\"", service.password.expose()),
+    for service in host.registry.all() {
+        let config = service.config();
+        let password = match &config.password_source {
+            PasswordSource::ConfigFile => format!("password \"{}\"", config.password.expose()),
             PasswordSource::Environment(name) => format!("password from ${name}"),
+            PasswordSource::AdminApi => "password given when it was added".to_owned(),
         };
         println!(
             "  {:<12} endpoint http://{address}/services/{}  (username \"{}\", {password})",
-            service.id, service.id, service.username
+            config.id, config.id, config.username
         );
+    }
+    match &config.admin {
+        Some(admin) => {
+            let token = match &admin.source {
+                PasswordSource::Environment(name) => format!("token from ${name}"),
+                _ => format!("token \"{}\"", admin.token.expose()),
+            };
+            println!("  admin API    http://{address}/admin/services  (bearer {token})");
+        }
+        None => println!(
+            "  admin API    off: set admin_token_env (or admin_token) in the config to upload plugins and roll back"
+        ),
     }
     orizuru::serve(listener, host, shutdown_signal()).await?;
     tracing::info!("stopped: every request in flight was answered");

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -17,11 +19,22 @@ use crate::model::{
 use crate::runtime::{Failure, Origin, Outcome, Plugin, Stop};
 
 /// One tsuru service: its config, its plugin and its share of the ledger.
+///
+/// The plugin can be swapped while requests run: each request takes the
+/// active plugin once, when it starts, and makes every call of that request
+/// to it, so a request never sees two versions; a version is dropped when
+/// the last request holding it ends.
 pub struct Service {
     config: ServiceConfig,
-    plugin: Arc<dyn Plugin>,
-    version: Option<PluginVersion>,
+    active: ArcSwap<Active>,
     ledger: Arc<dyn Ledger>,
+}
+
+/// The plugin serving a service, replaced as one piece by a swap.
+pub struct Active {
+    pub plugin: Arc<dyn Plugin>,
+    /// `None` for a plugin that is not a wasm component.
+    pub version: Option<PluginVersion>,
 }
 
 /// Which wasm component serves a service, and how it was loaded.
@@ -30,9 +43,43 @@ pub struct PluginVersion {
     /// The sha256 of the component, in hex.
     pub sha256: String,
     pub size: usize,
+    /// The version of `orizuru:service/handler` it exports.
+    pub wit: String,
     pub origin: Origin,
     /// How long loading took (reading, compiling or loading from the cache, checking).
     pub took: std::time::Duration,
+    /// When it started serving.
+    pub loaded_at: jiff::Timestamp,
+    /// Why it is serving.
+    pub source: Source,
+}
+
+/// What put a plugin version in service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The plugin file named in the config, at start.
+    ConfigFile,
+    /// A change to the plugin file or the config file, seen while running.
+    FileChange,
+    /// An upload through the admin API.
+    Upload,
+    /// A rollback through the admin API.
+    Rollback,
+    /// The version that served before the restart, kept in `data_dir`.
+    Kept,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::ConfigFile => "config-file",
+            Source::FileChange => "file-change",
+            Source::Upload => "upload",
+            Source::Rollback => "rollback",
+            Source::Kept => "kept",
+        }
+    }
 }
 
 /// Why an action was not done. Every message is a sentence for the person
@@ -158,25 +205,43 @@ pub struct InstanceUpdate {
 
 impl Service {
     pub fn new(config: ServiceConfig, plugin: Arc<dyn Plugin>, ledger: Arc<dyn Ledger>) -> Self {
+        Self::serving(
+            config,
+            Active {
+                plugin,
+                version: None,
+            },
+            ledger,
+        )
+    }
+
+    /// A service whose plugin is `active`.
+    pub fn serving(config: ServiceConfig, active: Active, ledger: Arc<dyn Ledger>) -> Self {
         Self {
             config,
-            plugin,
-            version: None,
+            active: ArcSwap::from_pointee(active),
             ledger,
         }
     }
 
-    /// Records which wasm component the plugin is.
-    pub fn with_version(self, version: PluginVersion) -> Self {
-        Self {
-            version: Some(version),
-            ..self
-        }
+    /// The plugin serving now. A request takes it once and keeps it.
+    pub fn active(&self) -> Arc<Active> {
+        self.active.load_full()
+    }
+
+    /// Puts `next` in service for the requests that start from now on, and
+    /// gives back the one it replaces; requests running on that one finish on it.
+    pub fn swap(&self, next: Active) -> Arc<Active> {
+        self.active.swap(Arc::new(next))
     }
 
     /// The wasm component serving this service; `None` for a plugin that is not wasm.
-    pub fn version(&self) -> Option<&PluginVersion> {
-        self.version.as_ref()
+    pub fn version(&self) -> Option<PluginVersion> {
+        self.active.load().version.clone()
+    }
+
+    fn plugin(&self) -> Arc<dyn Plugin> {
+        self.active.load().plugin.clone()
     }
 
     pub fn id(&self) -> &str {
@@ -188,7 +253,7 @@ impl Service {
     }
 
     pub async fn plans(&self, context: Context) -> Result<Vec<Plan>, ActionError> {
-        match self.plugin.plans(context).await {
+        match self.plugin().plans(context).await {
             Err(Failure::Refused(Refusal::Unsupported)) => Ok(Vec::new()),
             outcome => outcome.map_err(|failure| self.failure(Action::Plans, failure)),
         }
@@ -203,6 +268,7 @@ impl Service {
         if let Some(created) = self.replayed(Action::Create, &name, "", &context).await? {
             return Ok(created);
         }
+        let plugin = self.plugin();
         // No create runs past its deadline: a reservation older than that
         // was left by a crash or a ledger failure, and may be taken over.
         let stale_after = self.config.timeout + std::time::Duration::from_secs(1);
@@ -217,7 +283,7 @@ impl Service {
                 instance: name,
             });
         }
-        let provisioned = match self.plugin.create(instance.clone(), context.clone()).await {
+        let provisioned = match plugin.create(instance.clone(), context.clone()).await {
             Ok(provisioned) => provisioned,
             Err(failure) => {
                 // A refused create leaves no instance behind.
@@ -254,7 +320,7 @@ impl Service {
         {
             // The service made it but the ledger does not know: undo it, so
             // that tsuru and the service never disagree.
-            self.undo_create(made, context).await;
+            self.undo_create(plugin.as_ref(), made, context).await;
             return Err(error);
         }
         Ok(created)
@@ -287,7 +353,7 @@ impl Service {
             data: current.instance.data.clone(),
         };
         let outcome = self
-            .plugin
+            .plugin()
             .update(current.instance, next.clone(), context.clone())
             .await;
         let provisioned = self
@@ -317,7 +383,11 @@ impl Service {
             return Ok(());
         }
         let current = self.load(Action::Remove, name).await?;
-        let outcome = undo(self.plugin.remove(current.instance, context.clone()).await);
+        let outcome = undo(
+            self.plugin()
+                .remove(current.instance, context.clone())
+                .await,
+        );
         self.checked(Action::Remove, name, "", &context, outcome)
             .await?;
         let changes = vec![Change::Remove {
@@ -329,7 +399,7 @@ impl Service {
 
     pub async fn info(&self, name: &str, context: Context) -> Result<Vec<InfoItem>, ActionError> {
         let current = self.load(Action::Info, name).await?;
-        match self.plugin.info(current.instance, context).await {
+        match self.plugin().info(current.instance, context).await {
             Err(Failure::Refused(Refusal::Unsupported)) => Ok(Vec::new()),
             outcome => outcome.map_err(|failure| self.failure(Action::Info, failure)),
         }
@@ -337,7 +407,7 @@ impl Service {
 
     pub async fn status(&self, name: &str, context: Context) -> Result<Status, ActionError> {
         let current = self.load(Action::Status, name).await?;
-        self.health(current, context).await
+        self.health(self.plugin().as_ref(), current, context).await
     }
 
     /// Binds an app or a job: the env vars it gets.
@@ -355,15 +425,16 @@ impl Service {
         if let Some(env) = self.replayed(action, name, &target, &context).await? {
             return Ok(env);
         }
-        let current = self.ready(action, name, &context).await?;
+        let plugin = self.plugin();
+        let current = self.ready(plugin.as_ref(), action, name, &context).await?;
         let outcome = match bindee {
             Bindee::App(app) => {
-                self.plugin
+                plugin
                     .bind_app(current.instance, app, context.clone())
                     .await
             }
             Bindee::Job(job) => {
-                self.plugin
+                plugin
                     .bind_job(current.instance, job, context.clone())
                     .await
             }
@@ -406,14 +477,15 @@ impl Service {
             return Ok(());
         }
         let current = self.load(action, name).await?;
+        let plugin = self.plugin();
         let outcome = match bindee {
             Bindee::App(app) => {
-                self.plugin
+                plugin
                     .unbind_app(current.instance, app, context.clone())
                     .await
             }
             Bindee::Job(job) => {
-                self.plugin
+                plugin
                     .unbind_job(current.instance, job, context.clone())
                     .await
             }
@@ -441,7 +513,7 @@ impl Service {
             Some(name) => Some(self.load(Action::Proxy, name).await?.instance),
             None => None,
         };
-        self.plugin
+        self.plugin()
             .proxy(instance, request, context)
             .await
             .map_err(|failure| self.failure(Action::Proxy, failure))
@@ -461,11 +533,11 @@ impl Service {
     /// Asks the plugin how the instance is, and records that a pending one is up.
     async fn health(
         &self,
+        plugin: &dyn Plugin,
         current: InstanceRecord,
         context: Context,
     ) -> Result<Status, ActionError> {
-        let status = self
-            .plugin
+        let status = plugin
             .status(current.instance.clone(), context)
             .await
             .map_err(|failure| self.failure(Action::Status, failure))?;
@@ -487,6 +559,7 @@ impl Service {
     /// for its status first, and answers "not ready" until it is up.
     async fn ready(
         &self,
+        plugin: &dyn Plugin,
         action: Action,
         name: &str,
         context: &Context,
@@ -495,7 +568,10 @@ impl Service {
         if current.state == InstanceState::Ready {
             return Ok(current);
         }
-        let note = match self.health(current.clone(), context.clone()).await? {
+        let note = match self
+            .health(plugin, current.clone(), context.clone())
+            .await?
+        {
             Status::Up => {
                 return Ok(InstanceRecord {
                     state: InstanceState::Ready,
@@ -625,9 +701,9 @@ impl Service {
         }
     }
 
-    async fn undo_create(&self, instance: Instance, context: Context) {
+    async fn undo_create(&self, plugin: &dyn Plugin, instance: Instance, context: Context) {
         let name = instance.name.clone();
-        match self.plugin.remove(instance, context).await {
+        match plugin.remove(instance, context).await {
             Ok(()) => tracing::warn!(
                 service = self.id(),
                 instance = name,

@@ -10,9 +10,10 @@ use reqwest::{Method, RequestBuilder, Response};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A plugin built from `plugins/<name>` by this crate's build script.
+/// A plugin built from `plugins/<name>` by this crate's build script
+/// (cargo names the file after the crate, with `_` for `-`).
 pub fn plugin(name: &str) -> PathBuf {
-    Path::new(env!("ORIZURU_TEST_PLUGINS")).join(format!("{name}.wasm"))
+    Path::new(env!("ORIZURU_TEST_PLUGINS")).join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// The password every test service gets: `secret-<id>`.
@@ -29,30 +30,61 @@ pub fn service(id: &str, plugin_name: &str, extra: &str) -> String {
     )
 }
 
+/// The admin token of every test host started by [`Server::start`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A running host.
 pub struct Server {
     pub url: String,
     pub host: Arc<Host>,
-    config_text: String,
+    config: ConfigAt,
     data_dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Where a test host's config comes from.
+#[derive(Clone)]
+enum ConfigAt {
+    Text(String),
+    /// A file, read (and watched) as `orizuru serve --config` does.
+    File(PathBuf),
+}
+
 impl Server {
-    /// Starts a host with these `[[services]]` entries and a fresh data dir.
+    /// Starts a host with these `[[services]]` entries, the admin API on
+    /// with [`ADMIN_TOKEN`], and a fresh data dir.
     pub async fn start(services: &[String]) -> Server {
-        let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
-        Self::start_in(services.concat(), data_dir).await
+        Self::start_config(&format!(
+            "admin_token = \"{ADMIN_TOKEN}\"\n{}",
+            services.concat()
+        ))
+        .await
     }
 
-    async fn start_in(config_text: String, data_dir: Arc<tempfile::TempDir>) -> Server {
+    /// Starts a host on this whole config text and a fresh data dir.
+    pub async fn start_config(text: &str) -> Server {
+        let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
+        Self::start_in(ConfigAt::Text(text.to_owned()), data_dir).await
+    }
+
+    /// Starts a host on a config file, which it watches, and a fresh data dir.
+    pub async fn start_file(path: &Path) -> Server {
+        let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
+        Self::start_in(ConfigAt::File(path.to_owned()), data_dir).await
+    }
+
+    async fn start_in(config_at: ConfigAt, data_dir: Arc<tempfile::TempDir>) -> Server {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".parse().expect("a loopback address")),
             data_dir: Some(data_dir.path().to_owned()),
         };
-        let config = Config::parse(&config_text, data_dir.path(), &overrides, |_| None)
-            .unwrap_or_else(|err| panic!("test config is invalid: {err}\n{config_text}"));
+        let config = match &config_at {
+            ConfigAt::Text(text) => Config::parse(text, data_dir.path(), &overrides, |_| None)
+                .unwrap_or_else(|err| panic!("test config is invalid: {err}\n{text}")),
+            ConfigAt::File(path) => Config::load(path, &overrides, |_| None)
+                .unwrap_or_else(|err| panic!("test config is invalid: {err}")),
+        };
         let host = Host::start(&config).await.expect("the host starts");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -65,7 +97,7 @@ impl Server {
         Server {
             url,
             host,
-            config_text,
+            config: config_at,
             data_dir,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -82,10 +114,10 @@ impl Server {
     /// host runs (the old host and its mapped files are gone by then).
     pub async fn restart_with(mut self, meanwhile: impl FnOnce(&Path)) -> Server {
         self.stop().await;
-        let (config_text, data_dir) = (self.config_text.clone(), self.data_dir.clone());
+        let (config, data_dir) = (self.config.clone(), self.data_dir.clone());
         drop(self);
         meanwhile(data_dir.path());
-        Self::start_in(config_text, data_dir).await
+        Self::start_in(config, data_dir).await
     }
 
     pub async fn stop(&mut self) {
@@ -107,6 +139,15 @@ impl Server {
     /// A client authenticated as service `id`, using the `/resources` routes.
     pub fn tsuru(&self, id: &str) -> Tsuru {
         Tsuru::new(&self.url, id, &password(id))
+    }
+
+    /// A client of the admin API with [`ADMIN_TOKEN`].
+    pub fn admin(&self) -> AdminClient {
+        AdminClient {
+            base: self.url.clone(),
+            token: ADMIN_TOKEN.to_owned(),
+            client: reqwest::Client::new(),
+        }
     }
 
     /// A client for service `id` under `/services/{id}`.
@@ -198,4 +239,73 @@ impl Tsuru {
     pub async fn json(&self, method: Method, path: &str, body: serde_json::Value) -> Answer {
         self.send(self.request(method, path).json(&body)).await
     }
+}
+
+/// A client of the admin API.
+#[derive(Clone)]
+pub struct AdminClient {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl AdminClient {
+    pub fn with_token(&self, token: &str) -> AdminClient {
+        AdminClient {
+            token: token.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// A request with the bearer token.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Answer {
+        Answer::of(request.send().await.expect("the host answers")).await
+    }
+
+    /// `GET /admin/services`.
+    pub async fn services(&self) -> serde_json::Value {
+        let answer = self
+            .send(self.request(Method::GET, "/admin/services"))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()
+    }
+
+    /// One service as `GET /admin/services` shows it.
+    pub async fn service(&self, id: &str) -> serde_json::Value {
+        let answer = self
+            .send(self.request(Method::GET, &format!("/admin/services/{id}")))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()
+    }
+
+    /// `PUT /admin/services/{id}/plugin` with these bytes.
+    pub async fn upload(&self, id: &str, bytes: Vec<u8>) -> Answer {
+        self.send(
+            self.request(Method::PUT, &format!("/admin/services/{id}/plugin"))
+                .body(bytes),
+        )
+        .await
+    }
+
+    /// `POST /admin/services/{id}/rollback`, to a named version or the previous one.
+    pub async fn rollback(&self, id: &str, to: Option<&str>) -> Answer {
+        let mut request = self.request(Method::POST, &format!("/admin/services/{id}/rollback"));
+        if let Some(to) = to {
+            request = request.query(&[("to", to)]);
+        }
+        self.send(request).await
+    }
+}
+
+/// The bytes of a plugin built from `plugins/<name>`.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin(name)).expect("the plugin was built")
 }

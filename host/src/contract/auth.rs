@@ -43,7 +43,12 @@ impl FromRequestParts<Arc<Host>> for Authed {
                 Some(service) => service,
                 // Tell a caller who holds some service's credentials that the
                 // endpoint is wrong; tell anyone else nothing.
-                None if matching(host.registry.by_username(&username), &username, &password) => {
+                None if matching(
+                    host.registry.by_username(&username).as_ref(),
+                    &username,
+                    &password,
+                ) =>
+                {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
                         format!(
@@ -63,8 +68,8 @@ impl FromRequestParts<Arc<Host>> for Authed {
                 }
             },
         };
-        if matching(Some(service), &username, &password) {
-            Ok(Authed(service.clone()))
+        if matching(Some(&service), &username, &password) {
+            Ok(Authed(service))
         } else {
             Err(ApiError::unauthorized(WRONG_AUTH))
         }

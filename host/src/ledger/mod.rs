@@ -98,6 +98,57 @@ pub struct EventRecord {
     pub at: String,
 }
 
+/// Something that happened to a service's plugin: a swap, a rollback, a
+/// load that failed, the service added or removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginEvent {
+    /// `swap`, `rollback`, `failed-load`, `added`, `removed`, `settings`.
+    pub kind: String,
+    /// The version it is about.
+    pub sha256: Option<String>,
+    /// The version serving before.
+    pub previous: Option<String>,
+    /// What asked for it: `upload`, `file-change`, `config-file`, ...
+    pub source: String,
+    /// A sentence: the reason of a failure, what changed.
+    pub detail: String,
+}
+
+/// A plugin event as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginEventRecord {
+    pub event: PluginEvent,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// What the host keeps of its services' plugins between starts: one JSON
+/// document per service (kept versions, the active one, services added
+/// through the admin API), and a log of plugin events.
+#[async_trait]
+pub trait Deployments: Send + Sync {
+    /// Every service's document.
+    async fn deployments(&self) -> anyhow::Result<Vec<(String, Value)>>;
+
+    /// Writes a service's document (`None` deletes it) and the event, all or nothing.
+    async fn save_deployment(
+        &self,
+        service: &str,
+        document: Option<Value>,
+        event: Option<PluginEvent>,
+    ) -> anyhow::Result<()>;
+
+    /// The newest `limit` plugin events of a service, newest first.
+    async fn plugin_events(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<PluginEventRecord>>;
+
+    /// How many instances a service has in the ledger.
+    async fn count_instances(&self, service: &str) -> anyhow::Result<u64>;
+}
+
 /// Where the ledger is kept. One small interface, so that a shared store can
 /// replace the embedded one for several hosts.
 #[async_trait]

@@ -83,6 +83,20 @@ impl CompiledCache {
         Ok((component, Origin::Compiled))
     }
 
+    /// Removes the entry of a component no longer kept. A host still
+    /// serving it keeps its mapping: unlinking a mapped file is safe, only
+    /// writing into one is not.
+    pub fn forget(&self, wasm_sha256: &str) {
+        let (path, checksum) = self.entry(wasm_sha256);
+        for file in [checksum, path] {
+            if let Err(err) = std::fs::remove_file(&file)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(entry = %file.display(), "cannot remove a compiled-plugin cache entry: {err}");
+            }
+        }
+    }
+
     fn load(&self, engine: &Engine, path: &Path, checksum: &Path) -> wasmtime::Result<Component> {
         let expected = std::fs::read_to_string(checksum).context("its checksum is missing")?;
         let contents = std::fs::read(path).context("it cannot be read")?;

@@ -53,6 +53,8 @@ pub struct Loaded {
     pub size: usize,
     pub origin: Origin,
     pub took: Duration,
+    /// The version of `orizuru:service/handler` the component exports.
+    pub wit: String,
 }
 
 impl Runtime {
@@ -97,61 +99,150 @@ impl Runtime {
         })
     }
 
-    /// Loads a service's plugin (from the compiled cache when it can) and
-    /// checks it is a component exporting the contract.
-    pub fn load(&self, service: &ServiceConfig) -> wasmtime::Result<Loaded> {
+    /// Loads a service's plugin from the bytes of a wasm component (from the
+    /// compiled cache when it can), and checks it is a component this host
+    /// can serve: it exports a WIT version of the contract the host speaks
+    /// and imports nothing the host does not grant. `label` names the bytes
+    /// in errors ("plugins/fake.wasm", "the uploaded plugin").
+    ///
+    /// Compiling takes a while for a large component: call this off the
+    /// async threads.
+    pub fn load(
+        &self,
+        service: &ServiceConfig,
+        bytes: &[u8],
+        label: &str,
+    ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
-        let path = &service.plugin;
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the plugin file {}", path.display()))?;
-        if wasmparser::Parser::is_core_wasm(&bytes) {
+        if bytes.is_empty() {
+            wasmtime::bail!("{label} is empty; send the bytes of a wasm component");
+        }
+        if !bytes.starts_with(b"\0asm") {
             wasmtime::bail!(
-                "{} is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
-                path.display()
+                "{label} is not WebAssembly (it does not start with the wasm magic bytes); send a component built for wasm32-wasip2"
             );
         }
-        let sha256 = cache::sha256(&bytes);
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            wasmtime::bail!(
+                "{label} is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+            );
+        }
+        let sha256 = cache::sha256(bytes);
         let (component, origin) = match &self.cache {
-            Some(cache) => cache.component(&self.engine, &sha256, &bytes),
+            Some(cache) => cache.component(&self.engine, &sha256, bytes),
             None => {
-                Component::new(&self.engine, &bytes).map(|component| (component, Origin::Compiled))
+                Component::new(&self.engine, bytes).map(|component| (component, Origin::Compiled))
             }
         }
-        .with_context(|| {
-            format!(
-                "{} is not a wasm component this host can run",
-                path.display()
-            )
-        })?;
-        let pre = self.linker.instantiate_pre(&component).with_context(|| {
-            format!(
-                "{} asks for imports this host does not grant",
-                path.display()
-            )
-        })?;
+        .with_context(|| format!("{label} is not a wasm component this host can run"))?;
+        let wit = self.contract_version(&component, label)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|err| self.ungranted(&component, label, &service.id, err))?;
         let pre = bindings::PluginPre::new(pre).with_context(|| {
             format!(
-                "{} does not export the orizuru:service/handler@0.1.0 interface; build it with the Orizuru SDK",
-                path.display()
+                "{label} exports orizuru:service/handler@{wit} with functions this host does not expect; rebuild it with the Orizuru SDK for {CONTRACT}"
             )
         })?;
-        let plugin = WasmPlugin::new(
-            self.engine.clone(),
-            pre,
-            Limits {
-                service: Arc::from(service.id.as_str()),
-                timeout: service.timeout,
-                memory_bytes: service.memory_bytes,
-            },
-        );
+        let plugin = WasmPlugin::new(self.engine.clone(), pre, Limits::of(service));
         Ok(Loaded {
             plugin,
             sha256,
             size: bytes.len(),
             origin,
             took: started.elapsed(),
+            wit,
         })
     }
+
+    /// The version of `orizuru:service/handler` the component exports, if
+    /// it is one this host serves.
+    fn contract_version(&self, component: &Component, label: &str) -> wasmtime::Result<String> {
+        let exported: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let Some(handler) = exported
+            .iter()
+            .find(|name| name.starts_with("orizuru:service/handler"))
+        else {
+            let shown = if exported.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exported.join(", ")
+            };
+            wasmtime::bail!(
+                "{label} does not export orizuru:service/handler (it exports {shown}); build it with the Orizuru SDK, whose world `plugin` exports the handler at {CONTRACT}"
+            );
+        };
+        let version = handler
+            .split_once('@')
+            .map(|(_, version)| version.to_owned())
+            .unwrap_or_default();
+        if !served(&version) {
+            let shown = if version.is_empty() {
+                "no version"
+            } else {
+                &version
+            };
+            wasmtime::bail!(
+                "{label} exports orizuru:service/handler at {shown}, but this host serves {CONTRACT_RANGE}; rebuild the plugin with an SDK for {CONTRACT_RANGE}, or run an Orizuru that serves {shown}"
+            );
+        }
+        Ok(version)
+    }
+
+    /// Why a component cannot be linked: the first import the host does
+    /// not grant, by name.
+    fn ungranted(
+        &self,
+        component: &Component,
+        label: &str,
+        service: &str,
+        err: wasmtime::Error,
+    ) -> wasmtime::Error {
+        let detail = format!("{err:#}");
+        let missing = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .find(|name| detail.contains(&format!("`{name}`")));
+        match missing {
+            Some(name) => wasmtime::format_err!(
+                "{label} imports {name}, which this host does not grant to service \"{service}\"; plugins get WASI 0.2 clocks, random and stdio (no files, network or environment), so build the plugin without that import"
+            ),
+            None => wasmtime::format_err!(
+                "{label} asks for imports this host does not grant to service \"{service}\": {detail}"
+            ),
+        }
+    }
+}
+
+impl Runtime {
+    /// Drops the compiled form of a version no service keeps any more.
+    pub fn forget(&self, sha256: &str) {
+        if let Some(cache) = &self.cache {
+            cache.forget(sha256);
+        }
+    }
+}
+
+/// The contract the host is built against.
+pub const CONTRACT: &str = "orizuru:service@0.1.0";
+/// The contract versions the host serves.
+pub const CONTRACT_RANGE: &str = "orizuru:service 0.1.x";
+
+/// Whether the host serves a plugin exporting the handler at `version`:
+/// 0.1.x, the versions compatible with the WIT it was built with.
+fn served(version: &str) -> bool {
+    let mut parts = version.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("0"), Some("1"), Some(patch), None)
+            if !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit())
+    )
 }
 
 /// Advances the engine's epoch every tick, so deadlines are checked while
@@ -187,6 +278,21 @@ impl Drop for EpochClock {
         if let Some(thread) = self.thread.take() {
             // The thread only sleeps and ticks; it cannot have panicked in a way worth reporting.
             thread.join().ok();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served;
+
+    #[test]
+    fn serves_the_0_1_line_only() {
+        for version in ["0.1.0", "0.1.7", "0.1.12"] {
+            assert!(served(version), "{version}");
+        }
+        for version in ["", "0.2.0", "1.0.0", "0.1", "0.1.0.1", "0.1.x", "0.1.0-rc1"] {
+            assert!(!served(version), "{version}");
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::model::{
     ProxyResponse, Refusal, Status,
 };
 
-pub use cache::Origin;
-pub use engine::{Loaded, Runtime, RuntimeSettings};
+pub use cache::{Origin, sha256};
+pub use engine::{CONTRACT, CONTRACT_RANGE, Loaded, Runtime, RuntimeSettings};
 pub use wasm::WasmPlugin;
 
 /// The answer of one plugin call.

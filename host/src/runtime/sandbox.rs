@@ -39,10 +39,22 @@ pub struct DeadlineExceeded;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The limits of one call.
+#[derive(Clone)]
 pub struct Limits {
     pub service: Arc<str>,
     pub timeout: Duration,
     pub memory_bytes: u64,
+}
+
+impl Limits {
+    /// The limits a service's config sets.
+    pub fn of(service: &crate::config::ServiceConfig) -> Self {
+        Self {
+            service: Arc::from(service.id.as_str()),
+            timeout: service.timeout,
+            memory_bytes: service.memory_bytes,
+        }
+    }
 }
 
 impl Sandbox {

@@ -48,6 +48,15 @@ impl WasmPlugin {
         }
     }
 
+    /// The same component under a service's new limits, without compiling again.
+    pub fn with_limits(&self, service: &crate::config::ServiceConfig) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            limits: Limits::of(service),
+        }
+    }
+
     /// Runs one export in a fresh store and sorts out how it ended.
     async fn run<W, T>(
         &self,

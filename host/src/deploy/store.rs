@@ -1,0 +1,190 @@
+//! What the host keeps of its plugins between starts.
+//!
+//! - The wasm of every kept version, content-addressed in
+//!   `data_dir/plugins/<sha256>.wasm`, shared by the services that use it.
+//! - Per service, a record in the ledger: the versions kept for rollback
+//!   (newest first), the active one, the sha256 of the config's plugin file
+//!   when it was last loaded, the last failed load, and the settings of a
+//!   service added through the admin API.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::sha256;
+use crate::service::Source;
+
+/// A service's record, as kept in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The settings of a service added through the admin API; `None` for
+    /// a service of the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<AddedService>,
+    /// The sha256 of the version serving.
+    pub active: Option<String>,
+    /// The versions kept for rollback, newest first, the active one among them.
+    #[serde(default)]
+    pub versions: Vec<KeptVersion>,
+    /// The sha256 of the config's plugin file when it was last loaded: a
+    /// file that still has it was not changed since, so a version uploaded
+    /// or rolled back to after it keeps serving across a restart.
+    #[serde(default)]
+    pub file_sha256: Option<String>,
+    #[serde(default)]
+    pub last_failure: Option<FailedLoad>,
+}
+
+/// A service added through the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedService {
+    pub username: String,
+    pub password: String,
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    pub added_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptVersion {
+    pub sha256: String,
+    pub size: usize,
+    pub wit: String,
+    /// When it first served this service, RFC 3339.
+    pub added_at: String,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedLoad {
+    pub at: String,
+    /// The sha256 of the wasm that failed, when it was wasm at all.
+    pub sha256: Option<String>,
+    pub source: Source,
+    pub reason: String,
+}
+
+impl Deployment {
+    /// Makes `version` the active one, at the head of the kept versions;
+    /// gives back the versions that no longer fit in `keep`.
+    pub fn activate(&mut self, version: KeptVersion, keep: usize) -> Vec<KeptVersion> {
+        self.active = Some(version.sha256.clone());
+        self.versions.retain(|kept| kept.sha256 != version.sha256);
+        self.versions.insert(0, version);
+        if self.versions.len() > keep {
+            self.versions.split_off(keep)
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub fn kept(&self, sha256: &str) -> Option<&KeptVersion> {
+        self.versions.iter().find(|kept| kept.sha256 == sha256)
+    }
+}
+
+/// The wasm of every kept version, by sha256.
+pub struct VersionStore {
+    dir: PathBuf,
+}
+
+impl VersionStore {
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        let dir = data_dir.join("plugins");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the plugin store {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.wasm"))
+    }
+
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path(sha256).is_file()
+    }
+
+    /// Keeps `bytes` (whose sha256 is `sha256`), whole or not at all.
+    pub fn put(&self, sha256: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(sha256);
+        if std::fs::metadata(&path).is_ok_and(|meta| meta.len() == bytes.len() as u64) {
+            return Ok(());
+        }
+        let mut file = tempfile::NamedTempFile::new_in(&self.dir)
+            .with_context(|| format!("cannot write to the plugin store {}", self.dir.display()))?;
+        file.write_all(bytes)
+            .and_then(|()| file.as_file().sync_all())
+            .with_context(|| format!("cannot write to the plugin store {}", self.dir.display()))?;
+        file.persist(&path)
+            .map_err(|err| err.error)
+            .with_context(|| format!("cannot move a plugin into place at {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The bytes of a kept version, checked against its sha256.
+    pub fn read(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.path(sha256);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("the kept plugin {} cannot be read", path.display()))?;
+        if crate::runtime::sha256(&bytes) != sha256 {
+            anyhow::bail!(
+                "the kept plugin {} is damaged (its sha256 no longer matches its name)",
+                path.display()
+            );
+        }
+        Ok(bytes)
+    }
+
+    pub fn remove(&self, sha256: &str) {
+        let path = self.path(sha256);
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %path.display(), "cannot remove a plugin no longer kept: {err}");
+        }
+    }
+}
+
+/// The sha256 of a file's bytes, and the bytes.
+pub fn read_plugin_file(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the plugin file {}", path.display()))?;
+    Ok((sha256(&bytes), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(sha256: &str) -> KeptVersion {
+        KeptVersion {
+            sha256: sha256.into(),
+            size: 1,
+            wit: "0.1.0".into(),
+            added_at: String::new(),
+            source: Source::Upload,
+        }
+    }
+
+    #[test]
+    fn activating_moves_a_version_to_the_head_and_drops_the_oldest() {
+        let mut deployment = Deployment::default();
+        for sha in ["a", "b", "c"] {
+            assert!(deployment.activate(version(sha), 3).is_empty());
+        }
+        // A rollback to a kept version moves it; nothing is dropped.
+        assert!(deployment.activate(version("a"), 3).is_empty());
+        assert_eq!(deployment.active.as_deref(), Some("a"));
+        let order: Vec<_> = deployment
+            .versions
+            .iter()
+            .map(|v| v.sha256.as_str())
+            .collect();
+        assert_eq!(order, ["a", "c", "b"]);
+        let dropped = deployment.activate(version("d"), 3);
+        assert_eq!(dropped, [version("b")]);
+        assert!(deployment.kept("b").is_none());
+    }
+}

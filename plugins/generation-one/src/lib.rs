@@ -1,0 +1,3 @@
+//! Generation one of the hot-swap test plugin.
+
+generations::generation!("one");

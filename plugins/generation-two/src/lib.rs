@@ -1,0 +1,3 @@
+//! Generation two of the hot-swap test plugin.
+
+generations::generation!("two");
