@@ -37,6 +37,17 @@ pub struct Active {
     pub version: Option<PluginVersion>,
 }
 
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Some(version) = &self.version {
+            tracing::debug!(
+                sha256 = %version.sha256,
+                "plugin version released: no request runs on it any more"
+            );
+        }
+    }
+}
+
 /// Which wasm component serves a service, and how it was loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginVersion {

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -90,13 +91,19 @@ pub struct Deployer {
     keep_versions: usize,
     config_source: Option<ConfigSource>,
     state: Mutex<State>,
+    /// The state as of the last operation, for readers that must not wait
+    /// for one in progress (a large plugin compiles for seconds).
+    view: ArcSwap<State>,
 }
 
+#[derive(Clone, Default)]
 struct State {
     /// Every service's record, as kept in the ledger.
     records: BTreeMap<String, Deployment>,
     /// The services of the config file, as last applied.
     file_services: BTreeMap<String, ServiceConfig>,
+    /// Services of the config file that could not be put in service yet.
+    unserved: BTreeMap<String, ServiceConfig>,
 }
 
 impl Deployer {
@@ -136,10 +143,12 @@ impl Deployer {
             state: Mutex::new(State {
                 records,
                 file_services: BTreeMap::new(),
+                unserved: BTreeMap::new(),
             }),
+            view: ArcSwap::default(),
         };
         {
-            let mut state = deployer.state.lock().await;
+            let mut state = deployer.lock().await;
             for service in &config.services {
                 deployer
                     .start_file_service(&mut state, service)
@@ -167,6 +176,15 @@ impl Deployer {
         }
         let registry = deployer.registry.clone();
         Ok((registry, deployer))
+    }
+
+    /// Takes the right to change things; what changed is published to
+    /// readers when it is given back.
+    async fn lock(&self) -> Publishing<'_> {
+        Publishing {
+            view: &self.view,
+            state: self.state.lock().await,
+        }
     }
 
     async fn start_file_service(
@@ -485,7 +503,7 @@ impl Deployer {
 
     /// Validates an uploaded plugin and swaps it in.
     pub async fn upload(&self, id: &str, bytes: Vec<u8>) -> Result<Deployed, DeployError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock().await;
         let config = self.served(id)?.config().clone();
         self.deploy_bytes(
             &mut state,
@@ -499,7 +517,7 @@ impl Deployer {
 
     /// Swaps back to the previous kept version, or to the one named.
     pub async fn rollback(&self, id: &str, to: Option<&str>) -> Result<Deployed, DeployError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock().await;
         let config = self.served(id)?.config().clone();
         let record = state.records.get(id).cloned().unwrap_or_default();
         let target = match to {
@@ -535,7 +553,7 @@ impl Deployer {
         bytes: Vec<u8>,
     ) -> Result<Added, DeployError> {
         crate::config::check_service_id(id).map_err(DeployError::Conflict)?;
-        let mut state = self.state.lock().await;
+        let mut state = self.lock().await;
         if self.registry.by_id(id).is_some() || state.file_services.contains_key(id) {
             return Err(DeployError::Conflict(format!(
                 "service \"{id}\" exists already; upload a new plugin with PUT /admin/services/{id}/plugin"
@@ -612,7 +630,7 @@ impl Deployer {
     /// Removes a service added through the admin API. One with instances
     /// in the ledger is kept unless `force`: tsuru still knows them.
     pub async fn remove(&self, id: &str, force: bool) -> Result<(), DeployError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock().await;
         if state.file_services.contains_key(id) {
             return Err(DeployError::Conflict(format!(
                 "service \"{id}\" comes from the config file; remove its [[services]] entry there (the file is watched)"
@@ -652,7 +670,7 @@ impl Deployer {
     /// plugin files with new contents. Nothing changes for a config file
     /// that cannot be used; the reason is logged.
     pub async fn reload(&self) {
-        let mut state = self.state.lock().await;
+        let mut state = self.lock().await;
         let services = match &self.config_source {
             Some(source) => match Config::load(&source.path, &source.overrides, |name| {
                 std::env::var(name).ok()
@@ -678,6 +696,7 @@ impl Deployer {
             .filter(|id| !next.contains_key(*id))
             .cloned()
             .collect();
+        state.unserved.retain(|id, _| next.contains_key(id));
         for id in gone {
             state.file_services.remove(&id);
             self.registry.remove(&id);
@@ -719,8 +738,16 @@ impl Deployer {
                 );
                 continue;
             }
-            if let Err(err) = self.apply_file_service(&mut state, &service).await {
-                tracing::error!(service = %id, "the config file's change is not applied: {err}");
+            match self.apply_file_service(&mut state, &service).await {
+                Ok(()) => {
+                    state.unserved.remove(&id);
+                }
+                Err(err) => {
+                    if self.registry.by_id(&id).is_none() {
+                        state.unserved.insert(id.clone(), service.clone());
+                    }
+                    tracing::error!(service = %id, "the config file's change is not applied: {err}");
+                }
             }
         }
     }
@@ -818,8 +845,8 @@ impl Deployer {
     }
 
     /// The paths to watch: the config file and every plugin file it names.
-    pub async fn watched_files(&self) -> Vec<PathBuf> {
-        let state = self.state.lock().await;
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let state = self.view.load();
         self.config_source
             .iter()
             .map(|source| source.path.clone())
@@ -827,6 +854,7 @@ impl Deployer {
                 state
                     .file_services
                     .values()
+                    .chain(state.unserved.values())
                     .filter_map(|service| service.plugin.clone()),
             )
             .collect()
@@ -834,21 +862,22 @@ impl Deployer {
 
     /// What `GET /admin/services` shows of every service.
     pub async fn describe_all(&self) -> Value {
-        let state = self.state.lock().await;
+        let state = self.view.load();
         let ids: BTreeSet<String> = self
             .registry
             .all()
             .iter()
             .map(|service| service.id().to_owned())
             .chain(state.file_services.keys().cloned())
+            .chain(state.unserved.keys().cloned())
             .collect();
         Value::Array(ids.iter().map(|id| self.describe(&state, id)).collect())
     }
 
     /// One service, with its newest plugin events.
     pub async fn describe_one(&self, id: &str) -> Result<Value, DeployError> {
-        let state = self.state.lock().await;
-        if !state.file_services.contains_key(id) {
+        let state = self.view.load_full();
+        if !state.file_services.contains_key(id) && !state.unserved.contains_key(id) {
             self.served(id)?;
         }
         let mut described = self.describe(&state, id);
@@ -917,10 +946,15 @@ impl Deployer {
         let config = served
             .as_ref()
             .map(|service| service.config().clone())
-            .or_else(|| state.file_services.get(id).cloned());
+            .or_else(|| state.file_services.get(id).cloned())
+            .or_else(|| state.unserved.get(id).cloned());
         json!({
             "id": id,
-            "defined_in": if state.file_services.contains_key(id) { "config-file" } else { "admin-api" },
+            "defined_in": if state.file_services.contains_key(id) || state.unserved.contains_key(id) {
+                "config-file"
+            } else {
+                "admin-api"
+            },
             "username": config.as_ref().map(|config| config.username.clone()),
             "plugin_file": config.as_ref().and_then(|config| config.plugin.clone()),
             "timeout_ms": config.as_ref().map(|config| config.timeout.as_millis() as u64),
@@ -930,6 +964,32 @@ impl Deployer {
             "previous": previous,
             "last_failure": record.last_failure,
         })
+    }
+}
+
+/// The deployer's state, locked; published to readers when dropped, on
+/// every path out of an operation.
+struct Publishing<'a> {
+    view: &'a ArcSwap<State>,
+    state: tokio::sync::MutexGuard<'a, State>,
+}
+
+impl std::ops::Deref for Publishing<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Publishing<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Publishing<'_> {
+    fn drop(&mut self) {
+        self.view.store(Arc::new(State::clone(&self.state)));
     }
 }
 

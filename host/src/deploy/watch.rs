@@ -40,7 +40,7 @@ impl Watcher {
         })
         .map_err(|err| anyhow::anyhow!("cannot watch the config and plugin files: {err}"))?;
         let mut watched = Watched::default();
-        watched.sync(&mut debouncer, deployer.watched_files().await);
+        watched.sync(&mut debouncer, deployer.watched_files());
         // The task must not keep the deployer (and the plugins it maps)
         // alive once the host is gone.
         let deployer = Arc::downgrade(&deployer);
@@ -56,7 +56,7 @@ impl Watcher {
                                 return;
                             };
                             deployer.reload().await;
-                            watched.sync(&mut debouncer, deployer.watched_files().await);
+                            watched.sync(&mut debouncer, deployer.watched_files());
                         }
                     }
                     Err(err) => tracing::warn!("watching the config and plugin files: {err}"),

@@ -42,6 +42,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<Sandbox>>,
     cache: Option<CompiledCache>,
+    max_memory_bytes: u64,
     _clock: EpochClock,
 }
 
@@ -95,6 +96,7 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             cache,
+            max_memory_bytes: settings.max_memory_bytes,
             _clock: clock,
         })
     }
@@ -114,6 +116,14 @@ impl Runtime {
         label: &str,
     ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
+        if service.memory_bytes > self.max_memory_bytes {
+            wasmtime::bail!(
+                "service \"{}\" grants its plugin {} MiB, more than the {} MiB this host's instance pool was sized for at start; restart the host to apply it",
+                service.id,
+                service.memory_bytes / (1024 * 1024),
+                self.max_memory_bytes / (1024 * 1024)
+            );
+        }
         if bytes.is_empty() {
             wasmtime::bail!("{label} is empty; send the bytes of a wasm component");
         }
