@@ -314,7 +314,10 @@ async fn rollback_returns_to_the_previous_or_a_named_version_and_old_versions_ar
         .to_owned();
     assert_eq!(status().await, "served by generation two");
     // The same bytes again swap nothing.
-    let again = admin.upload("gen", plugin_bytes("generation-two")).await.json();
+    let again = admin
+        .upload("gen", plugin_bytes("generation-two"))
+        .await
+        .json();
     assert_eq!(again["unchanged"], true, "{again}");
 
     let back = admin.rollback("gen", None).await;

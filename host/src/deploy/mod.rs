@@ -310,9 +310,9 @@ impl Deployer {
                 took: started.elapsed(),
             });
         }
-        let loaded = match self.validate(service, &bytes, label).await {
-            Ok(loaded) => loaded,
-            Err(reason) => {
+        let (loaded, bytes) = match self.validate(service, bytes, &sha, label).await {
+            Ok(checked) => checked,
+            Err((reason, bytes)) => {
                 let failure = FailedLoad {
                     at: now(),
                     sha256: bytes.starts_with(b"\0asm").then(|| sha.clone()),
@@ -424,39 +424,52 @@ impl Deployer {
     async fn validate(
         &self,
         service: &ServiceConfig,
-        bytes: &[u8],
+        bytes: Vec<u8>,
+        sha256: &str,
         label: &str,
-    ) -> Result<Checked, String> {
+    ) -> Result<(Checked, Vec<u8>), (String, Vec<u8>)> {
         let runtime = self.runtime.clone();
-        let (config, owned, label_owned) = (service.clone(), bytes.to_vec(), label.to_owned());
-        let loaded =
-            tokio::task::spawn_blocking(move || runtime.load(&config, &owned, &label_owned))
-                .await
-                .map_err(|err| format!("the host could not check {label}: {err}"))?
-                .map_err(|err| format!("{err:#}"))?;
+        let (config, sha, label_owned) = (service.clone(), sha256.to_owned(), label.to_owned());
+        let (loaded, bytes) = tokio::task::spawn_blocking(move || {
+            let loaded = runtime.load(&config, &bytes, &sha, &label_owned);
+            (loaded, bytes)
+        })
+        .await
+        .map_err(|err| {
+            (
+                format!("the host could not check {label}: {err}"),
+                Vec::new(),
+            )
+        })?;
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => return Err((format!("{err:#}"), bytes)),
+        };
         let context = Context {
             user: Some("orizuru".into()),
             request_id: Some(format!("check-{}", &loaded.sha256[..12])),
             ..Context::default()
         };
-        match loaded.plugin.plans(context).await {
-            Ok(_) | Err(Failure::Refused(Refusal::Unsupported | Refusal::MissingParams(_))) => {}
-            Err(Failure::Refused(refusal)) => {
-                return Err(format!(
-                    "{label} refused the check call of plans: {}",
-                    refusal_sentence(&refusal)
-                ));
-            }
+        let refused = match loaded.plugin.plans(context).await {
+            Ok(_) | Err(Failure::Refused(Refusal::Unsupported | Refusal::MissingParams(_))) => None,
+            Err(Failure::Refused(refusal)) => Some(format!(
+                "{label} refused the check call of plans: {}",
+                refusal_sentence(&refusal)
+            )),
             Err(Failure::Stopped(stop)) => {
-                return Err(format!("{label} failed the check call of plans: {stop}"));
+                Some(format!("{label} failed the check call of plans: {stop}"))
             }
+        };
+        if let Some(reason) = refused {
+            return Err((reason, bytes));
         }
-        Ok(Checked {
+        let checked = Checked {
             plugin: loaded.plugin,
             wit: loaded.wit,
             origin: loaded.origin,
             took: loaded.took,
-        })
+        };
+        Ok((checked, bytes))
     }
 
     /// Removes the wasm (and compiled code) of versions no service keeps.
@@ -839,7 +852,7 @@ impl Deployer {
         let sha = &active.version.as_ref()?.sha256;
         let bytes = self.store.read(sha).ok()?;
         self.runtime
-            .load(service, &bytes, "the kept version")
+            .load(service, &bytes, sha, "the kept version")
             .ok()
             .map(|loaded| loaded.plugin)
     }

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::cache::{self, CompiledCache, Origin};
+use super::cache::{CompiledCache, Origin};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::wasm::{WasmPlugin, bindings};
 use crate::config::ServiceConfig;
@@ -101,7 +101,8 @@ impl Runtime {
         })
     }
 
-    /// Loads a service's plugin from the bytes of a wasm component (from the
+    /// Loads a service's plugin from the bytes of a wasm component, whose
+    /// sha256 the caller has computed (from the
     /// compiled cache when it can), and checks it is a component this host
     /// can serve: it exports a WIT version of the contract the host speaks
     /// and imports nothing the host does not grant. `label` names the bytes
@@ -113,6 +114,7 @@ impl Runtime {
         &self,
         service: &ServiceConfig,
         bytes: &[u8],
+        sha256: &str,
         label: &str,
     ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
@@ -137,9 +139,8 @@ impl Runtime {
                 "{label} is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
             );
         }
-        let sha256 = cache::sha256(bytes);
         let (component, origin) = match &self.cache {
-            Some(cache) => cache.component(&self.engine, &sha256, bytes),
+            Some(cache) => cache.component(&self.engine, sha256, bytes),
             None => {
                 Component::new(&self.engine, bytes).map(|component| (component, Origin::Compiled))
             }
@@ -158,7 +159,7 @@ impl Runtime {
         let plugin = WasmPlugin::new(self.engine.clone(), pre, Limits::of(service));
         Ok(Loaded {
             plugin,
-            sha256,
+            sha256: sha256.to_owned(),
             size: bytes.len(),
             origin,
             took: started.elapsed(),
