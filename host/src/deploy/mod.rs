@@ -364,10 +364,10 @@ impl Deployer {
             record.last_failure = None;
         }
         let event = (previous.as_deref() != Some(sha.as_str())).then(|| PluginEvent {
-            kind: if source == Source::Rollback {
-                "rollback"
-            } else {
-                "swap"
+            kind: match (source, &previous) {
+                (Source::Rollback, _) => "rollback",
+                (_, None) => "load",
+                (_, Some(_)) => "swap",
             }
             .into(),
             sha256: Some(sha.clone()),

@@ -102,7 +102,8 @@ pub struct EventRecord {
 /// load that failed, the service added or removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEvent {
-    /// `swap`, `rollback`, `failed-load`, `added`, `removed`, `settings`.
+    /// `load` (a service's first version), `swap`, `rollback`,
+    /// `failed-load`, `added`, `removed`, `settings`.
     pub kind: String,
     /// The version it is about.
     pub sha256: Option<String>,
