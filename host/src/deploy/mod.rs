@@ -883,6 +883,13 @@ impl Deployer {
             .map(|service| service.id().to_owned())
             .chain(state.file_services.keys().cloned())
             .chain(state.unserved.keys().cloned())
+            .chain(
+                state
+                    .records
+                    .iter()
+                    .filter(|(_, record)| record.added.is_some())
+                    .map(|(id, _)| id.clone()),
+            )
             .collect();
         Value::Array(ids.iter().map(|id| self.describe(&state, id)).collect())
     }
@@ -890,7 +897,13 @@ impl Deployer {
     /// One service, with its newest plugin events.
     pub async fn describe_one(&self, id: &str) -> Result<Value, DeployError> {
         let state = self.view.load_full();
-        if !state.file_services.contains_key(id) && !state.unserved.contains_key(id) {
+        let known = state.file_services.contains_key(id)
+            || state.unserved.contains_key(id)
+            || state
+                .records
+                .get(id)
+                .is_some_and(|record| record.added.is_some());
+        if !known {
             self.served(id)?;
         }
         let mut described = self.describe(&state, id);
@@ -960,7 +973,8 @@ impl Deployer {
             .as_ref()
             .map(|service| service.config().clone())
             .or_else(|| state.file_services.get(id).cloned())
-            .or_else(|| state.unserved.get(id).cloned());
+            .or_else(|| state.unserved.get(id).cloned())
+            .or_else(|| record.added.as_ref().map(|added| added_config(id, added)));
         json!({
             "id": id,
             "defined_in": if state.file_services.contains_key(id) || state.unserved.contains_key(id) {

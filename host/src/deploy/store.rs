@@ -67,11 +67,20 @@ pub struct FailedLoad {
 }
 
 impl Deployment {
-    /// Makes `version` the active one, at the head of the kept versions;
+    /// Makes `version` the active one, at the head of the kept versions
+    /// (moved there if it is kept already);
     /// gives back the versions that no longer fit in `keep`.
     pub fn activate(&mut self, version: KeptVersion, keep: usize) -> Vec<KeptVersion> {
         self.active = Some(version.sha256.clone());
-        self.versions.retain(|kept| kept.sha256 != version.sha256);
+        // A version kept already keeps when and how it first came.
+        let version = match self
+            .versions
+            .iter()
+            .position(|kept| kept.sha256 == version.sha256)
+        {
+            Some(index) => self.versions.remove(index),
+            None => version,
+        };
         self.versions.insert(0, version);
         if self.versions.len() > keep {
             self.versions.split_off(keep)
@@ -174,8 +183,13 @@ mod tests {
         for sha in ["a", "b", "c"] {
             assert!(deployment.activate(version(sha), 3).is_empty());
         }
-        // A rollback to a kept version moves it; nothing is dropped.
-        assert!(deployment.activate(version("a"), 3).is_empty());
+        // A rollback to a kept version moves it, as it first came; nothing is dropped.
+        let rollback = KeptVersion {
+            source: Source::Rollback,
+            ..version("a")
+        };
+        assert!(deployment.activate(rollback, 3).is_empty());
+        assert_eq!(deployment.versions[0].source, Source::Upload);
         assert_eq!(deployment.active.as_deref(), Some("a"));
         let order: Vec<_> = deployment
             .versions
