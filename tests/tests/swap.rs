@@ -631,3 +631,33 @@ async fn changed_plugin_and_config_files_are_applied_while_serving() {
     .await;
     assert_eq!(status().await, "served by generation two");
 }
+
+#[tokio::test]
+async fn a_plugin_file_broken_while_the_host_was_down_leaves_the_last_version_serving() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let plugin = dir.path().join("gen.wasm");
+    std::fs::write(&plugin, plugin_bytes("generation-two")).expect("written");
+    let config = dir.path().join("orizuru.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin_token = \"{ADMIN_TOKEN}\"\nwatch = false\n[[services]]\nid = \"gen\"\nplugin = \"gen.wasm\"\npassword = \"{}\"\n",
+            password("gen")
+        ),
+    )
+    .expect("written");
+    let server = Server::start_file(&config).await;
+    let server = server
+        .restart_with(|_| std::fs::write(&plugin, b"half a build").expect("written"))
+        .await;
+    assert_eq!(
+        server.tsuru("gen").get("/resources/plans").await.json()[0]["name"],
+        "two"
+    );
+    let described = server.admin().service("gen").await;
+    assert_eq!(described["active"]["source"], "kept", "{described}");
+    let reason = described["last_failure"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("is not WebAssembly"), "{described}");
+}
