@@ -332,7 +332,8 @@ impl Deployer {
                 if let Err(err) = self.save(&service.id, &record, Some(event)).await {
                     tracing::error!(service = %service.id, "{err}");
                 }
-                tracing::error!(service = %service.id, source = source.as_str(), "plugin rejected: {reason}");
+                // The operator's mistake, not the host's fault: a warning.
+                tracing::warn!(service = %service.id, source = source.as_str(), "plugin rejected: {reason}");
                 return Err(DeployError::Rejected(reason));
             }
         };
@@ -633,7 +634,9 @@ impl Deployer {
                 if let Some(record) = state.records.get_mut(id) {
                     record.added = None;
                     let record = record.clone();
-                    self.save(id, &record, None).await.ok();
+                    if let Err(err) = self.save(id, &record, None).await {
+                        tracing::error!(service = %id, "{err}");
+                    }
                 }
                 Err(err)
             }
