@@ -406,6 +406,19 @@ async fn the_admin_api_needs_its_own_token() {
         "one"
     );
 
+    let capped = Server::start_config(&format!(
+        "admin_token = \"{ADMIN_TOKEN}\"\nmax_plugin_mb = 1\n{}",
+        service("gen", "generation-one", "")
+    ))
+    .await;
+    let oversized = capped.admin().upload("gen", vec![0; 2 << 20]).await;
+    assert_eq!(oversized.status, 413);
+    assert!(
+        oversized.body.contains("raise max_plugin_mb"),
+        "{}",
+        oversized.body
+    );
+
     let off = Server::start_config(&service("gen", "generation-one", "")).await;
     let answer = off
         .admin()
@@ -501,6 +514,20 @@ async fn services_added_at_run_time_outlive_a_restart_until_removed() {
         bad.body.contains("username, timeout_ms and memory_mb"),
         "{}",
         bad.body
+    );
+    let too_big = admin
+        .send(
+            admin
+                .request(Method::PUT, "/admin/services/other")
+                .query(&[("memory_mb", "2048")])
+                .body(plugin_bytes("fake")),
+        )
+        .await;
+    assert_eq!(too_big.status, 422);
+    assert!(
+        too_big.body.contains("restart the host to apply it"),
+        "{}",
+        too_big.body
     );
 
     let server = server.restart().await;
