@@ -70,8 +70,30 @@ async fn a_restart_loads_from_the_cache_and_a_damaged_entry_is_compiled_again() 
         "[]"
     );
 
-    // ...and cached again for the next start.
-    let server = server.restart().await;
+    // ...and cached again for the next start, where entries of another
+    // engine (another wasmtime, other settings) are removed.
+    let stale = ["0".repeat(64), "0000000000000000.cwasm".into()].join("-");
+    let server = server
+        .restart_with(|data_dir| {
+            let compiled = data_dir.join("compiled");
+            std::fs::write(compiled.join(&stale), b"old machine code").expect("written");
+            std::fs::write(compiled.join(format!("{stale}.sha256")), b"0").expect("written");
+        })
+        .await;
+    let left: Vec<String> = std::fs::read_dir(server.data_dir().join("compiled"))
+        .expect("the cache exists")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(
+        !left.iter().any(|name| name.starts_with(&stale)),
+        "{left:?}"
+    );
     assert!(
         origins(&server)
             .iter()

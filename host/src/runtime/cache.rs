@@ -43,10 +43,35 @@ impl CompiledCache {
         })?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self {
+        let cache = Self {
             dir: dir.to_owned(),
             engine_key: format!("{:016x}", hasher.finish()),
-        })
+        };
+        cache.remove_stale();
+        Ok(cache)
+    }
+
+    /// Removes entries compiled by another engine (another wasmtime, other
+    /// settings): this host can never load them.
+    fn remove_stale(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let current = format!("-{}.cwasm", self.engine_key);
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let entry_name = name.strip_suffix(".sha256").unwrap_or(&name);
+            if entry_name.ends_with(".cwasm") && !entry_name.ends_with(&current) {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(entry = %name, "removed a compiled plugin of another engine")
+                    }
+                    Err(err) => {
+                        tracing::warn!(entry = %name, "cannot remove a compiled plugin of another engine: {err}")
+                    }
+                }
+            }
+        }
     }
 
     fn entry(&self, wasm_sha256: &str) -> (PathBuf, PathBuf) {
