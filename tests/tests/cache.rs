@@ -2,7 +2,7 @@
 //! compiling, and a damaged cache entry is compiled again, never a crash.
 
 use orizuru::runtime::Origin;
-use orizuru_tests::{Server, service};
+use orizuru_tests::{Server, file_names, service};
 
 fn origins(server: &Server) -> Vec<(String, Origin)> {
     ["fake", "queue"]
@@ -80,16 +80,7 @@ async fn a_restart_loads_from_the_cache_and_a_damaged_entry_is_compiled_again() 
             std::fs::write(compiled.join(format!("{stale}.sha256")), b"0").expect("written");
         })
         .await;
-    let left: Vec<String> = std::fs::read_dir(server.data_dir().join("compiled"))
-        .expect("the cache exists")
-        .map(|entry| {
-            entry
-                .expect("an entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let left = file_names(&server.data_dir().join("compiled"));
     assert!(
         !left.iter().any(|name| name.starts_with(&stale)),
         "{left:?}"

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use orizuru_tests::{ADMIN_TOKEN, Server, Tsuru, password, plugin_bytes, service};
+use orizuru_tests::{ADMIN_TOKEN, Server, Tsuru, file_names, password, plugin_bytes, service};
 use reqwest::Method;
 
 /// Which generation gave an answer, or why the answer is wrong.
@@ -347,15 +347,8 @@ async fn rollback_returns_to_the_previous_or_a_named_version_and_old_versions_ar
         "{}",
         gone.body
     );
-    let kept: Vec<String> = std::fs::read_dir(server.data_dir().join("plugins"))
-        .expect("the plugin store")
-        .map(|entry| {
-            entry
-                .expect("an entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+    let kept: Vec<String> = file_names(&server.data_dir().join("plugins"))
+        .into_iter()
         .filter(|name| name.ends_with(".wasm"))
         .collect();
     assert_eq!(kept.len(), 2, "{kept:?}");
