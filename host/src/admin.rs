@@ -7,7 +7,7 @@
 //! | `GET /admin/services/{id}` | one service, with its newest plugin events |
 //! | `PUT /admin/services/{id}/plugin` | validate the body (a wasm component) and swap it in |
 //! | `POST /admin/services/{id}/rollback[?to=<sha256>]` | swap back to the previous (or named) kept version |
-//! | `PUT /admin/services/{id}[?username=&timeout_ms=&memory_mb=]` | add a service with the body as its plugin; answers its password |
+//! | `PUT /admin/services/{id}[?username=&timeout_ms=&memory_mb=&max_instances=]` | add a service with the body as its plugin; answers its password |
 //! | `DELETE /admin/services/{id}[?force=true]` | stop serving a service added here |
 
 use std::sync::Arc;
@@ -88,6 +88,7 @@ impl FromRequestParts<Arc<Host>> for Admin {
 impl From<DeployError> for ApiError {
     fn from(error: DeployError) -> Self {
         let status = match &error {
+            DeployError::Invalid(_) => StatusCode::BAD_REQUEST,
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
             DeployError::Conflict(_) => StatusCode::CONFLICT,
             DeployError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +139,7 @@ struct AddQuery {
     username: Option<String>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
+    max_instances: Option<u32>,
 }
 
 async fn add(
@@ -147,13 +149,14 @@ async fn add(
     query: Result<Query<AddQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Query(query) =
-        query.map_err(|err| query_error(err, "username, timeout_ms and memory_mb"))?;
+    let Query(query) = query
+        .map_err(|err| query_error(err, "username, timeout_ms, memory_mb and max_instances"))?;
     let body = plugin_body(&host, body)?;
     let settings = NewService {
         username: query.username,
         timeout_ms: query.timeout_ms,
         memory_mb: query.memory_mb,
+        max_instances: query.max_instances,
     };
     let added = deployer.add(&id, settings, body).await?;
     let mut answer = deployed_json(&added.deployed);

@@ -17,6 +17,12 @@ pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// How many plugin versions each service keeps for rollback, unless the file says.
 pub const DEFAULT_KEEP_VERSIONS: usize = 5;
+/// Plugin calls that may run at once over all services, unless the file says.
+pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+/// Plugin calls that may run at once for one service, unless the service says.
+pub const DEFAULT_SERVICE_MAX_INSTANCES: u32 = 32;
+/// The most plugin calls a host may run at once.
+pub const MAX_INSTANCES: u32 = 10_000;
 /// The largest plugin the admin API accepts, unless the file says.
 pub const DEFAULT_MAX_PLUGIN_MB: u64 = 256;
 
@@ -30,6 +36,7 @@ pub struct ConfigFile {
     pub admin_token_env: Option<String>,
     pub keep_versions: Option<usize>,
     pub max_plugin_mb: Option<u64>,
+    pub max_instances: Option<u32>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -46,6 +53,7 @@ pub struct ServiceFile {
     pub password_env: Option<String>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
+    pub max_instances: Option<u32>,
 }
 
 /// The config the host runs with: checked, defaults filled in, secrets read.
@@ -61,6 +69,8 @@ pub struct Config {
     pub max_plugin_bytes: u64,
     /// Whether the config file and the plugin files it names are watched.
     pub watch: bool,
+    /// Plugin calls that may run at once over all services (the size of the instance pool).
+    pub max_instances: u32,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -87,6 +97,8 @@ pub struct ServiceConfig {
     pub password_source: PasswordSource,
     pub timeout: Duration,
     pub memory_bytes: u64,
+    /// Requests running this service's plugin at once; past it, 503.
+    pub max_instances: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +137,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("password_source", &self.password_source)
             .field("timeout", &self.timeout)
             .field("memory_bytes", &self.memory_bytes)
+            .field("max_instances", &self.max_instances)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +212,8 @@ impl Config {
             .or(file.data_dir.map(|dir| base.join(dir)))
             .unwrap_or_else(|| base.join("data"));
 
+        let max_instances = file.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
+        check_instances("max_instances", max_instances).map_err(Problem::Meaning)?;
         let mut ids = HashSet::new();
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -246,6 +261,7 @@ impl Config {
             keep_versions,
             max_plugin_bytes: max_plugin_mb * 1024 * 1024,
             watch: file.watch.unwrap_or(true),
+            max_instances,
             services,
             source: None,
         })
@@ -267,6 +283,7 @@ impl ServiceConfig {
             password_env,
             timeout_ms,
             memory_mb,
+            max_instances,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
         check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
@@ -296,7 +313,10 @@ impl ServiceConfig {
                 "{at}: memory_mb is {memory_mb}; give a value from 1 to {MAX_MEMORY_MB}"
             ));
         }
+        let max_instances = max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES);
+        check_instances("max_instances", max_instances).map_err(|why| format!("{at}: {why}"))?;
         Ok(ServiceConfig {
+            max_instances,
             plugin: Some(base.join(plugin)),
             id,
             username,
@@ -305,6 +325,17 @@ impl ServiceConfig {
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb * 1024 * 1024,
         })
+    }
+}
+
+/// A number of plugin calls at once: 1 to [`MAX_INSTANCES`].
+pub fn check_instances(key: &str, value: u32) -> Result<(), String> {
+    if (1..=MAX_INSTANCES).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} is {value}; give a value from 1 to {MAX_INSTANCES}"
+        ))
     }
 }
 
@@ -454,6 +485,10 @@ mod tests {
             (
                 "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nusername = \"x:y\"",
                 "without ':'",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_instances = 0",
+                "max_instances is 0; give a value from 1",
             ),
         ];
         for (service, expected) in cases {

@@ -60,7 +60,7 @@ impl Host {
                 .unwrap_or(0)
                 .max(RuntimeSettings::default().max_memory_bytes),
             cache_dir: Some(config.data_dir.join("compiled")),
-            ..RuntimeSettings::default()
+            max_instances: config.max_instances,
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
         let (registry, deployer) =

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +28,23 @@ use crate::runtime::{Failure, Origin, Outcome, Plugin, Stop};
 pub struct Service {
     config: ServiceConfig,
     active: ArcSwap<Active>,
+    /// One permit per request running the plugin; none left means 503.
+    running: Arc<Semaphore>,
     ledger: Arc<dyn Ledger>,
+}
+
+/// The plugin a request runs on, and its place among the service's
+/// requests at once, held until the request ends.
+struct Pinned {
+    plugin: Arc<dyn Plugin>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Pinned {
+    type Target = dyn Plugin;
+    fn deref(&self) -> &(dyn Plugin + 'static) {
+        self.plugin.as_ref()
+    }
 }
 
 /// The plugin serving a service, replaced as one piece by a swap.
@@ -112,6 +129,10 @@ pub enum ActionError {
     Refused { service: String, refusal: Refusal },
     #[error("plugin \"{service}\" stopped: {stop}")]
     Stopped { service: String, stop: Stop },
+    #[error(
+        "service \"{service}\" is already running as many requests as it may at once ({limit}); try again in a moment"
+    )]
+    Busy { service: String, limit: u32 },
     #[error("service \"{service}\" could not reach its ledger for the {} of instance \"{instance}\"; try again", .action.as_str())]
     Ledger {
         service: String,
@@ -228,9 +249,11 @@ impl Service {
 
     /// A service whose plugin is `active`.
     pub fn serving(config: ServiceConfig, active: Active, ledger: Arc<dyn Ledger>) -> Self {
+        let permits = usize::try_from(config.max_instances).unwrap_or(usize::MAX);
         Self {
             config,
             active: ArcSwap::from_pointee(active),
+            running: Arc::new(Semaphore::new(permits)),
             ledger,
         }
     }
@@ -251,8 +274,24 @@ impl Service {
         self.active.load().version.clone()
     }
 
-    fn plugin(&self) -> Arc<dyn Plugin> {
-        self.active.load().plugin.clone()
+    /// The active plugin, for the rest of this request; refused when the
+    /// service already runs as many requests as it may.
+    fn plugin(&self) -> Result<Pinned, ActionError> {
+        let permit = self.running.clone().try_acquire_owned().map_err(|_| {
+            tracing::warn!(
+                service = self.id(),
+                limit = self.config.max_instances,
+                "request refused: the service runs as many plugin calls as it may"
+            );
+            ActionError::Busy {
+                service: self.id().to_owned(),
+                limit: self.config.max_instances,
+            }
+        })?;
+        Ok(Pinned {
+            plugin: self.active.load().plugin.clone(),
+            _permit: permit,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -264,7 +303,7 @@ impl Service {
     }
 
     pub async fn plans(&self, context: Context) -> Result<Vec<Plan>, ActionError> {
-        match self.plugin().plans(context).await {
+        match self.plugin()?.plans(context).await {
             Err(Failure::Refused(Refusal::Unsupported)) => Ok(Vec::new()),
             outcome => outcome.map_err(|failure| self.failure(Action::Plans, failure)),
         }
@@ -279,7 +318,7 @@ impl Service {
         if let Some(created) = self.replayed(Action::Create, &name, "", &context).await? {
             return Ok(created);
         }
-        let plugin = self.plugin();
+        let plugin = self.plugin()?;
         // No create runs past its deadline: a reservation older than that
         // was left by a crash or a ledger failure, and may be taken over.
         let stale_after = self.config.timeout + std::time::Duration::from_secs(1);
@@ -331,7 +370,7 @@ impl Service {
         {
             // The service made it but the ledger does not know: undo it, so
             // that tsuru and the service never disagree.
-            self.undo_create(plugin.as_ref(), made, context).await;
+            self.undo_create(&*plugin, made, context).await;
             return Err(error);
         }
         Ok(created)
@@ -364,7 +403,7 @@ impl Service {
             data: current.instance.data.clone(),
         };
         let outcome = self
-            .plugin()
+            .plugin()?
             .update(current.instance, next.clone(), context.clone())
             .await;
         let provisioned = self
@@ -395,7 +434,7 @@ impl Service {
         }
         let current = self.load(Action::Remove, name).await?;
         let outcome = undo(
-            self.plugin()
+            self.plugin()?
                 .remove(current.instance, context.clone())
                 .await,
         );
@@ -410,7 +449,7 @@ impl Service {
 
     pub async fn info(&self, name: &str, context: Context) -> Result<Vec<InfoItem>, ActionError> {
         let current = self.load(Action::Info, name).await?;
-        match self.plugin().info(current.instance, context).await {
+        match self.plugin()?.info(current.instance, context).await {
             Err(Failure::Refused(Refusal::Unsupported)) => Ok(Vec::new()),
             outcome => outcome.map_err(|failure| self.failure(Action::Info, failure)),
         }
@@ -418,7 +457,7 @@ impl Service {
 
     pub async fn status(&self, name: &str, context: Context) -> Result<Status, ActionError> {
         let current = self.load(Action::Status, name).await?;
-        self.health(self.plugin().as_ref(), current, context).await
+        self.health(&*self.plugin()?, current, context).await
     }
 
     /// Binds an app or a job: the env vars it gets.
@@ -436,8 +475,8 @@ impl Service {
         if let Some(env) = self.replayed(action, name, &target, &context).await? {
             return Ok(env);
         }
-        let plugin = self.plugin();
-        let current = self.ready(plugin.as_ref(), action, name, &context).await?;
+        let plugin = self.plugin()?;
+        let current = self.ready(&*plugin, action, name, &context).await?;
         let outcome = match bindee {
             Bindee::App(app) => {
                 plugin
@@ -488,7 +527,7 @@ impl Service {
             return Ok(());
         }
         let current = self.load(action, name).await?;
-        let plugin = self.plugin();
+        let plugin = self.plugin()?;
         let outcome = match bindee {
             Bindee::App(app) => {
                 plugin
@@ -524,7 +563,7 @@ impl Service {
             Some(name) => Some(self.load(Action::Proxy, name).await?.instance),
             None => None,
         };
-        self.plugin()
+        self.plugin()?
             .proxy(instance, request, context)
             .await
             .map_err(|failure| self.failure(Action::Proxy, failure))

@@ -140,3 +140,55 @@ async fn a_looping_plugin_does_not_block_its_neighbours() {
     );
     assert_eq!(looping.await.expect("the looping call ends").status, 504);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_instance_limit_a_service_answers_503_and_its_neighbours_serve() {
+    let server = Server::start(&[
+        service(
+            "misbehave",
+            "misbehave",
+            "timeout_ms = 1500\nmax_instances = 1",
+        ),
+        service("fake", "fake", ""),
+    ])
+    .await;
+    let api = server.tsuru("misbehave");
+    // One request parks the service's only place for its deadline.
+    let parked = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            api.form(Method::POST, "/resources", &[("name", "sleep")])
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = api.get("/resources/plans").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        "service \"misbehave\" is already running as many requests as it may at once (1); try again in a moment"
+    );
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()),
+        Some("1")
+    );
+    // A refused create reserves nothing: the name is free afterwards.
+    let create = api
+        .form(Method::POST, "/resources", &[("name", "later")])
+        .await;
+    assert_eq!(create.status, 503, "{}", create.body);
+    assert_eq!(
+        server.tsuru("fake").get("/resources/plans").await.status,
+        200
+    );
+
+    assert_eq!(parked.await.expect("the parked request ends").status, 504);
+    assert_eq!(api.get("/resources/plans").await.status, 200);
+    let create = api
+        .form(Method::POST, "/resources", &[("name", "later")])
+        .await;
+    assert_eq!(create.status, 201, "{}", create.body);
+}

@@ -504,7 +504,8 @@ async fn services_added_at_run_time_outlive_a_restart_until_removed() {
         .await;
     assert_eq!(bad.status, 400);
     assert!(
-        bad.body.contains("username, timeout_ms and memory_mb"),
+        bad.body
+            .contains("username, timeout_ms, memory_mb and max_instances"),
         "{}",
         bad.body
     );

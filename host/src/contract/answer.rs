@@ -75,6 +75,7 @@ impl From<ActionError> for ApiError {
                 Stop::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            ActionError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ActionError::Ledger { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut answer = ApiError::new(status, error.to_string());

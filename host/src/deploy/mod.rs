@@ -33,6 +33,9 @@ pub use store::{AddedService, Deployment, FailedLoad, KeptVersion, VersionStore}
 /// Why an admin action was not done: a status for the operator and one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// The operator asked for something that cannot be: bad settings.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -64,6 +67,7 @@ pub struct NewService {
     pub username: Option<String>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
+    pub max_instances: Option<u32>,
 }
 
 /// A service added through the admin API, with the password tsuru must use.
@@ -566,7 +570,7 @@ impl Deployer {
         settings: NewService,
         bytes: Vec<u8>,
     ) -> Result<Added, DeployError> {
-        crate::config::check_service_id(id).map_err(DeployError::Conflict)?;
+        crate::config::check_service_id(id).map_err(DeployError::Invalid)?;
         let mut state = self.lock().await;
         if self.registry.by_id(id).is_some() || state.file_services.contains_key(id) {
             return Err(DeployError::Conflict(format!(
@@ -588,16 +592,12 @@ impl Deployer {
             memory_mb: settings
                 .memory_mb
                 .unwrap_or(crate::config::DEFAULT_MEMORY_MB),
+            max_instances: settings
+                .max_instances
+                .unwrap_or(crate::config::DEFAULT_SERVICE_MAX_INSTANCES),
             added_at: now(),
         };
-        let config = ServiceConfig::added(
-            id,
-            &added.username,
-            &added.password,
-            added.timeout_ms,
-            added.memory_mb,
-        )
-        .map_err(DeployError::Conflict)?;
+        let config = check_added(id, &added).map_err(DeployError::Invalid)?;
         // A service removed earlier leaves its kept versions for a re-add.
         let mut record = state.records.get(id).cloned().unwrap_or_default();
         record.added = Some(added.clone());
@@ -989,6 +989,7 @@ impl Deployer {
             "plugin_file": config.as_ref().and_then(|config| config.plugin.clone()),
             "timeout_ms": config.as_ref().map(|config| config.timeout.as_millis() as u64),
             "memory_mb": config.as_ref().map(|config| config.memory_bytes / (1024 * 1024)),
+            "max_instances": config.as_ref().map(|config| config.max_instances),
             "serving": served.is_some(),
             "active": active,
             "previous": previous,
@@ -1052,44 +1053,31 @@ fn added_config(id: &str, added: &AddedService) -> ServiceConfig {
         password_source: PasswordSource::AdminApi,
         timeout: Duration::from_millis(added.timeout_ms),
         memory_bytes: added.memory_mb * 1024 * 1024,
+        max_instances: added.max_instances,
     }
 }
 
-impl ServiceConfig {
-    /// The settings of a service added through the admin API, checked as
-    /// the config file's are.
-    fn added(
-        id: &str,
-        username: &str,
-        password: &str,
-        timeout_ms: u64,
-        memory_mb: u64,
-    ) -> Result<ServiceConfig, String> {
-        if username.is_empty() || username.contains(':') {
-            return Err(format!(
-                "username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
-            ));
-        }
-        if timeout_ms == 0 {
-            return Err("timeout_ms must be at least 1".into());
-        }
-        if !(1..=crate::config::MAX_MEMORY_MB).contains(&memory_mb) {
-            return Err(format!(
-                "memory_mb is {memory_mb}; give a value from 1 to {}",
-                crate::config::MAX_MEMORY_MB
-            ));
-        }
-        Ok(added_config(
-            id,
-            &AddedService {
-                username: username.to_owned(),
-                password: password.to_owned(),
-                timeout_ms,
-                memory_mb,
-                added_at: String::new(),
-            },
-        ))
+/// The settings of a service added through the admin API, checked as the
+/// config file's are.
+fn check_added(id: &str, added: &AddedService) -> Result<ServiceConfig, String> {
+    let username = &added.username;
+    if username.is_empty() || username.contains(':') {
+        return Err(format!(
+            "username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
+        ));
     }
+    if added.timeout_ms == 0 {
+        return Err("timeout_ms must be at least 1".into());
+    }
+    if !(1..=crate::config::MAX_MEMORY_MB).contains(&added.memory_mb) {
+        return Err(format!(
+            "memory_mb is {}; give a value from 1 to {}",
+            added.memory_mb,
+            crate::config::MAX_MEMORY_MB
+        ));
+    }
+    crate::config::check_instances("max_instances", added.max_instances)?;
+    Ok(added_config(id, added))
 }
 
 /// 32 random bytes in hex: the password of a service added through the admin API.

@@ -44,7 +44,13 @@ pub struct AddedService {
     pub password: String,
     pub timeout_ms: u64,
     pub memory_mb: u64,
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
     pub added_at: String,
+}
+
+fn default_max_instances() -> u32 {
+    crate::config::DEFAULT_SERVICE_MAX_INSTANCES
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
