@@ -23,6 +23,8 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 100;
 pub const DEFAULT_SERVICE_MAX_INSTANCES: u32 = 32;
 /// The most plugin calls a host may run at once.
 pub const MAX_INSTANCES: u32 = 10_000;
+/// The largest request body tsuru may send, unless the file says.
+pub const DEFAULT_MAX_REQUEST_KB: u64 = 1024;
 /// The largest plugin the admin API accepts, unless the file says.
 pub const DEFAULT_MAX_PLUGIN_MB: u64 = 256;
 
@@ -37,6 +39,7 @@ pub struct ConfigFile {
     pub keep_versions: Option<usize>,
     pub max_plugin_mb: Option<u64>,
     pub max_instances: Option<u32>,
+    pub max_request_kb: Option<u64>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -54,6 +57,11 @@ pub struct ServiceFile {
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
     pub max_instances: Option<u32>,
+    pub max_env_vars: Option<u32>,
+    pub max_env_kb: Option<u64>,
+    pub max_info_items: Option<u32>,
+    pub max_proxy_body_kb: Option<u64>,
+    pub max_log_lines: Option<u32>,
 }
 
 /// The config the host runs with: checked, defaults filled in, secrets read.
@@ -71,6 +79,8 @@ pub struct Config {
     pub watch: bool,
     /// Plugin calls that may run at once over all services (the size of the instance pool).
     pub max_instances: u32,
+    /// The largest request body tsuru may send, in bytes; past it, 413.
+    pub max_request_bytes: u64,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -99,6 +109,36 @@ pub struct ServiceConfig {
     pub memory_bytes: u64,
     /// Requests running this service's plugin at once; past it, 503.
     pub max_instances: u32,
+    /// How big the plugin's answers may be.
+    pub answers: AnswerLimits,
+}
+
+/// How big a plugin's answers may be; an answer past one is refused as a
+/// broken contract (500), and log lines past the last are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Env vars one bind may return (`max_env_vars`).
+    pub env_vars: u32,
+    /// Bytes of names and values one bind may return (`max_env_kb`).
+    pub env_bytes: u64,
+    /// Items one info call may return (`max_info_items`).
+    pub info_items: u32,
+    /// Bytes of a proxied response's body (`max_proxy_body_kb`).
+    pub proxy_body_bytes: u64,
+    /// Lines one call may log, per stream (`max_log_lines`).
+    pub log_lines: u32,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        Self {
+            env_vars: 100,
+            env_bytes: 64 * 1024,
+            info_items: 100,
+            proxy_body_bytes: 1024 * 1024,
+            log_lines: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +178,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("timeout", &self.timeout)
             .field("memory_bytes", &self.memory_bytes)
             .field("max_instances", &self.max_instances)
+            .field("answers", &self.answers)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +255,8 @@ impl Config {
 
         let max_instances = file.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
         check_instances("max_instances", max_instances).map_err(Problem::Meaning)?;
+        let max_request_kb = file.max_request_kb.unwrap_or(DEFAULT_MAX_REQUEST_KB);
+        at_least_one("max_request_kb", max_request_kb).map_err(Problem::Meaning)?;
         let mut ids = HashSet::new();
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -262,6 +305,7 @@ impl Config {
             max_plugin_bytes: max_plugin_mb * 1024 * 1024,
             watch: file.watch.unwrap_or(true),
             max_instances,
+            max_request_bytes: max_request_kb * 1024,
             services,
             source: None,
         })
@@ -284,6 +328,11 @@ impl ServiceConfig {
             timeout_ms,
             memory_mb,
             max_instances,
+            max_env_vars,
+            max_env_kb,
+            max_info_items,
+            max_proxy_body_kb,
+            max_log_lines,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
         check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
@@ -315,8 +364,26 @@ impl ServiceConfig {
         }
         let max_instances = max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES);
         check_instances("max_instances", max_instances).map_err(|why| format!("{at}: {why}"))?;
+        let defaults = AnswerLimits::default();
+        let answers = AnswerLimits {
+            env_vars: max_env_vars.unwrap_or(defaults.env_vars),
+            env_bytes: max_env_kb.map_or(defaults.env_bytes, |kb| kb * 1024),
+            info_items: max_info_items.unwrap_or(defaults.info_items),
+            proxy_body_bytes: max_proxy_body_kb.map_or(defaults.proxy_body_bytes, |kb| kb * 1024),
+            log_lines: max_log_lines.unwrap_or(defaults.log_lines),
+        };
+        for (key, value) in [
+            ("max_env_vars", u64::from(answers.env_vars)),
+            ("max_env_kb", answers.env_bytes),
+            ("max_info_items", u64::from(answers.info_items)),
+            ("max_proxy_body_kb", answers.proxy_body_bytes),
+            ("max_log_lines", u64::from(answers.log_lines)),
+        ] {
+            at_least_one(key, value).map_err(|why| format!("{at}: {why}"))?;
+        }
         Ok(ServiceConfig {
             max_instances,
+            answers,
             plugin: Some(base.join(plugin)),
             id,
             username,
@@ -325,6 +392,14 @@ impl ServiceConfig {
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb * 1024 * 1024,
         })
+    }
+}
+
+fn at_least_one(key: &str, value: u64) -> Result<(), String> {
+    if value == 0 {
+        Err(format!("{key} is 0; give at least 1"))
+    } else {
+        Ok(())
     }
 }
 
@@ -489,6 +564,10 @@ mod tests {
             (
                 "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_instances = 0",
                 "max_instances is 0; give a value from 1",
+            ),
+            (
+                "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_env_kb = 0",
+                "max_env_kb is 0; give at least 1",
             ),
         ];
         for (service, expected) in cases {

@@ -43,6 +43,8 @@ pub struct Host {
     pub admin_token: Option<Secret>,
     /// The largest plugin the admin API accepts, in bytes.
     pub max_plugin_bytes: u64,
+    /// The largest request body tsuru may send, in bytes.
+    pub max_request_bytes: u64,
     _watcher: Option<Watcher>,
 }
 
@@ -77,6 +79,7 @@ impl Host {
             deployer: Some(deployer),
             admin_token: config.admin.as_ref().map(|admin| admin.token.clone()),
             max_plugin_bytes: config.max_plugin_bytes,
+            max_request_bytes: config.max_request_bytes,
             _watcher: watcher,
         }))
     }
@@ -91,6 +94,7 @@ impl Host {
             deployer: None,
             admin_token: None,
             max_plugin_bytes: 0,
+            max_request_bytes: config::DEFAULT_MAX_REQUEST_KB * 1024,
             _watcher: None,
         })
     }

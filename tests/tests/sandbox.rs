@@ -192,3 +192,98 @@ async fn past_its_instance_limit_a_service_answers_503_and_its_neighbours_serve(
         .await;
     assert_eq!(create.status, 201, "{}", create.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_and_requests_past_their_size_limits_get_one_sentence() {
+    let server = Server::start(&[service("misbehave", "misbehave", "max_info_items = 50")]).await;
+    let api = server.tsuru("misbehave");
+    for name in ["plain", "big-info", "big-body"] {
+        let created = api
+            .form(Method::POST, "/resources", &[("name", name)])
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let broke = "plugin \"misbehave\" stopped: its answer broke the contract: ";
+    let many = api
+        .form(
+            Method::POST,
+            "/resources/plain/bind-app",
+            &[("app-name", "many-env")],
+        )
+        .await;
+    assert_eq!(
+        (many.status, many.body.as_str()),
+        (
+            500,
+            format!("{broke}it returned 500 env vars, more than the 100 its service allows (max_env_vars)").as_str()
+        )
+    );
+    let fat = api
+        .form(
+            Method::POST,
+            "/resources/plain/bind-app",
+            &[("app-name", "fat-env")],
+        )
+        .await;
+    assert_eq!(fat.status, 500);
+    assert_eq!(
+        fat.body,
+        format!(
+            "{broke}it returned 101 KiB of env vars, more than the 64 KiB its service allows (max_env_kb)"
+        )
+    );
+    // Nothing was bound.
+    assert!(
+        server
+            .host
+            .ledger
+            .bindings("misbehave", "plain")
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
+    let info = api.get("/resources/big-info").await;
+    assert_eq!(
+        (info.status, info.body.as_str()),
+        (
+            500,
+            format!("{broke}it returned 1000 info items, more than the 50 its service allows (max_info_items)").as_str()
+        )
+    );
+    assert_eq!(api.get("/resources/plain").await.status, 200);
+    let body = api.get("/resources/big-body/export").await;
+    assert_eq!(
+        (body.status, body.body.as_str()),
+        (
+            500,
+            format!("{broke}it returned a body of 2048 KiB, more than the 1024 KiB its service allows (max_proxy_body_kb)").as_str()
+        )
+    );
+    assert_eq!(api.get("/resources/plain/export").await.status, 200);
+
+    // A request body past max_request_kb (1 MiB by default) is refused before any plugin runs.
+    let huge = "x".repeat(2 << 20);
+    let refused = api
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "huge"), ("description", &huge)],
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (
+            413,
+            "the request body is larger than this host accepts (1024 KiB); send a smaller one"
+        )
+    );
+    assert!(
+        server
+            .host
+            .ledger
+            .instance("misbehave", "huge")
+            .await
+            .expect("ledger")
+            .is_none()
+    );
+}

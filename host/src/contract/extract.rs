@@ -49,18 +49,27 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = request.extensions().get::<BodyLimit>().copied();
         Bytes::from_request(request, state)
             .await
             .map(RawBody)
-            .map_err(|rejection| body_error(&rejection))
+            .map_err(|rejection| body_error(&rejection, limit))
     }
 }
 
-fn body_error(rejection: &BytesRejection) -> ApiError {
+/// The largest body the host reads, in bytes (the config's `max_request_kb`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub u64);
+
+fn body_error(rejection: &BytesRejection, limit: Option<BodyLimit>) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let size = match limit {
+            Some(BodyLimit(bytes)) => format!(" ({} KiB)", bytes / 1024),
+            None => String::new(),
+        };
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "the request body is larger than this host accepts; send a smaller one",
+            format!("the request body is larger than this host accepts{size}; send a smaller one"),
         )
     } else {
         ApiError::bad_request(format!(

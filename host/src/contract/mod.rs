@@ -9,7 +9,8 @@ mod routes;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
 
 use crate::Host;
 
@@ -17,8 +18,13 @@ use crate::Host;
 /// one whose username the basic-auth header names) and under
 /// `/services/{id}` (the service is named by the path).
 pub fn app(host: Arc<Host>) -> Router {
+    let limit = host.max_request_bytes;
     Router::new()
         .merge(routes::resources())
         .nest("/services/{service}", routes::resources())
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ))
+        .layer(Extension(extract::BodyLimit(limit)))
         .with_state(host)
 }

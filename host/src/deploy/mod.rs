@@ -1054,6 +1054,7 @@ fn added_config(id: &str, added: &AddedService) -> ServiceConfig {
         timeout: Duration::from_millis(added.timeout_ms),
         memory_bytes: added.memory_mb * 1024 * 1024,
         max_instances: added.max_instances,
+        answers: crate::config::AnswerLimits::default(),
     }
 }
 

@@ -32,10 +32,18 @@ struct Lines {
     partial: Vec<u8>,
     logged: usize,
     dropped: usize,
+    /// Lines still allowed in this call.
+    lines_left: u32,
+    dropped_lines: usize,
 }
 
 impl GuestLog {
-    pub fn new(service: Arc<str>, stream: &'static str, request_id: Option<String>) -> Self {
+    pub fn new(
+        service: Arc<str>,
+        stream: &'static str,
+        request_id: Option<String>,
+        max_lines: u32,
+    ) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Lines {
                 service,
@@ -44,6 +52,8 @@ impl GuestLog {
                 partial: Vec::new(),
                 logged: 0,
                 dropped: 0,
+                lines_left: max_lines,
+                dropped_lines: 0,
             })),
         }
     }
@@ -77,21 +87,29 @@ impl GuestLog {
         if !lines.partial.is_empty() {
             lines.emit();
         }
-        if lines.dropped > 0 {
+        if lines.dropped > 0 || lines.dropped_lines > 0 {
             tracing::warn!(
                 service = %lines.service,
                 stream = lines.stream,
                 request_id = lines.request_id.as_deref(),
                 dropped_bytes = lines.dropped,
-                "plugin output past {BUDGET_BYTES} bytes in one call was dropped"
+                dropped_lines = lines.dropped_lines,
+                "plugin output past the call's budget ({BUDGET_BYTES} bytes, or the service's max_log_lines) was dropped"
             );
             lines.dropped = 0;
+            lines.dropped_lines = 0;
         }
     }
 }
 
 impl Lines {
     fn emit(&mut self) {
+        if self.lines_left == 0 {
+            self.dropped_lines += 1;
+            self.partial.clear();
+            return;
+        }
+        self.lines_left -= 1;
         let line = String::from_utf8_lossy(&self.partial);
         tracing::info!(
             target: "orizuru::plugin",

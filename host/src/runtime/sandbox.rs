@@ -44,6 +44,7 @@ pub struct Limits {
     pub service: Arc<str>,
     pub timeout: Duration,
     pub memory_bytes: u64,
+    pub answers: crate::config::AnswerLimits,
 }
 
 impl Limits {
@@ -53,6 +54,7 @@ impl Limits {
             service: Arc::from(service.id.as_str()),
             timeout: service.timeout,
             memory_bytes: service.memory_bytes,
+            answers: service.answers,
         }
     }
 }
@@ -65,11 +67,13 @@ impl Sandbox {
             limits.service.clone(),
             "stdout",
             request_id.map(str::to_owned),
+            limits.answers.log_lines,
         );
         let stderr = GuestLog::new(
             limits.service.clone(),
             "stderr",
             request_id.map(str::to_owned),
+            limits.answers.log_lines,
         );
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())

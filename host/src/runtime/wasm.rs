@@ -122,6 +122,25 @@ impl WasmPlugin {
     }
 
     fn env(&self, vars: Vec<(String, String)>) -> Outcome<Env> {
+        let limits = &self.limits.answers;
+        if vars.len() > limits.env_vars as usize {
+            return Err(self.contract(format!(
+                "it returned {} env vars, more than the {} its service allows (max_env_vars)",
+                vars.len(),
+                limits.env_vars
+            )));
+        }
+        let bytes: usize = vars
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
+        if bytes as u64 > limits.env_bytes {
+            return Err(self.contract(format!(
+                "it returned {} KiB of env vars, more than the {} KiB its service allows (max_env_kb)",
+                bytes.div_ceil(1024),
+                limits.env_bytes / 1024
+            )));
+        }
         let mut env = Env::new();
         for (name, value) in vars {
             if name.is_empty() || name.contains(['=', '\0']) {
@@ -238,6 +257,13 @@ impl Plugin for WasmPlugin {
                 })
             },
             |items| {
+                let allowed = self.limits.answers.info_items;
+                if items.len() > allowed as usize {
+                    return Err(self.contract(format!(
+                        "it returned {} info items, more than the {allowed} its service allows (max_info_items)",
+                        items.len()
+                    )));
+                }
                 Ok(items
                     .into_iter()
                     .map(|item| InfoItem {
@@ -390,6 +416,14 @@ impl Plugin for WasmPlugin {
             |response| {
                 if !(100..=599).contains(&response.status) {
                     return Err(self.contract(format!("{} is not an HTTP status", response.status)));
+                }
+                let allowed = self.limits.answers.proxy_body_bytes;
+                if response.body.len() as u64 > allowed {
+                    return Err(self.contract(format!(
+                        "it returned a body of {} KiB, more than the {} KiB its service allows (max_proxy_body_kb)",
+                        response.body.len().div_ceil(1024),
+                        allowed / 1024
+                    )));
                 }
                 Ok(ProxyResponse {
                     status: response.status,

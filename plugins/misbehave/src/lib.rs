@@ -1,8 +1,12 @@
 //! A plugin that breaks every rule, so the host's tests can show that a bad
 //! plugin costs its own request and nothing else. What it does wrong on
-//! create depends on the instance's name; every other action behaves.
+//! create depends on the instance's name; on bind-app, on the app's name;
+//! on info and proxy, on the instance's name. Otherwise it behaves.
 
-use orizuru_sdk::{AppBinding, CreateRequest, Env, Error, Instance, Provisioned, Result, Service};
+use orizuru_sdk::{
+    AppBinding, Context, CreateRequest, Env, Error, InfoItem, Instance, Provisioned, ProxyRequest,
+    ProxyResponse, Result, Service,
+};
 
 struct Misbehave;
 
@@ -56,11 +60,32 @@ impl Service for Misbehave {
         }
     }
 
-    fn bind_app(_instance: Instance, _app: AppBinding) -> Result<Env> {
-        Ok(Env::from([(
-            "MISBEHAVE".to_owned(),
-            "behaved this time".to_owned(),
-        )]))
+    fn bind_app(_instance: Instance, app: AppBinding) -> Result<Env> {
+        match app.app_name.as_str() {
+            // More env vars than a host allows by default.
+            "many-env" => Ok((0..500)
+                .map(|n| (format!("VAR_{n}"), "x".to_owned()))
+                .collect()),
+            // More bytes of env than a host allows by default.
+            "fat-env" => Ok(Env::from([("FAT".to_owned(), "x".repeat(100 * 1024))])),
+            _ => Ok(Env::from([(
+                "MISBEHAVE".to_owned(),
+                "behaved this time".to_owned(),
+            )])),
+        }
+    }
+
+    fn info(instance: Instance, _context: Context) -> Result<Vec<InfoItem>> {
+        let items = if instance.name == "big-info" { 1000 } else { 1 };
+        Ok((0..items)
+            .map(|n| InfoItem::new(format!("item {n}"), n))
+            .collect())
+    }
+
+    fn proxy(instance: Option<Instance>, _request: ProxyRequest) -> Result<ProxyResponse> {
+        let big = instance.is_some_and(|instance| instance.name == "big-body");
+        let size = if big { 2 << 20 } else { 16 };
+        Ok(ProxyResponse::new(200, vec![b'x'; size]))
     }
 }
 
