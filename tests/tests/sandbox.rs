@@ -287,3 +287,35 @@ async fn answers_and_requests_past_their_size_limits_get_one_sentence() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_none_of_the_hosts_environment_files_or_network() {
+    let server = server().await;
+    let api = server.tsuru("misbehave");
+    // There is something to see: the host has env vars.
+    assert!(std::env::vars().count() > 0);
+    let snooped = api
+        .form(Method::POST, "/resources", &[("name", "snoop")])
+        .await;
+    assert_eq!(snooped.status, 400, "{}", snooped.body);
+    assert!(
+        snooped
+            .body
+            .starts_with("env vars: 0; /etc/passwd: refused ("),
+        "{}",
+        snooped.body
+    );
+    assert!(
+        snooped.body.contains("127.0.0.1:22: refused ("),
+        "{}",
+        snooped.body
+    );
+
+    // Slow but within its deadline is simply slow.
+    let started = Instant::now();
+    let slow = api
+        .form(Method::POST, "/resources", &[("name", "slow")])
+        .await;
+    assert_eq!(slow.status, 201, "{}", slow.body);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}

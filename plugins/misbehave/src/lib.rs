@@ -50,6 +50,26 @@ impl Service for Misbehave {
                 }
                 Ok(Provisioned::ready())
             }
+            // Slow, but within a deadline of half a second.
+            "slow" => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(Provisioned::ready())
+            }
+            // Reaches for the host's environment, files and network, and
+            // refuses with what it found.
+            "snoop" => {
+                let env: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+                let file = std::fs::read_to_string("/etc/passwd")
+                    .map(|text| format!("read {} bytes", text.len()))
+                    .unwrap_or_else(|err| format!("refused ({})", err.kind()));
+                let network = std::net::TcpStream::connect("127.0.0.1:22")
+                    .map(|_| "connected".to_owned())
+                    .unwrap_or_else(|err| format!("refused ({})", err.kind()));
+                Err(Error::invalid(format!(
+                    "env vars: {}; /etc/passwd: {file}; 127.0.0.1:22: {network}",
+                    env.len()
+                )))
+            }
             "refuse" => Err(Error::invalid(
                 "this plugin refuses instances named \"refuse\"",
             )),
