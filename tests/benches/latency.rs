@@ -6,26 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use orizuru_tests::{Server, Tsuru, service};
+use orizuru_tests::{Server, Tsuru, report, service};
 use reqwest::Method;
 
 const CALLS: usize = 1_000;
-
-fn report(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |quantile: f64| {
-        samples[((samples.len() as f64 * quantile) as usize).min(samples.len() - 1)]
-    };
-    let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
-    println!(
-        "{label:<28} n={:<5} median={:>8.3}ms  p99={:>8.3}ms  mean={:>8.3}ms  max={:>8.3}ms",
-        samples.len(),
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        mean.as_secs_f64() * 1e3,
-        at(1.0).as_secs_f64() * 1e3,
-    );
-}
 
 async fn measure(
     api: &Tsuru,

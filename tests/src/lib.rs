@@ -323,3 +323,20 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Prints the median, p99, mean and max of some latencies, for the benches.
+pub fn report(label: &str, mut samples: Vec<std::time::Duration>) {
+    samples.sort();
+    let at = |quantile: f64| {
+        samples[((samples.len() as f64 * quantile) as usize).min(samples.len() - 1)]
+    };
+    let mean = samples.iter().sum::<std::time::Duration>() / samples.len() as u32;
+    println!(
+        "{label:<40} n={:<5} median={:>8.3}ms  p99={:>8.3}ms  mean={:>8.3}ms  max={:>8.3}ms",
+        samples.len(),
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3,
+    );
+}
