@@ -3,8 +3,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use orizuru::ledger::{Ledger, SqliteLedger};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,15 +33,14 @@ fn build_plugins() {
     );
 }
 
-#[test]
-fn serves_the_demo_config_and_stops_cleanly_on_sigterm() {
-    build_plugins();
-    let data = tempfile::tempdir().expect("a temporary data dir");
+/// Starts the binary on the demo config and `data`, on a free port; the
+/// child, the rest of its banner, and its URL.
+fn spawn_demo(data: &Path) -> (Child, BufReader<ChildStdout>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orizuru"))
         .args(["serve", "--config"])
         .arg(workspace().join("plugins/demo.toml"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -50,6 +53,14 @@ fn serves_the_demo_config_and_stops_cleanly_on_sigterm() {
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in the banner: {first}"))
         .to_owned();
+    (child, banner, url)
+}
+
+#[test]
+fn serves_the_demo_config_and_stops_cleanly_on_sigterm() {
+    build_plugins();
+    let data = tempfile::tempdir().expect("a temporary data dir");
+    let (mut child, mut banner, url) = spawn_demo(data.path());
     let mut services = String::new();
     banner.read_line(&mut services).expect("a service line");
     assert!(
@@ -143,4 +154,128 @@ fn a_bad_config_stops_start_up_naming_the_file_key_and_reason() {
             "{stderr}"
         );
     }
+}
+
+/// Rounds of kill -9 in the middle of a stream of creates and binds.
+const KILL_ROUNDS: usize = 3;
+/// Acknowledged writes each round waits for before its kill.
+const WRITES_PER_ROUND: usize = 400;
+
+/// What the clients were told succeeded.
+#[derive(Default)]
+struct Acknowledged {
+    instances: Vec<String>,
+    /// (instance, app)
+    bindings: Vec<(String, String)>,
+}
+
+#[test]
+fn every_acknowledged_write_survives_kill_9() {
+    build_plugins();
+    let data = tempfile::tempdir().expect("a temporary data dir");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let mut checked = 0;
+    for round in 0..KILL_ROUNDS {
+        let (mut child, _banner, url) = spawn_demo(data.path());
+        let acknowledged = Arc::new(Mutex::new(Acknowledged::default()));
+        let count = Arc::new(AtomicUsize::new(0));
+        runtime.block_on(async {
+            let clients: Vec<_> = (0..4)
+                .map(|worker| {
+                    let (url, acknowledged, count) =
+                        (url.clone(), acknowledged.clone(), count.clone());
+                    tokio::spawn(async move {
+                        let client = reqwest::Client::new();
+                        for n in 0.. {
+                            let name = format!("r{round}-w{worker}-{n}");
+                            let created = client
+                                .post(format!("{url}/resources"))
+                                .basic_auth("fake", Some("fake-demo-password"))
+                                .form(&[("name", name.as_str()), ("team", "t")])
+                                .send()
+                                .await;
+                            // A connection cut by the kill is no acknowledgement.
+                            let Ok(created) = created else { return };
+                            if created.status() != 201 {
+                                continue;
+                            }
+                            acknowledged
+                                .lock()
+                                .expect("not poisoned")
+                                .instances
+                                .push(name.clone());
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let bound = client
+                                .post(format!("{url}/resources/{name}/bind-app"))
+                                .basic_auth("fake", Some("fake-demo-password"))
+                                .form(&[("app-name", "web")])
+                                .send()
+                                .await;
+                            let Ok(bound) = bound else { return };
+                            if bound.status() == 201 {
+                                acknowledged
+                                    .lock()
+                                    .expect("not poisoned")
+                                    .bindings
+                                    .push((name, "web".to_owned()));
+                                count.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            while count.load(Ordering::SeqCst) < WRITES_PER_ROUND {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // A point the clients cannot predict: a few more writes land first.
+            let jitter = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|since| since.subsec_nanos() % 150)
+                .unwrap_or(75);
+            tokio::time::sleep(Duration::from_millis(u64::from(jitter))).await;
+            child.kill().expect("kill -9");
+            child.wait().expect("the host is gone");
+            for client in clients {
+                client.await.expect("the client ends with the host");
+            }
+        });
+
+        let ledger = SqliteLedger::open(data.path()).expect("the ledger opens after kill -9");
+        let acknowledged = acknowledged.lock().expect("not poisoned");
+        runtime.block_on(async {
+            for name in &acknowledged.instances {
+                let record = ledger.instance("fake", name).await.expect("readable");
+                assert!(
+                    record.is_some(),
+                    "round {round}: acknowledged create {name} was lost"
+                );
+                checked += 1;
+            }
+            for (name, app) in &acknowledged.bindings {
+                let bindings = ledger.bindings("fake", name).await.expect("readable");
+                assert!(
+                    bindings.iter().any(|binding| &binding.target == app),
+                    "round {round}: acknowledged bind of {app} to {name} was lost"
+                );
+                checked += 1;
+            }
+        });
+    }
+    assert!(
+        checked >= KILL_ROUNDS * WRITES_PER_ROUND,
+        "{checked} writes checked"
+    );
+    // And the host serves again on what the kills left.
+    let (mut child, _banner, url) = spawn_demo(data.path());
+    runtime.block_on(async {
+        let answer = reqwest::Client::new()
+            .get(format!("{url}/resources/r0-w0-0"))
+            .basic_auth("fake", Some("fake-demo-password"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 200);
+    });
+    child.kill().expect("stopped");
+    child.wait().expect("gone");
 }
