@@ -27,7 +27,6 @@ use subtle::ConstantTimeEq;
 use crate::Host;
 use crate::contract::answer::ApiError;
 use crate::deploy::{DeployError, Deployed, Deployer, NewService};
-use crate::runtime::Origin;
 
 /// The admin routes, answering "off" when no token is configured.
 pub fn routes(host: &Arc<Host>) -> Router {
@@ -221,10 +220,7 @@ fn deployed_json(deployed: &Deployed) -> Value {
         "unchanged": deployed.unchanged,
         "size": deployed.version.size,
         "wit": deployed.version.wit,
-        "from": match deployed.version.origin {
-            Origin::Cache => "cache",
-            Origin::Compiled => "compiled",
-        },
+        "from": deployed.version.origin.as_str(),
         "load_ms": deployed.version.took.as_millis() as u64,
         "took_ms": deployed.took.as_millis() as u64,
     })

@@ -159,7 +159,8 @@ fn unsupported_what(action: Action) -> &'static str {
     }
 }
 
-fn describe_refusal(service: &str, refusal: &Refusal) -> String {
+/// The sentence a plugin's refusal is answered with.
+pub(crate) fn describe_refusal(service: &str, refusal: &Refusal) -> String {
     match refusal {
         Refusal::Invalid(sentence)
         | Refusal::NotFound(sentence)

@@ -4,33 +4,10 @@
 //!
 //! Run with `cargo bench -p orizuru-tests --bench latency`.
 
-use std::time::{Duration, Instant};
-
-use orizuru_tests::{Server, Tsuru, report, service};
+use orizuru_tests::{Server, report, service, timed_calls};
 use reqwest::Method;
 
 const CALLS: usize = 1_000;
-
-async fn measure(
-    api: &Tsuru,
-    method: Method,
-    path: &str,
-    fields: &[(&str, &str)],
-    expected: u16,
-) -> Vec<Duration> {
-    // Warm the connection pool and the code paths first.
-    for _ in 0..50 {
-        api.form(method.clone(), path, fields).await;
-    }
-    let mut samples = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let answer = api.form(method.clone(), path, fields).await;
-        samples.push(started.elapsed());
-        assert_eq!(answer.status, expected, "{path}: {}", answer.body);
-    }
-    samples
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,8 +25,9 @@ fn main() {
                     .status,
                 201
             );
-            let bind = measure(
+            let bind = timed_calls(
                 &api,
+                CALLS,
                 Method::POST,
                 "/resources/bench/bind-app",
                 &[("app-name", "web")],
@@ -57,7 +35,15 @@ fn main() {
             )
             .await;
             report(&format!("{id}: bind-app"), bind);
-            let status = measure(&api, Method::GET, "/resources/bench/status", &[], 204).await;
+            let status = timed_calls(
+                &api,
+                CALLS,
+                Method::GET,
+                "/resources/bench/status",
+                &[],
+                204,
+            )
+            .await;
             report(&format!("{id}: status"), status);
         }
     });

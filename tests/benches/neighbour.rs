@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use orizuru_tests::{Server, Tsuru, report, service};
+use orizuru_tests::{Server, Tsuru, report, service, timed_calls};
 use reqwest::Method;
 
 const CALLS: usize = 1_000;
@@ -17,17 +17,7 @@ const CALLS: usize = 1_000;
 const ATTACKERS: usize = 4;
 
 async fn statuses(api: &Tsuru) -> Vec<Duration> {
-    for _ in 0..50 {
-        api.get("/resources/bench/status").await;
-    }
-    let mut samples = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let started = Instant::now();
-        let answer = api.get("/resources/bench/status").await;
-        samples.push(started.elapsed());
-        assert_eq!(answer.status, 204, "{}", answer.body);
-    }
-    samples
+    timed_calls(api, CALLS, Method::GET, "/resources/bench/status", &[], 204).await
 }
 
 fn main() {

@@ -340,3 +340,26 @@ pub fn report(label: &str, mut samples: Vec<std::time::Duration>) {
         at(1.0).as_secs_f64() * 1e3,
     );
 }
+
+/// `calls` sequential calls of one route after 50 warm-ups (connection
+/// pool, code paths), each checked for `expected`; how long each took.
+pub async fn timed_calls(
+    api: &Tsuru,
+    calls: usize,
+    method: Method,
+    path: &str,
+    fields: &[(&str, &str)],
+    expected: u16,
+) -> Vec<std::time::Duration> {
+    for _ in 0..50 {
+        api.form(method.clone(), path, fields).await;
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = std::time::Instant::now();
+        let answer = api.form(method.clone(), path, fields).await;
+        samples.push(started.elapsed());
+        assert_eq!(answer.status, expected, "{path}: {}", answer.body);
+    }
+    samples
+}

@@ -22,11 +22,11 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::config::{Config, Overrides, PasswordSource, Secret, ServiceConfig};
-use crate::ledger::{Deployments, Ledger, PluginEvent};
+use crate::ledger::{Deployments, Ledger, PluginEvent, now, timestamp};
 use crate::model::{Context, Refusal};
 use crate::registry::Registry;
-use crate::runtime::{Failure, Origin, Plugin, Runtime, WasmPlugin};
-use crate::service::{Active, PluginVersion, Service, Source};
+use crate::runtime::{Failure, Loaded, Origin, Plugin, Runtime};
+use crate::service::{Active, PluginVersion, Service, Source, describe_refusal};
 
 pub use store::{AddedService, Deployment, FailedLoad, KeptVersion, VersionStore};
 
@@ -301,14 +301,14 @@ impl Deployer {
             .registry
             .by_id(&service.id)
             .filter(|served| served.config() == service);
-        if let Some(served) = &current
-            && served
-                .version()
-                .is_some_and(|version| version.sha256 == sha)
+        if let Some(version) = current
+            .as_ref()
+            .and_then(|served| served.version())
+            .filter(|version| version.sha256 == sha)
         {
             return Ok(Deployed {
                 service: service.id.clone(),
-                version: served.version().expect("checked above"),
+                version,
                 previous: Some(sha),
                 unchanged: true,
                 took: started.elapsed(),
@@ -317,17 +317,17 @@ impl Deployer {
         let (loaded, bytes) = match self.validate(service, bytes, &sha, label).await {
             Ok(checked) => checked,
             Err((reason, bytes)) => {
-                let failure = FailedLoad {
+                let failed = bytes.starts_with(b"\0asm").then(|| sha.clone());
+                let record = state.records.entry(service.id.clone()).or_default();
+                record.last_failure = Some(FailedLoad {
                     at: now(),
-                    sha256: bytes.starts_with(b"\0asm").then(|| sha.clone()),
+                    sha256: failed.clone(),
                     source,
                     reason: reason.clone(),
-                };
-                let record = state.records.entry(service.id.clone()).or_default();
-                record.last_failure = Some(failure);
+                });
                 let event = PluginEvent {
                     kind: "failed-load".into(),
-                    sha256: record.last_failure.as_ref().and_then(|f| f.sha256.clone()),
+                    sha256: failed,
                     previous: record.active.clone(),
                     source: source.as_str().into(),
                     detail: reason.clone(),
@@ -365,10 +365,11 @@ impl Deployer {
             },
             self.keep_versions,
         );
-        if previous.as_deref() != Some(sha.as_str()) {
+        let changed = previous.as_deref() != Some(sha.as_str());
+        if changed {
             record.last_failure = None;
         }
-        let event = (previous.as_deref() != Some(sha.as_str())).then(|| PluginEvent {
+        let event = changed.then(|| PluginEvent {
             kind: match (source, &previous) {
                 (Source::Rollback, _) => "rollback",
                 (_, None) => "load",
@@ -432,7 +433,7 @@ impl Deployer {
         bytes: Vec<u8>,
         sha256: &str,
         label: &str,
-    ) -> Result<(Checked, Vec<u8>), (String, Vec<u8>)> {
+    ) -> Result<(Loaded, Vec<u8>), (String, Vec<u8>)> {
         let runtime = self.runtime.clone();
         let (config, sha, label_owned) = (service.clone(), sha256.to_owned(), label.to_owned());
         let (loaded, bytes) = tokio::task::spawn_blocking(move || {
@@ -459,7 +460,7 @@ impl Deployer {
             Ok(_) | Err(Failure::Refused(Refusal::Unsupported | Refusal::MissingParams(_))) => None,
             Err(Failure::Refused(refusal)) => Some(format!(
                 "{label} refused the check call of plans: {}",
-                refusal_sentence(&refusal)
+                describe_refusal(&service.id, &refusal)
             )),
             Err(Failure::Stopped(stop)) => {
                 Some(format!("{label} failed the check call of plans: {stop}"))
@@ -468,13 +469,7 @@ impl Deployer {
         if let Some(reason) = refused {
             return Err((reason, bytes));
         }
-        let checked = Checked {
-            plugin: loaded.plugin,
-            wit: loaded.wit,
-            origin: loaded.origin,
-            took: loaded.took,
-        };
-        Ok((checked, bytes))
+        Ok((loaded, bytes))
     }
 
     /// Removes the wasm (and compiled code) of versions no service keeps.
@@ -510,7 +505,7 @@ impl Deployer {
             })
     }
 
-    /// The settings a served service runs with, or a 404 naming it.
+    /// A service served now, or a 404 naming it.
     fn served(&self, id: &str) -> Result<Arc<Service>, DeployError> {
         self.registry.by_id(id).ok_or_else(|| {
             DeployError::NotFound(format!(
@@ -669,7 +664,7 @@ impl Deployer {
             kind: "removed".into(),
             sha256: record.active.clone(),
             previous: None,
-            source: Source::Upload.as_str().into(),
+            source: "admin-api".into(),
             detail: format!(
                 "service \"{id}\" removed through the admin API with {instances} instance(s) in the ledger"
             ),
@@ -803,11 +798,14 @@ impl Deployer {
         match (served, file) {
             (Some(served), _) if !file_changed => {
                 // Same plugin, new settings: the same component under them.
+                self.runtime
+                    .check_limits(service)
+                    .map_err(|err| DeployError::Rejected(format!("{err:#}")))?;
                 let active = served.active();
-                let plugin: Arc<dyn Plugin> = match self.rebuild(&active, service) {
-                    Some(plugin) => Arc::new(plugin),
-                    None => active.plugin.clone(),
-                };
+                let plugin = active
+                    .plugin
+                    .with_limits(service)
+                    .unwrap_or_else(|| active.plugin.clone());
                 self.registry.put(Arc::new(Service::serving(
                     service.clone(),
                     Active {
@@ -848,16 +846,6 @@ impl Deployer {
         }
         state.file_services.insert(id, service.clone());
         Ok(())
-    }
-
-    /// The active component under a service's new limits.
-    fn rebuild(&self, active: &Active, service: &ServiceConfig) -> Option<WasmPlugin> {
-        let sha = &active.version.as_ref()?.sha256;
-        let bytes = self.store.read(sha).ok()?;
-        self.runtime
-            .load(service, &bytes, sha, "the kept version")
-            .ok()
-            .map(|loaded| loaded.plugin)
     }
 
     /// The paths to watch: the config file and every plugin file it names.
@@ -947,10 +935,7 @@ impl Deployer {
                     "size": version.size,
                     "wit": version.wit,
                     "loaded_at": timestamp(version.loaded_at),
-                    "from": match version.origin {
-                        Origin::Cache => "cache",
-                        Origin::Compiled => "compiled",
-                    },
+                    "from": version.origin.as_str(),
                     "load_ms": version.took.as_millis() as u64,
                     "source": version.source,
                 })
@@ -1024,26 +1009,6 @@ impl Drop for Publishing<'_> {
     }
 }
 
-/// What validation gives back: the plugin ready to serve.
-struct Checked {
-    plugin: WasmPlugin,
-    wit: String,
-    origin: Origin,
-    took: Duration,
-}
-
-fn refusal_sentence(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Invalid(sentence)
-        | Refusal::NotFound(sentence)
-        | Refusal::Conflict(sentence)
-        | Refusal::NotReady(sentence)
-        | Refusal::Failed(sentence) => sentence.clone(),
-        Refusal::MissingParams(names) => format!("missing parameters {}", names.join(", ")),
-        Refusal::Unsupported => "unsupported".into(),
-    }
-}
-
 fn added_config(id: &str, added: &AddedService) -> ServiceConfig {
     ServiceConfig {
         id: id.to_owned(),
@@ -1096,12 +1061,4 @@ fn list_or_none<'a>(items: impl Iterator<Item = &'a str>) -> String {
     } else {
         items.join(", ")
     }
-}
-
-fn timestamp(at: jiff::Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-fn now() -> String {
-    timestamp(jiff::Timestamp::now())
 }

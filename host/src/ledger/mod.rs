@@ -14,6 +14,16 @@ use crate::model::{Action, Env, Instance, InstanceState};
 
 pub use sqlite::SqliteLedger;
 
+/// RFC 3339 in UTC with milliseconds, fixed width so that text order is time order.
+pub fn timestamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// [`timestamp`] of now.
+pub fn now() -> String {
+    timestamp(jiff::Timestamp::now())
+}
+
 /// An instance and how far its provisioning got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRecord {

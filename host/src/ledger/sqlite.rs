@@ -14,6 +14,7 @@ use super::{
     Binding, BindingKind, Change, Deployments, Event, EventOutcome, EventRecord, InstanceRecord,
     Ledger, PluginEvent, PluginEventRecord,
 };
+use super::{now, timestamp};
 use crate::model::{Action, Env, Instance, InstanceState};
 
 /// The schema, by version; each step runs once, in order.
@@ -135,15 +136,6 @@ fn migrate(connection: &mut Connection) -> anyhow::Result<()> {
         transaction.commit()?;
     }
     Ok(())
-}
-
-/// RFC 3339 in UTC with milliseconds, fixed width so that text order is time order.
-fn timestamp(at: jiff::Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-fn now() -> String {
-    timestamp(jiff::Timestamp::now())
 }
 
 #[async_trait]

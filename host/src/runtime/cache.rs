@@ -25,6 +25,16 @@ pub enum Origin {
     Compiled,
 }
 
+impl Origin {
+    /// How the admin API and the log name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Cache => "cache",
+            Origin::Compiled => "compiled",
+        }
+    }
+}
+
 pub struct CompiledCache {
     dir: PathBuf,
     engine_key: String,

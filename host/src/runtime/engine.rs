@@ -118,14 +118,7 @@ impl Runtime {
         label: &str,
     ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
-        if service.memory_bytes > self.max_memory_bytes {
-            wasmtime::bail!(
-                "service \"{}\" grants its plugin {} MiB, more than the {} MiB this host's instance pool was sized for at start; restart the host to apply it",
-                service.id,
-                service.memory_bytes / (1024 * 1024),
-                self.max_memory_bytes / (1024 * 1024)
-            );
-        }
+        self.check_limits(service)?;
         if bytes.is_empty() {
             wasmtime::bail!("{label} is empty; send the bytes of a wasm component");
         }
@@ -165,6 +158,19 @@ impl Runtime {
             took: started.elapsed(),
             wit,
         })
+    }
+
+    /// Whether the instance pool, sized at start, can hold a service's limits.
+    pub fn check_limits(&self, service: &ServiceConfig) -> wasmtime::Result<()> {
+        if service.memory_bytes > self.max_memory_bytes {
+            wasmtime::bail!(
+                "service \"{}\" grants its plugin {} MiB, more than the {} MiB this host's instance pool was sized for at start; restart the host to apply it",
+                service.id,
+                service.memory_bytes / (1024 * 1024),
+                self.max_memory_bytes / (1024 * 1024)
+            );
+        }
+        Ok(())
     }
 
     /// The version of `orizuru:service/handler` the component exports, if

@@ -102,6 +102,15 @@ pub trait Plugin: Send + Sync {
         job: JobBinding,
         context: Context,
     ) -> Outcome<()>;
+    /// The same plugin under a service's new limits, without compiling
+    /// again; `None` when this kind of plugin has no limits to change.
+    fn with_limits(
+        &self,
+        _service: &crate::config::ServiceConfig,
+    ) -> Option<std::sync::Arc<dyn Plugin>> {
+        None
+    }
+
     async fn proxy(
         &self,
         instance: Option<Instance>,

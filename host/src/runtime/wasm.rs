@@ -48,15 +48,6 @@ impl WasmPlugin {
         }
     }
 
-    /// The same component under a service's new limits, without compiling again.
-    pub fn with_limits(&self, service: &crate::config::ServiceConfig) -> Self {
-        Self {
-            engine: self.engine.clone(),
-            pre: self.pre.clone(),
-            limits: Limits::of(service),
-        }
-    }
-
     /// Runs one export in a fresh store and sorts out how it ended.
     async fn run<W, T>(
         &self,
@@ -156,6 +147,17 @@ impl WasmPlugin {
 
 #[async_trait]
 impl Plugin for WasmPlugin {
+    fn with_limits(
+        &self,
+        service: &crate::config::ServiceConfig,
+    ) -> Option<std::sync::Arc<dyn Plugin>> {
+        Some(std::sync::Arc::new(Self {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            limits: Limits::of(service),
+        }))
+    }
+
     async fn plans(&self, context: Context) -> Outcome<Vec<Plan>> {
         let ctx = to_context(&context);
         self.run(
