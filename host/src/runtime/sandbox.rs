@@ -128,10 +128,6 @@ impl MemoryCap {
             hit: false,
         }
     }
-
-    pub fn cap(&self) -> u64 {
-        self.cap
-    }
 }
 
 impl ResourceLimiter for MemoryCap {

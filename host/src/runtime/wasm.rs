@@ -49,38 +49,70 @@ impl WasmPlugin {
     }
 
     /// Runs one export in a fresh store and sorts out how it ended.
-    async fn run<W, T>(
+    ///
+    /// The guest runs on a thread of its own (tokio's blocking pool), never
+    /// on the threads that serve HTTP: a plugin burning its whole deadline
+    /// then costs the other services a share of the CPU, which the kernel
+    /// hands out fairly, instead of a place in a queue behind it. Dropping
+    /// the returned future (the client went away) cuts the call, as before.
+    async fn run<W: Send + 'static, T>(
         &self,
         context: &Context,
-        call: impl for<'a> FnOnce(&'a bindings::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>,
+        call: impl for<'a> FnOnce(&'a bindings::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>
+        + Send
+        + 'static,
         convert: impl FnOnce(W) -> Outcome<T>,
     ) -> Outcome<T> {
         let started = Instant::now();
-        let mut store = Sandbox::store(&self.engine, &self.limits, context.request_id.as_deref());
-        let running = async {
-            match self.pre.instantiate_async(&mut store).await {
-                Ok(plugin) => call(&plugin, &mut store).await,
-                Err(err) => Err(err),
-            }
+        let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
+        let request_id = context.request_id.clone();
+        let handle = tokio::runtime::Handle::current();
+        // Dropped with this future, which ends the guest's call.
+        let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
+        let guest = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                let mut store = Sandbox::store(&engine, &limits, request_id.as_deref());
+                let running = async {
+                    match pre.instantiate_async(&mut store).await {
+                        Ok(plugin) => call(&plugin, &mut store).await,
+                        Err(err) => Err(err),
+                    }
+                };
+                // The epoch deadline stops guest code; this one also stops a
+                // call parked in a host function (a sleep, a poll), which
+                // epochs cannot reach.
+                let timed = tokio::time::timeout(limits.timeout + HOST_MARGIN, running);
+                let result = tokio::select! {
+                    result = timed => match result {
+                        Ok(result) => result,
+                        Err(_elapsed) => Err(DeadlineExceeded.into()),
+                    },
+                    _ = cut => Err(wasmtime::Error::msg("the request was dropped")),
+                };
+                store.data().finish();
+                (result, store.data().memory.hit)
+            })
+        });
+        let (result, memory_hit) = match guest.await {
+            Ok(ran) => ran,
+            Err(err) => (
+                Err(wasmtime::Error::msg(format!(
+                    "the call's thread failed: {err}"
+                ))),
+                false,
+            ),
         };
-        // The epoch deadline stops guest code; this one also stops a call
-        // parked in a host function (a sleep, a poll), which epochs cannot reach.
-        let result = match tokio::time::timeout(self.limits.timeout + HOST_MARGIN, running).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(DeadlineExceeded.into()),
-        };
-        store.data().finish();
         match result {
             Ok(Ok(answer)) => convert(answer),
             Ok(Err(error)) => Err(Failure::Refused(refusal(error))),
-            Err(err) => Err(Failure::Stopped(self.stopped(err, store.data(), started))),
+            Err(err) => Err(Failure::Stopped(self.stopped(err, memory_hit, started))),
         }
     }
 
     /// Names why a call ended without an answer, and logs the detail.
-    fn stopped(&self, err: wasmtime::Error, sandbox: &Sandbox, started: Instant) -> Stop {
-        let stop = if sandbox.memory.hit {
-            Stop::Memory(sandbox.memory.cap())
+    fn stopped(&self, err: wasmtime::Error, memory_hit: bool, started: Instant) -> Stop {
+        let stop = if memory_hit {
+            Stop::Memory(self.limits.memory_bytes)
         } else if err.downcast_ref::<DeadlineExceeded>().is_some()
             || started.elapsed() >= self.limits.timeout
         {
