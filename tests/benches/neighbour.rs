@@ -3,11 +3,14 @@
 //! plugin is attacked with endless loops, memory bombs, stack overflows and
 //! floods of output, each cut at its deadline or limit.
 //!
+//! First it prints what each misdeed is answered, and how long the answer
+//! takes (the median of five), with a deadline of 500 ms and 32 MiB.
+//!
 //! Run with `cargo bench -p orizuru-tests --bench neighbour`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orizuru_tests::{Server, Tsuru, report, service, timed_calls};
 use reqwest::Method;
@@ -15,6 +18,110 @@ use reqwest::Method;
 const CALLS: usize = 1_000;
 /// Attacking clients, each sending one hostile request after another.
 const ATTACKERS: usize = 4;
+
+/// The form fields of a request.
+type Fields = &'static [(&'static str, &'static str)];
+
+/// Each misdeed: its label, and the request that sets it off.
+const MISDEEDS: [(&str, Method, &str, Fields); 11] = [
+    ("panic", Method::POST, "/resources", &[("name", "panic")]),
+    (
+        "endless loop",
+        Method::POST,
+        "/resources",
+        &[("name", "loop")],
+    ),
+    (
+        "sleep in a host call",
+        Method::POST,
+        "/resources",
+        &[("name", "sleep")],
+    ),
+    (
+        "memory bomb",
+        Method::POST,
+        "/resources",
+        &[("name", "hog")],
+    ),
+    (
+        "deep recursion",
+        Method::POST,
+        "/resources",
+        &[("name", "deep")],
+    ),
+    (
+        "20,000 log lines",
+        Method::POST,
+        "/resources",
+        &[("name", "chatty")],
+    ),
+    (
+        "slow (300 ms) within the deadline",
+        Method::POST,
+        "/resources",
+        &[("name", "slow")],
+    ),
+    (
+        "500 env vars",
+        Method::POST,
+        "/resources/plain/bind-app",
+        &[("app-name", "many-env")],
+    ),
+    (
+        "100 KiB of env",
+        Method::POST,
+        "/resources/plain/bind-app",
+        &[("app-name", "fat-env")],
+    ),
+    ("1,000 info items", Method::GET, "/resources/big-info", &[]),
+    (
+        "2 MiB proxied body",
+        Method::GET,
+        "/resources/big-body/export",
+        &[],
+    ),
+];
+
+/// Prints each misdeed's status, median time and answer.
+async fn misdeeds(api: &Tsuru) {
+    for name in ["plain", "big-info", "big-body"] {
+        assert_eq!(
+            api.form(Method::POST, "/resources", &[("name", name)])
+                .await
+                .status,
+            201
+        );
+    }
+    println!("| misdeed | status | median time | answer |");
+    println!("|---|---|---|---|");
+    for (label, method, path, fields) in MISDEEDS {
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let answer = api.form(method.clone(), path, fields).await;
+            times.push(started.elapsed());
+            if answer.status < 300 && method == Method::POST && path == "/resources" {
+                // Free the name for the next round.
+                api.send(api.request(Method::DELETE, &format!("/resources/{}", fields[0].1)))
+                    .await;
+            }
+            last = Some(answer);
+        }
+        times.sort();
+        let answer = last.expect("five answers");
+        let shown = if answer.body.len() > 160 {
+            format!("{} bytes", answer.body.len())
+        } else {
+            answer.body.clone()
+        };
+        println!(
+            "| {label} | {} | {:.1} ms | {shown} |",
+            answer.status,
+            times[2].as_secs_f64() * 1e3
+        );
+    }
+}
 
 async fn statuses(api: &Tsuru) -> Vec<Duration> {
     timed_calls(api, CALLS, Method::GET, "/resources/bench/status", &[], 204).await
@@ -37,6 +144,7 @@ fn main() {
             .await;
         assert_eq!(created.status, 201);
 
+        misdeeds(&server.tsuru("misbehave")).await;
         report("fake: status, alone", statuses(&neighbour).await);
 
         let stop = Arc::new(AtomicBool::new(false));

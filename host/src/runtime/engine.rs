@@ -12,6 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::{CompiledCache, Origin};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
+use super::threads::GuestThreads;
 use super::wasm::{WasmPlugin, bindings};
 use crate::config::ServiceConfig;
 
@@ -43,6 +44,7 @@ pub struct Runtime {
     linker: Arc<Linker<Sandbox>>,
     cache: Option<CompiledCache>,
     max_memory_bytes: u64,
+    threads: Arc<GuestThreads>,
     _clock: EpochClock,
 }
 
@@ -92,11 +94,16 @@ impl Runtime {
             .map(|dir| CompiledCache::open(dir, &engine))
             .transpose()?;
         let clock = EpochClock::start(engine.clone())?;
+        let threads = Arc::new(
+            GuestThreads::start(usize::try_from(instances).unwrap_or(usize::MAX))
+                .map_err(wasmtime::Error::from_anyhow)?,
+        );
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             cache,
             max_memory_bytes: settings.max_memory_bytes,
+            threads,
             _clock: clock,
         })
     }
@@ -149,7 +156,12 @@ impl Runtime {
                 "{label} exports orizuru:service/handler@{wit} with functions this host does not expect; rebuild it with the Orizuru SDK for {CONTRACT}"
             )
         })?;
-        let plugin = WasmPlugin::new(self.engine.clone(), pre, Limits::of(service));
+        let plugin = WasmPlugin::new(
+            self.engine.clone(),
+            pre,
+            Limits::of(service),
+            self.threads.clone(),
+        );
         Ok(Loaded {
             plugin,
             sha256: sha256.to_owned(),

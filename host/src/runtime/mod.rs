@@ -8,6 +8,7 @@ mod cache;
 mod engine;
 mod guest_log;
 mod sandbox;
+mod threads;
 mod wasm;
 
 use std::time::Duration;

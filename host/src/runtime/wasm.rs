@@ -4,12 +4,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
 use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
+use super::threads::GuestThreads;
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::model::{
     AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned, ProxyRequest,
@@ -37,24 +39,31 @@ pub struct WasmPlugin {
     engine: Engine,
     pre: bindings::PluginPre<Sandbox>,
     limits: Limits,
+    threads: Arc<GuestThreads>,
 }
 
 impl WasmPlugin {
-    pub(super) fn new(engine: Engine, pre: bindings::PluginPre<Sandbox>, limits: Limits) -> Self {
+    pub(super) fn new(
+        engine: Engine,
+        pre: bindings::PluginPre<Sandbox>,
+        limits: Limits,
+        threads: Arc<GuestThreads>,
+    ) -> Self {
         Self {
             engine,
             pre,
             limits,
+            threads,
         }
     }
 
     /// Runs one export in a fresh store and sorts out how it ended.
     ///
-    /// The guest runs on a thread of its own (tokio's blocking pool), never
-    /// on the threads that serve HTTP: a plugin burning its whole deadline
-    /// then costs the other services a share of the CPU, which the kernel
-    /// hands out fairly, instead of a place in a queue behind it. Dropping
-    /// the returned future (the client went away) cuts the call, as before.
+    /// The guest runs on a thread of its own ([`GuestThreads`]), never on
+    /// the threads that serve HTTP: a plugin burning its whole deadline then
+    /// costs the other services a share of the CPU, which the kernel hands
+    /// out fairly, instead of a place in a queue behind it. Dropping the
+    /// returned future (the client went away) cuts the call, as before.
     async fn run<W: Send + 'static, T>(
         &self,
         context: &Context,
@@ -66,32 +75,29 @@ impl WasmPlugin {
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
         let request_id = context.request_id.clone();
-        let handle = tokio::runtime::Handle::current();
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
-        let guest = tokio::task::spawn_blocking(move || {
-            handle.block_on(async move {
-                let mut store = Sandbox::store(&engine, &limits, request_id.as_deref());
-                let running = async {
-                    match pre.instantiate_async(&mut store).await {
-                        Ok(plugin) => call(&plugin, &mut store).await,
-                        Err(err) => Err(err),
-                    }
-                };
-                // The epoch deadline stops guest code; this one also stops a
-                // call parked in a host function (a sleep, a poll), which
-                // epochs cannot reach.
-                let timed = tokio::time::timeout(limits.timeout + HOST_MARGIN, running);
-                let result = tokio::select! {
-                    result = timed => match result {
-                        Ok(result) => result,
-                        Err(_elapsed) => Err(DeadlineExceeded.into()),
-                    },
-                    _ = cut => Err(wasmtime::Error::msg("the request was dropped")),
-                };
-                store.data().finish();
-                (result, store.data().memory.hit)
-            })
+        let guest = self.threads.run(async move {
+            let mut store = Sandbox::store(&engine, &limits, request_id.as_deref());
+            let running = async {
+                match pre.instantiate_async(&mut store).await {
+                    Ok(plugin) => call(&plugin, &mut store).await,
+                    Err(err) => Err(err),
+                }
+            };
+            // The epoch deadline stops guest code; this one also stops a
+            // call parked in a host function (a sleep, a poll), which
+            // epochs cannot reach.
+            let timed = tokio::time::timeout(limits.timeout + HOST_MARGIN, running);
+            let result = tokio::select! {
+                result = timed => match result {
+                    Ok(result) => result,
+                    Err(_elapsed) => Err(DeadlineExceeded.into()),
+                },
+                _ = cut => Err(wasmtime::Error::msg("the request was dropped")),
+            };
+            store.data().finish();
+            (result, store.data().memory.hit)
         });
         let (result, memory_hit) = match guest.await {
             Ok(ran) => ran,
@@ -187,6 +193,7 @@ impl Plugin for WasmPlugin {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
             limits: Limits::of(service),
+            threads: self.threads.clone(),
         }))
     }
 

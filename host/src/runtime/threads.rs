@@ -1,0 +1,75 @@
+//! The threads plugin code runs on.
+//!
+//! Guest code never runs on the threads that serve HTTP and write the
+//! ledger: each call gets a thread of this pool for its whole length. On
+//! Linux these threads also run at a lower priority (nice 10), so the host's
+//! own work — reading requests, writing the ledger, answering — comes before
+//! any plugin's, and a plugin burning its whole deadline takes CPU only from
+//! other plugin code, which the kernel shares fairly: a short call that
+//! wakes up is scheduled ahead of one that has been running.
+
+use std::future::Future;
+
+use anyhow::Context as _;
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::task::JoinHandle;
+
+/// How much lower than the host's own threads plugin code runs (a nice value).
+#[cfg(target_os = "linux")]
+const GUEST_NICENESS: i32 = 10;
+
+pub struct GuestThreads {
+    /// Used only for its pool of blocking threads; the calls' timers and I/O
+    /// stay with the runtime that asked for them.
+    pool: Option<Runtime>,
+}
+
+impl GuestThreads {
+    /// A pool of up to `max` threads, started as calls need them.
+    pub fn start(max: usize) -> anyhow::Result<Self> {
+        let pool = Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(max.max(1))
+            .thread_name("orizuru-guest")
+            .on_thread_start(lower_priority)
+            .build()
+            .context("cannot start the threads that run plugin code")?;
+        Ok(Self { pool: Some(pool) })
+    }
+
+    /// Runs `call` to its end on a thread of the pool, with the timers and
+    /// I/O of the runtime this is called from.
+    pub fn run<F>(&self, call: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let caller = Handle::current();
+        let pool = self
+            .pool
+            .as_ref()
+            .map_or_else(|| caller.clone(), |pool| pool.handle().clone());
+        pool.spawn_blocking(move || caller.block_on(call))
+    }
+}
+
+impl Drop for GuestThreads {
+    fn drop(&mut self) {
+        // A host may be dropped inside async code, where a runtime may not
+        // block to shut down; calls still running end at their deadlines.
+        if let Some(pool) = self.pool.take() {
+            pool.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's priority (on Linux, a nice value is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(err) = rustix::process::setpriority_process(Some(thread), GUEST_NICENESS) {
+            tracing::warn!("cannot lower the priority of a plugin thread: {err}");
+        }
+    }
+}
