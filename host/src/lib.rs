@@ -45,6 +45,8 @@ pub struct Host {
     pub max_plugin_bytes: u64,
     /// The largest request body tsuru may send, in bytes.
     pub max_request_bytes: u64,
+    /// How long a request's body may take to arrive once its headers have.
+    pub request_body_timeout: std::time::Duration,
     _watcher: Option<Watcher>,
 }
 
@@ -80,6 +82,7 @@ impl Host {
             admin_token: config.admin.as_ref().map(|admin| admin.token.clone()),
             max_plugin_bytes: config.max_plugin_bytes,
             max_request_bytes: config.max_request_bytes,
+            request_body_timeout: config.request_body_timeout,
             _watcher: watcher,
         }))
     }
@@ -95,6 +98,9 @@ impl Host {
             admin_token: None,
             max_plugin_bytes: 0,
             max_request_bytes: config::DEFAULT_MAX_REQUEST_KB * 1024,
+            request_body_timeout: std::time::Duration::from_secs(
+                config::DEFAULT_REQUEST_BODY_TIMEOUT_SECS,
+            ),
             _watcher: None,
         })
     }

@@ -11,6 +11,17 @@ use crate::model::{Action, Env, ProxyResponse, Refusal, Status};
 use crate::runtime::Stop;
 use crate::service::{ActionError, Created};
 
+/// Text from a request, quoted for a sentence: control characters and
+/// quotes escaped (a name with a newline or a NUL stays on one line), and
+/// cut after 40 characters, so that no request can make an answer long.
+pub fn quoted(text: &str) -> String {
+    const SHOWN: usize = 40;
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(SHOWN).collect();
+    let more = if chars.next().is_some() { "..." } else { "" };
+    format!("\"{}{more}\"", head.escape_debug())
+}
+
 /// An error answer: a status and one sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -209,6 +220,17 @@ mod tests {
     fn status_of(error: ActionError) -> (StatusCode, String) {
         let answer = ApiError::from(error);
         (answer.status, answer.sentence)
+    }
+
+    #[test]
+    fn quoted_text_is_escaped_and_short() {
+        assert_eq!(quoted("db"), "\"db\"");
+        assert_eq!(quoted("a\0b\n\"c\""), r#""a\0b\n\"c\"""#);
+        assert_eq!(quoted("café"), "\"café\"");
+        assert_eq!(
+            quoted(&"x".repeat(1000)),
+            format!("\"{}...\"", "x".repeat(40))
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
-use super::answer::ApiError;
+use super::answer::{ApiError, quoted};
 use crate::Host;
 use crate::service::Service;
 
@@ -52,7 +52,8 @@ impl FromRequestParts<Arc<Host>> for Authed {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
                         format!(
-                            "no service \"{id}\" is served here; check the endpoint in the service's tsuru manifest"
+                            "no service {} is served here; check the endpoint in the service's tsuru manifest",
+                            quoted(&id)
                         ),
                     ));
                 }

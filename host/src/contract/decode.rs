@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::answer::quoted;
+
 /// A body that cannot be decoded, with a sentence saying why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -47,7 +49,8 @@ impl Encoding {
             "application/json" => Ok(Encoding::Json),
             _ if essence.ends_with("+json") => Ok(Encoding::Json),
             _ => Err(DecodeError(format!(
-                "the body's content type \"{content_type}\" is not one tsuru sends; use application/x-www-form-urlencoded or application/json"
+                "the body's content type {} is not one tsuru sends; use application/x-www-form-urlencoded or application/json",
+                quoted(content_type)
             ))),
         }
     }
@@ -94,11 +97,10 @@ impl Fields {
 
     /// A JSON object, its camelCase names read as tsuru's form names.
     pub fn from_json(body: &[u8]) -> Result<Self, DecodeError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|err| DecodeError(format!("the JSON body is not valid: {err}")))?;
+        let value: Value = serde_json::from_slice(body).map_err(|err| json_error(&err))?;
         let Value::Object(object) = value else {
             return Err(DecodeError(
-                "the JSON body must be an object of fields".into(),
+                "the JSON body must be an object of fields, not a list or a single value".into(),
             ));
         };
         let mut fields = Fields::default();
@@ -163,6 +165,21 @@ impl Fields {
     }
 }
 
+/// A sentence for a body that is not JSON: serde's own message names its
+/// parser's terms, so the person gets where it broke, in words.
+fn json_error(err: &serde_json::Error) -> DecodeError {
+    DecodeError(match err.classify() {
+        serde_json::error::Category::Eof => {
+            "the JSON body is not valid JSON: it ends before its value does; send one whole JSON object of fields".to_owned()
+        }
+        _ => format!(
+            "the JSON body is not valid JSON (it breaks on line {}, character {}); send one JSON object of fields",
+            err.line(),
+            err.column()
+        ),
+    })
+}
+
 /// `eventID` → `eventid`, `appHosts` → `app-hosts`; form names stay as they are.
 fn form_name(key: &str) -> String {
     if key.eq_ignore_ascii_case("eventid") {
@@ -186,7 +203,8 @@ fn scalar(value: Value, key: &str) -> Result<String, DecodeError> {
         Value::Number(number) => Ok(number.to_string()),
         Value::Bool(flag) => Ok(flag.to_string()),
         _ => Err(DecodeError(format!(
-            "the JSON field \"{key}\" must be text or a list of texts"
+            "the JSON field {} must be text or a list of texts",
+            quoted(key)
         ))),
     }
 }
@@ -209,7 +227,8 @@ fn split_path(path: &str, key: &str) -> Result<Vec<String>, DecodeError> {
     segments.push(segment);
     if segments.iter().any(String::is_empty) {
         return Err(DecodeError(format!(
-            "the form field \"{key}\" has an empty name part; write parameters.<name>.<name>=<value>"
+            "the form field {} has an empty name part; write parameters.<name>.<name>=<value>",
+            quoted(key)
         )));
     }
     Ok(segments)
@@ -255,7 +274,9 @@ fn nest(pairs: Vec<(Vec<String>, String)>) -> Result<Map<String, Value>, DecodeE
 
 fn collision(value_at: &str, group_at: &str) -> DecodeError {
     DecodeError(format!(
-        "parameter \"{value_at}\" is given both as a value and as a group (parameters.{group_at}); send one or the other"
+        "parameter {} is given both as a value and as a group ({}); send one or the other",
+        quoted(value_at),
+        quoted(&format!("parameters.{group_at}"))
     ))
 }
 
@@ -400,6 +421,25 @@ mod tests {
             Ok(Encoding::Json)
         );
         assert_eq!(Encoding::of(None), Ok(Encoding::Form));
+    }
+
+    #[test]
+    fn json_errors_are_sentences_without_the_parsers_terms() {
+        for (body, expected) in [
+            (&b"{\"name\":"[..], "it ends before its value does"),
+            (b"{\"name\": \"a\"} x", "it breaks on line 1, character 15"),
+            (b"{\"name\": \"\xff\"}", "it breaks on line 1"),
+            (b"{name: 1}", "it breaks on line 1, character 2"),
+        ] {
+            let err = Fields::decode(Encoding::Json, body).expect_err("invalid JSON");
+            assert!(
+                err.0.starts_with("the JSON body is not valid JSON"),
+                "{}",
+                err.0
+            );
+            assert!(err.0.contains(expected), "{}", err.0);
+            assert!(!err.0.contains("at line"), "{}", err.0);
+        }
     }
 
     #[test]

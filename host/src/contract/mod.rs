@@ -10,21 +10,26 @@ mod routes;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::{Extension, Router};
+use axum::{Extension, Router, middleware};
 
 use crate::Host;
 
 /// Every route of the contract, served both at the root (the service is the
 /// one whose username the basic-auth header names) and under
-/// `/services/{id}` (the service is named by the path).
+/// `/services/{id}` (the service is named by the path). A path with tricks
+/// in it (`//`, `..`) is refused before routing.
 pub fn app(host: Arc<Host>) -> Router {
-    let limit = host.max_request_bytes;
+    let limits = extract::BodyLimits {
+        max_bytes: host.max_request_bytes,
+        timeout: host.request_body_timeout,
+    };
     Router::new()
         .merge(routes::resources())
         .nest("/services/{service}", routes::resources())
         .layer(DefaultBodyLimit::max(
-            usize::try_from(limit).unwrap_or(usize::MAX),
+            usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
         ))
-        .layer(Extension(extract::BodyLimit(limit)))
+        .layer(Extension(limits))
+        .layer(middleware::from_fn(extract::plain_path))
         .with_state(host)
 }

@@ -10,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use serde::Deserialize;
 
-use super::answer::{self, ApiError};
+use super::answer::{self, ApiError, quoted};
 use super::auth::Authed;
 use super::decode::Fields;
-use super::extract::{Named, Payload, RawBody, Tsuru, check_instance_name, with_body};
+use super::extract::{
+    Named, NamesInstance, Payload, RawBody, Tsuru, check_instance_name, with_body,
+};
 use crate::Host;
 use crate::model::{AppBinding, Context, Instance, JobBinding, ProxyRequest, Refusal};
 use crate::service::{ActionError, Bindee, InstanceUpdate, Service};
@@ -70,6 +72,30 @@ struct HostPath {
 struct ProxyPath {
     name: String,
     path: String,
+}
+
+impl NamesInstance for InstancePath {
+    fn instance(&self) -> &str {
+        &self.name
+    }
+}
+
+impl NamesInstance for JobPath {
+    fn instance(&self) -> &str {
+        &self.name
+    }
+}
+
+impl NamesInstance for HostPath {
+    fn instance(&self) -> &str {
+        &self.name
+    }
+}
+
+impl NamesInstance for ProxyPath {
+    fn instance(&self) -> &str {
+        &self.name
+    }
 }
 
 type Answer = Result<Response, ApiError>;
@@ -393,8 +419,13 @@ async fn proxy_service(
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    // A method is a token (no spaces or control characters), but any length.
+    let method: String = method.as_str().chars().take(20).collect();
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{method} is not a method tsuru uses on {}", uri.path()),
+        format!(
+            "{method} is not a method tsuru uses on {}",
+            quoted(uri.path())
+        ),
     )
 }
