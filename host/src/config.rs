@@ -27,10 +27,10 @@ pub const MAX_INSTANCES: u32 = 10_000;
 pub const DEFAULT_MAX_REQUEST_KB: u64 = 1024;
 /// The largest plugin the admin API accepts, unless the file says.
 pub const DEFAULT_MAX_PLUGIN_MB: u64 = 256;
-/// How long a request's body may take to arrive once its headers have, unless the file says.
-pub const DEFAULT_REQUEST_BODY_TIMEOUT_SECS: u64 = 30;
-/// The longest `request_body_timeout_secs`; tsuru gives up on a call after 300 s anyway.
-pub const MAX_REQUEST_BODY_TIMEOUT_SECS: u64 = 3600;
+/// How long a request's headers, and then its body, may take to arrive, unless the file says.
+pub const DEFAULT_REQUEST_READ_TIMEOUT_SECS: u64 = 30;
+/// The longest `request_read_timeout_secs`; tsuru gives up on a call after 300 s anyway.
+pub const MAX_REQUEST_READ_TIMEOUT_SECS: u64 = 3600;
 
 /// The whole config file, as written.
 #[derive(Debug, Deserialize)]
@@ -44,7 +44,7 @@ pub struct ConfigFile {
     pub max_plugin_mb: Option<u64>,
     pub max_instances: Option<u32>,
     pub max_request_kb: Option<u64>,
-    pub request_body_timeout_secs: Option<u64>,
+    pub request_read_timeout_secs: Option<u64>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -86,8 +86,9 @@ pub struct Config {
     pub max_instances: u32,
     /// The largest request body tsuru may send, in bytes; past it, 413.
     pub max_request_bytes: u64,
-    /// How long a request's body may take to arrive; past it, 408.
-    pub request_body_timeout: Duration,
+    /// How long a request's headers may take to arrive (past it the
+    /// connection is closed), and then its body (past it, 408).
+    pub request_read_timeout: Duration,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -264,12 +265,12 @@ impl Config {
         check_instances("max_instances", max_instances).map_err(Problem::Meaning)?;
         let max_request_kb = file.max_request_kb.unwrap_or(DEFAULT_MAX_REQUEST_KB);
         at_least_one("max_request_kb", max_request_kb).map_err(Problem::Meaning)?;
-        let request_body_timeout_secs = file
-            .request_body_timeout_secs
-            .unwrap_or(DEFAULT_REQUEST_BODY_TIMEOUT_SECS);
-        if !(1..=MAX_REQUEST_BODY_TIMEOUT_SECS).contains(&request_body_timeout_secs) {
+        let request_read_timeout_secs = file
+            .request_read_timeout_secs
+            .unwrap_or(DEFAULT_REQUEST_READ_TIMEOUT_SECS);
+        if !(1..=MAX_REQUEST_READ_TIMEOUT_SECS).contains(&request_read_timeout_secs) {
             return Err(Problem::Meaning(format!(
-                "request_body_timeout_secs is {request_body_timeout_secs}; give a value from 1 to {MAX_REQUEST_BODY_TIMEOUT_SECS}"
+                "request_read_timeout_secs is {request_read_timeout_secs}; give a value from 1 to {MAX_REQUEST_READ_TIMEOUT_SECS}"
             )));
         }
         let mut ids = HashSet::new();
@@ -321,7 +322,7 @@ impl Config {
             watch: file.watch.unwrap_or(true),
             max_instances,
             max_request_bytes: max_request_kb * 1024,
-            request_body_timeout: Duration::from_secs(request_body_timeout_secs),
+            request_read_timeout: Duration::from_secs(request_read_timeout_secs),
             services,
             source: None,
         })
@@ -540,32 +541,32 @@ mod tests {
     }
 
     #[test]
-    fn request_body_timeout_has_a_default_and_a_range() {
+    fn request_read_timeout_has_a_default_and_a_range() {
         assert_eq!(
-            parse("").expect("an empty config").request_body_timeout,
-            Duration::from_secs(DEFAULT_REQUEST_BODY_TIMEOUT_SECS)
+            parse("").expect("an empty config").request_read_timeout,
+            Duration::from_secs(DEFAULT_REQUEST_READ_TIMEOUT_SECS)
         );
         assert_eq!(
-            parse("request_body_timeout_secs = 1\n")
+            parse("request_read_timeout_secs = 1\n")
                 .expect("a valid timeout")
-                .request_body_timeout,
+                .request_read_timeout,
             Duration::from_secs(1)
         );
         for (value, expected) in [
             (
                 "0",
-                "request_body_timeout_secs is 0; give a value from 1 to 3600",
+                "request_read_timeout_secs is 0; give a value from 1 to 3600",
             ),
             (
                 "3601",
-                "request_body_timeout_secs is 3601; give a value from 1 to 3600",
+                "request_read_timeout_secs is 3601; give a value from 1 to 3600",
             ),
         ] {
-            let err = parse(&format!("request_body_timeout_secs = {value}\n")).unwrap_err();
+            let err = parse(&format!("request_read_timeout_secs = {value}\n")).unwrap_err();
             assert!(err.contains(expected), "{value}: {err}");
         }
-        let err = parse("request_body_timeout = 3\n").unwrap_err();
-        assert!(err.contains("request_body_timeout"), "{err}");
+        let err = parse("request_read_timeout = 3\n").unwrap_err();
+        assert!(err.contains("request_read_timeout"), "{err}");
     }
 
     #[test]

@@ -21,8 +21,11 @@ pub mod service;
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Secret};
@@ -45,8 +48,8 @@ pub struct Host {
     pub max_plugin_bytes: u64,
     /// The largest request body tsuru may send, in bytes.
     pub max_request_bytes: u64,
-    /// How long a request's body may take to arrive once its headers have.
-    pub request_body_timeout: std::time::Duration,
+    /// How long a request's headers, and then its body, may take to arrive.
+    pub request_read_timeout: std::time::Duration,
     _watcher: Option<Watcher>,
 }
 
@@ -82,7 +85,7 @@ impl Host {
             admin_token: config.admin.as_ref().map(|admin| admin.token.clone()),
             max_plugin_bytes: config.max_plugin_bytes,
             max_request_bytes: config.max_request_bytes,
-            request_body_timeout: config.request_body_timeout,
+            request_read_timeout: config.request_read_timeout,
             _watcher: watcher,
         }))
     }
@@ -98,8 +101,8 @@ impl Host {
             admin_token: None,
             max_plugin_bytes: 0,
             max_request_bytes: config::DEFAULT_MAX_REQUEST_KB * 1024,
-            request_body_timeout: std::time::Duration::from_secs(
-                config::DEFAULT_REQUEST_BODY_TIMEOUT_SECS,
+            request_read_timeout: std::time::Duration::from_secs(
+                config::DEFAULT_REQUEST_READ_TIMEOUT_SECS,
             ),
             _watcher: None,
         })
@@ -113,13 +116,49 @@ pub fn app(host: Arc<Host>) -> Router {
 
 /// Serves tsuru's contract and the admin API on `listener` until `shutdown`
 /// completes, then finishes the requests in flight.
+///
+/// A client gets `request_read_timeout` to send a request's headers (then
+/// the connection is closed: hyper answers nothing there) and as long again
+/// for its body (408 with a sentence), so no slow client holds a connection,
+/// or the shutdown, for as long as it likes.
 pub async fn serve(
     listener: TcpListener,
     host: Arc<Host>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app(host))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server stopped")
+    let mut connections = Builder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(host.request_read_timeout);
+    let app = app(host);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, most likely: wait for some to close.
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, "a connection ended with an error: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The largest body the test host reads, and how long it waits for one.
-const CONFIG: &str = "max_request_kb = 16\nrequest_body_timeout_secs = 1\n";
+const CONFIG: &str = "max_request_kb = 16\nrequest_read_timeout_secs = 1\n";
 
 async fn server() -> Server {
     Server::start_config(&format!(
@@ -1024,4 +1024,43 @@ async fn what_hyper_refuses_gets_a_4xx_and_the_host_keeps_serving() {
         let next = send_bytes(&address, &plans, false).await;
         assert_eq!(next.status, 200, "after {label}: {:?}", next.body);
     }
+}
+
+/// A client that starts a request and never finishes its headers (slowloris)
+/// holds its connection only for `request_read_timeout_secs`: hyper then
+/// closes it without an answer (no sentence is possible there), and the
+/// host goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_headers_never_end_is_cut_at_the_read_timeout() {
+    let server = server().await;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&address)
+        .await
+        .expect("the host accepts");
+    stalled
+        .write_all(b"GET /resources/plans HTTP/1.1\r\nHost: orizuru.test\r\nX-Slow: ")
+        .await
+        .expect("the first bytes are sent");
+    let started = std::time::Instant::now();
+    let mut received = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+        "the connection is still open after 10s"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "cut after {waited:?}, before the 1s read timeout"
+    );
+    assert!(
+        received.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    let plans = Raw::new("GET", "/resources/plans")
+        .with_queue_auth()
+        .bytes();
+    assert_eq!(send_bytes(&address, &plans, false).await.status, 200);
 }

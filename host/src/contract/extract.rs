@@ -80,7 +80,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 /// What the host reads of a body: at most `max_bytes` (the config's
-/// `max_request_kb`), all of it within `timeout` (`request_body_timeout_secs`).
+/// `max_request_kb`), all of it within `timeout` (`request_read_timeout_secs`).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
     pub max_bytes: u64,

@@ -21,7 +21,7 @@ use crate::Host;
 pub fn app(host: Arc<Host>) -> Router {
     let limits = extract::BodyLimits {
         max_bytes: host.max_request_bytes,
-        timeout: host.request_body_timeout,
+        timeout: host.request_read_timeout,
     };
     Router::new()
         .merge(routes::resources())
