@@ -157,9 +157,9 @@ fn a_bad_config_stops_start_up_naming_the_file_key_and_reason() {
 }
 
 /// Rounds of kill -9 in the middle of a stream of creates and binds.
-const KILL_ROUNDS: usize = 3;
+const KILL_ROUNDS: usize = 4;
 /// Acknowledged writes each round waits for before its kill.
-const WRITES_PER_ROUND: usize = 400;
+const WRITES_PER_ROUND: usize = 1_000;
 
 /// What the clients were told succeeded.
 #[derive(Default)]
