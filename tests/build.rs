@@ -14,6 +14,7 @@ const PLUGINS: &[&str] = &[
     "generation-one",
     "generation-two",
     "broken-plans",
+    "configured",
 ];
 
 fn main() {

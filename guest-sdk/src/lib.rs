@@ -37,7 +37,8 @@ pub mod __private {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
-            world: "plugin",
+            world: "plugin-with-capabilities",
+            generate_all,
             pub_export_macro: true,
             export_macro_name: "__export_plugin",
             default_bindings_module: "orizuru_sdk::__private::bindings",
@@ -51,6 +52,9 @@ pub mod __private {
         env.map(|vars| vars.into_iter().collect())
     }
 }
+
+pub mod config;
+pub mod log;
 
 pub use __private::wit::{
     AppBinding, Context, CreateRequest, Error, InfoItem, Instance, JobBinding, Plan, Provisioned,

@@ -1,6 +1,6 @@
 //! The operator's config file: one TOML file, every key checked.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +67,21 @@ pub struct ServiceFile {
     pub max_info_items: Option<u32>,
     pub max_proxy_body_kb: Option<u64>,
     pub max_log_lines: Option<u32>,
+    /// Grants `wasi:logging`.
+    pub logging: Option<bool>,
+    /// Grants `wasi:config/store`, with these values.
+    pub config: Option<BTreeMap<String, String>>,
+    /// Grants `wasi:config/store`, with these values read at start.
+    pub secrets: Option<BTreeMap<String, SecretFile>>,
+}
+
+/// Where a secret of `[services.secrets]` is read from: `{ env = "NAME" }`
+/// or `{ file = "/run/secrets/name" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
 }
 
 /// The config the host runs with: checked, defaults filled in, secrets read.
@@ -119,6 +134,40 @@ pub struct ServiceConfig {
     pub max_instances: u32,
     /// How big the plugin's answers may be.
     pub answers: AnswerLimits,
+    /// The capabilities its plugin may import.
+    pub grants: Grants,
+}
+
+/// What a service's plugin may import beyond WASI's clocks, random and
+/// stdio. Each capability is denied unless its key is in the service's entry.
+#[derive(Clone, Default, PartialEq)]
+pub struct Grants {
+    /// `logging = true`: `wasi:logging/logging`, into the host's log.
+    pub logging: bool,
+    /// `[services.config]` and `[services.secrets]`: `wasi:config/store`;
+    /// `None` when neither table is there.
+    pub config: Option<ConfigValues>,
+}
+
+/// The values a plugin reads through `wasi:config/store`.
+#[derive(Clone, Default, PartialEq)]
+pub struct ConfigValues {
+    pub values: BTreeMap<String, String>,
+    /// Read at start from the environment or files; never logged or shown.
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut grants = f.debug_struct("Grants");
+        grants.field("logging", &self.logging);
+        if let Some(config) = &self.config {
+            grants
+                .field("config", &config.values.keys().collect::<Vec<_>>())
+                .field("secrets", &config.secrets.keys().collect::<Vec<_>>());
+        }
+        grants.finish()
+    }
 }
 
 /// How big a plugin's answers may be; an answer past one is refused as a
@@ -187,6 +236,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("memory_bytes", &self.memory_bytes)
             .field("max_instances", &self.max_instances)
             .field("answers", &self.answers)
+            .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
 }
@@ -350,6 +400,9 @@ impl ServiceConfig {
             max_info_items,
             max_proxy_body_kb,
             max_log_lines,
+            logging,
+            config,
+            secrets,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
         check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
@@ -398,9 +451,15 @@ impl ServiceConfig {
         ] {
             at_least_one(key, value).map_err(|why| format!("{at}: {why}"))?;
         }
+        let grants = Grants {
+            logging: logging.unwrap_or(false),
+            config: config_values(config, secrets, base, env)
+                .map_err(|why| format!("{at}: {why}"))?,
+        };
         Ok(ServiceConfig {
             max_instances,
             answers,
+            grants,
             plugin: Some(base.join(plugin)),
             id,
             username,
@@ -454,6 +513,55 @@ fn secret(
     }
 }
 
+/// The values of `[services.config]` and `[services.secrets]`, secrets read.
+fn config_values(
+    values: Option<BTreeMap<String, String>>,
+    secrets: Option<BTreeMap<String, SecretFile>>,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ConfigValues>, String> {
+    if values.is_none() && secrets.is_none() {
+        return Ok(None);
+    }
+    let values = values.unwrap_or_default();
+    let mut read = BTreeMap::new();
+    for (key, from) in secrets.unwrap_or_default() {
+        if values.contains_key(&key) {
+            return Err(format!(
+                "\"{key}\" is both in [services.config] and in [services.secrets]; keep one"
+            ));
+        }
+        let value = match (from.env, from.file) {
+            (Some(name), None) => env(&name).filter(|value| !value.is_empty()).ok_or_else(|| {
+                format!("secret \"{key}\" reads the environment variable {name}, which is not set or empty; set it, or remove the secret")
+            })?,
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    format!("secret \"{key}\" reads the file {}, which cannot be read ({err}); create it, or remove the secret", path.display())
+                })?;
+                // A file written by `echo` ends with a newline that is not part of the secret.
+                text.strip_suffix('\n').unwrap_or(&text).to_owned()
+            }
+            _ => {
+                return Err(format!(
+                    "secret \"{key}\" must say where it is read from: {{ env = \"NAME\" }} or {{ file = \"PATH\" }}"
+                ));
+            }
+        };
+        read.insert(key, Secret::new(value));
+    }
+    if let Some(key) = values.keys().chain(read.keys()).find(|key| key.is_empty()) {
+        return Err(format!(
+            "the config key {key:?} is empty; give every value a name"
+        ));
+    }
+    Ok(Some(ConfigValues {
+        values,
+        secrets: read,
+    }))
+}
+
 /// tsuru's own rule for service ids: at most 40 characters of `[a-z][a-z0-9-]*`.
 pub fn check_service_id(id: &str) -> Result<(), String> {
     let mut chars = id.chars();
@@ -495,7 +603,13 @@ fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
         Some(span) => {
             let before = &text.as_bytes()[..span.start.min(text.len())];
             let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
-            format!("line {line}: {message}")
+            // The line itself names the key, which the message may not.
+            match text.lines().nth(line - 1).map(str::trim) {
+                Some(written) if !written.is_empty() && written.len() <= 120 => {
+                    format!("line {line} ({written}): {message}")
+                }
+                _ => format!("line {line}: {message}"),
+            }
         }
         None => message,
     }
@@ -513,6 +627,57 @@ mod tests {
             |name| (name == "FAKE_PASSWORD").then(|| "from-env".to_owned()),
         )
         .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn grants_are_off_unless_given_and_secrets_are_read_and_hidden() {
+        let base = "[[services]]\nid = \"pg\"\nplugin = \"pg.wasm\"\npassword = \"p\"\n";
+        let bare = parse(base).expect("a bare service");
+        assert_eq!(bare.services[0].grants, Grants::default());
+
+        let granted = parse(&format!(
+            "{base}logging = true\n[services.config]\nregion = \"eu\"\n[services.secrets]\nadmin = {{ env = \"FAKE_PASSWORD\" }}\n"
+        ))
+        .expect("a granted service");
+        let grants = &granted.services[0].grants;
+        assert!(grants.logging);
+        let config = grants.config.as_ref().expect("config granted");
+        assert_eq!(config.values["region"], "eu");
+        assert_eq!(config.secrets["admin"].expose(), "from-env");
+        let shown = format!("{:?}", granted.services[0]);
+        assert!(shown.contains("\"admin\"") && !shown.contains("from-env"), "{shown}");
+
+        // An empty secrets table grants wasi:config with nothing in it.
+        let empty = parse(&format!("{base}[services.secrets]\n")).expect("an empty table");
+        assert!(empty.services[0].grants.config.is_some());
+
+        for (extra, says) in [
+            (
+                "[services.secrets]\nadmin = { env = \"UNSET\" }\n",
+                "secret \"admin\" reads the environment variable UNSET, which is not set or empty; set it, or remove the secret",
+            ),
+            (
+                "[services.secrets]\nadmin = { file = \"missing-secret\" }\n",
+                "secret \"admin\" reads the file /etc/orizuru/missing-secret, which cannot be read",
+            ),
+            (
+                "[services.secrets]\nadmin = { env = \"A\", file = \"b\" }\n",
+                "secret \"admin\" must say where it is read from",
+            ),
+            (
+                "[services.secrets]\nadmin = {}\n",
+                "secret \"admin\" must say where it is read from",
+            ),
+            (
+                "[services.config]\nadmin = \"x\"\n[services.secrets]\nadmin = { env = \"FAKE_PASSWORD\" }\n",
+                "\"admin\" is both in [services.config] and in [services.secrets]; keep one",
+            ),
+            ("[services.config]\n\"\" = \"x\"\n", "the config key \"\" is empty"),
+            ("logging = \"yes\"\n", "logging"),
+        ] {
+            let err = parse(&format!("{base}{extra}")).expect_err(extra);
+            assert!(err.contains(says), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -805,6 +805,7 @@ impl Deployer {
                 let plugin = active
                     .plugin
                     .with_limits(service)
+                    .map_err(|err| DeployError::Rejected(format!("{err:#}")))?
                     .unwrap_or_else(|| active.plugin.clone());
                 self.registry.put(Arc::new(Service::serving(
                     service.clone(),
@@ -1020,6 +1021,8 @@ fn added_config(id: &str, added: &AddedService) -> ServiceConfig {
         memory_bytes: added.memory_mb * 1024 * 1024,
         max_instances: added.max_instances,
         answers: crate::config::AnswerLimits::default(),
+        // A service added through the admin API has no capabilities yet.
+        grants: crate::config::Grants::default(),
     }
 }
 

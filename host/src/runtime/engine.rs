@@ -11,6 +11,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CompiledCache, Origin};
+use super::capabilities;
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wasm::{WasmPlugin, bindings};
@@ -87,6 +88,7 @@ impl Runtime {
             sandbox
         })
         .context("cannot link the Orizuru contract for plugins")?;
+        capabilities::add_to_linker(&mut linker)?;
 
         let cache = settings
             .cache_dir
@@ -147,6 +149,13 @@ impl Runtime {
         }
         .with_context(|| format!("{label} is not a wasm component this host can run"))?;
         let wit = self.contract_version(&component, label)?;
+        capabilities::check(
+            &self.engine,
+            &component,
+            &service.grants,
+            label,
+            &service.id,
+        )?;
         let pre = self
             .linker
             .instantiate_pre(&component)

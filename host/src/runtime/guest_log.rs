@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+
+use super::capabilities::Redactor;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -35,6 +37,7 @@ struct Lines {
     /// Lines still allowed in this call.
     lines_left: u32,
     dropped_lines: usize,
+    redactor: Redactor,
 }
 
 impl GuestLog {
@@ -43,6 +46,7 @@ impl GuestLog {
         stream: &'static str,
         request_id: Option<String>,
         max_lines: u32,
+        redactor: Redactor,
     ) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Lines {
@@ -54,6 +58,7 @@ impl GuestLog {
                 dropped: 0,
                 lines_left: max_lines,
                 dropped_lines: 0,
+                redactor,
             })),
         }
     }
@@ -111,6 +116,7 @@ impl Lines {
         }
         self.lines_left -= 1;
         let line = String::from_utf8_lossy(&self.partial);
+        let line = self.redactor.redact(&line);
         tracing::info!(
             target: "orizuru::plugin",
             service = %self.service,

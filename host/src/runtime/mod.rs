@@ -5,6 +5,7 @@
 //! compiling wasm and the runtime without HTTP.
 
 mod cache;
+mod capabilities;
 mod engine;
 mod guest_log;
 mod sandbox;
@@ -103,13 +104,15 @@ pub trait Plugin: Send + Sync {
         job: JobBinding,
         context: Context,
     ) -> Outcome<()>;
-    /// The same plugin under a service's new limits, without compiling
-    /// again; `None` when this kind of plugin has no limits to change.
+    /// The same plugin under a service's new limits and grants, without
+    /// compiling again; `None` when this kind of plugin has none to change.
+    /// An error says why the plugin cannot serve under them (it imports a
+    /// capability the service no longer grants).
     fn with_limits(
         &self,
         _service: &crate::config::ServiceConfig,
-    ) -> Option<std::sync::Arc<dyn Plugin>> {
-        None
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn Plugin>>> {
+        Ok(None)
     }
 
     async fn proxy(

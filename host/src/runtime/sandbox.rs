@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::capabilities::{Granted, LogBudget, Redactor};
 use super::guest_log::GuestLog;
 
 /// What one call's store holds.
@@ -16,6 +17,20 @@ pub struct Sandbox {
     pub memory: MemoryCap,
     stdout: GuestLog,
     stderr: GuestLog,
+    /// What the service's plugin may import, and this call's share of it.
+    pub granted: Arc<Granted>,
+    pub tags: CallTags,
+    pub log_budget: LogBudget,
+    pub redactor: Redactor,
+}
+
+/// What one call is about, for the lines it logs.
+#[derive(Debug, Clone, Default)]
+pub struct CallTags {
+    pub request_id: Option<String>,
+    /// tsuru's event id (`X-Tsuru-Eventid`).
+    pub event_id: Option<String>,
+    pub instance: Option<String>,
 }
 
 // The contract's types interface has no functions for the host to provide.
@@ -45,6 +60,9 @@ pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub answers: crate::config::AnswerLimits,
+    pub granted: Arc<Granted>,
+    /// Blanks the service's secrets out of what its plugin logs and answers.
+    pub redactor: Redactor,
 }
 
 impl Limits {
@@ -55,6 +73,8 @@ impl Limits {
             timeout: service.timeout,
             memory_bytes: service.memory_bytes,
             answers: service.answers,
+            granted: Arc::new(Granted::of(&service.grants)),
+            redactor: Redactor::of(&service.grants),
         }
     }
 }
@@ -62,18 +82,20 @@ impl Limits {
 impl Sandbox {
     /// A store for one call: no files, no environment, no network, stdio to
     /// the log, the memory cap and the deadline armed before any guest code runs.
-    pub fn store(engine: &Engine, limits: &Limits, request_id: Option<&str>) -> Store<Sandbox> {
+    pub fn store(engine: &Engine, limits: &Limits, tags: CallTags) -> Store<Sandbox> {
         let stdout = GuestLog::new(
             limits.service.clone(),
             "stdout",
-            request_id.map(str::to_owned),
+            tags.request_id.clone(),
             limits.answers.log_lines,
+            limits.redactor.clone(),
         );
         let stderr = GuestLog::new(
             limits.service.clone(),
             "stderr",
-            request_id.map(str::to_owned),
+            tags.request_id.clone(),
             limits.answers.log_lines,
+            limits.redactor.clone(),
         );
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
@@ -88,6 +110,10 @@ impl Sandbox {
             memory: MemoryCap::new(limits.memory_bytes),
             stdout,
             stderr,
+            granted: limits.granted.clone(),
+            tags,
+            log_budget: LogBudget::new(limits.service.clone(), limits.answers.log_lines),
+            redactor: limits.redactor.clone(),
         };
         let mut store = Store::new(engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
@@ -108,6 +134,7 @@ impl Sandbox {
     pub fn finish(&self) {
         self.stdout.finish();
         self.stderr.finish();
+        self.log_budget.finish(&self.tags);
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
-use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
+use super::capabilities::Redactor;
+use super::sandbox::{CallTags, DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::model::{
@@ -67,6 +68,7 @@ impl WasmPlugin {
     async fn run<W: Send + 'static, T>(
         &self,
         context: &Context,
+        instance: Option<&str>,
         call: impl for<'a> FnOnce(&'a bindings::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>
         + Send
         + 'static,
@@ -74,11 +76,15 @@ impl WasmPlugin {
     ) -> Outcome<T> {
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
-        let request_id = context.request_id.clone();
+        let tags = CallTags {
+            request_id: context.request_id.clone(),
+            event_id: context.event_id.clone(),
+            instance: instance.map(str::to_owned),
+        };
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
         let guest = self.threads.run(async move {
-            let mut store = Sandbox::store(&engine, &limits, request_id.as_deref());
+            let mut store = Sandbox::store(&engine, &limits, tags);
             let running = async {
                 match pre.instantiate_async(&mut store).await {
                     Ok(plugin) => call(&plugin, &mut store).await,
@@ -110,7 +116,7 @@ impl WasmPlugin {
         };
         match result {
             Ok(Ok(answer)) => convert(answer),
-            Ok(Err(error)) => Err(Failure::Refused(refusal(error))),
+            Ok(Err(error)) => Err(Failure::Refused(refusal(error, &self.limits.redactor))),
             Err(err) => Err(Failure::Stopped(self.stopped(err, memory_hit, started))),
         }
     }
@@ -188,19 +194,29 @@ impl Plugin for WasmPlugin {
     fn with_limits(
         &self,
         service: &crate::config::ServiceConfig,
-    ) -> Option<std::sync::Arc<dyn Plugin>> {
-        Some(std::sync::Arc::new(Self {
+    ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
+        let component = self.pre.instance_pre().component();
+        super::capabilities::check(
+            &self.engine,
+            component,
+            &service.grants,
+            "the plugin",
+            &service.id,
+        )
+        .map_err(anyhow::Error::from)?;
+        Ok(Some(Arc::new(Self {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
             limits: Limits::of(service),
             threads: self.threads.clone(),
-        }))
+        })))
     }
 
     async fn plans(&self, context: Context) -> Outcome<Vec<Plan>> {
         let ctx = to_context(&context);
         self.run(
             &context,
+            None,
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -229,6 +245,7 @@ impl Plugin for WasmPlugin {
         };
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -255,6 +272,7 @@ impl Plugin for WasmPlugin {
         };
         self.run(
             &context,
+            Some(&current.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -272,6 +290,7 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -289,6 +308,7 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -321,6 +341,7 @@ impl Plugin for WasmPlugin {
         let (inst, ctx) = (to_instance(&instance), to_context(&context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -350,6 +371,7 @@ impl Plugin for WasmPlugin {
         let (inst, app) = (to_instance(&instance), to_app(&app, &context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -372,6 +394,7 @@ impl Plugin for WasmPlugin {
         let (inst, app) = (to_instance(&instance), to_app(&app, &context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -394,6 +417,7 @@ impl Plugin for WasmPlugin {
         let (inst, job) = (to_instance(&instance), to_job(&job, &context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -416,6 +440,7 @@ impl Plugin for WasmPlugin {
         let (inst, job) = (to_instance(&instance), to_job(&job, &context));
         self.run(
             &context,
+            Some(&instance.name),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -446,6 +471,7 @@ impl Plugin for WasmPlugin {
         };
         self.run(
             &context,
+            instance.as_ref().map(|instance| instance.name.as_str()),
             |plugin, store| {
                 Box::pin(async move {
                     plugin
@@ -534,13 +560,16 @@ fn from_provisioned(provisioned: wit::Provisioned) -> Provisioned {
     }
 }
 
-fn refusal(error: wit::Error) -> Refusal {
+/// The plugin's refusal, with any of its service's secrets blanked out:
+/// its sentence reaches tsuru's user, the ledger and the log.
+fn refusal(error: wit::Error, redactor: &Redactor) -> Refusal {
+    let clean = |sentence: String| redactor.redact(&sentence).into_owned();
     match error {
-        wit::Error::Invalid(sentence) => Refusal::Invalid(sentence),
-        wit::Error::NotFound(sentence) => Refusal::NotFound(sentence),
-        wit::Error::Conflict(sentence) => Refusal::Conflict(sentence),
-        wit::Error::NotReady(sentence) => Refusal::NotReady(sentence),
-        wit::Error::Failed(sentence) => Refusal::Failed(sentence),
+        wit::Error::Invalid(sentence) => Refusal::Invalid(clean(sentence)),
+        wit::Error::NotFound(sentence) => Refusal::NotFound(clean(sentence)),
+        wit::Error::Conflict(sentence) => Refusal::Conflict(clean(sentence)),
+        wit::Error::NotReady(sentence) => Refusal::NotReady(clean(sentence)),
+        wit::Error::Failed(sentence) => Refusal::Failed(clean(sentence)),
         wit::Error::Unsupported => Refusal::Unsupported,
         wit::Error::MissingParams(names) => Refusal::MissingParams(names),
     }

@@ -1,0 +1,237 @@
+//! What a plugin may import beyond WASI's clocks, random and stdio, each
+//! granted per service in the config (deny by default).
+//!
+//! Every capability is linked once, in the engine's shared linker; what a
+//! service may use is checked when its plugin is loaded, from the
+//! component's imports, so a plugin that imports an interface its service
+//! is not granted is refused with the config key that would grant it,
+//! before it serves a single call.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, error::Context as _};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
+
+use super::sandbox::{CallTags, Sandbox};
+use crate::config::Grants;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../guest-sdk/wit/deps/logging",
+        world: "wasi:logging/imports",
+    });
+}
+
+use bindings::wasi::logging::logging::{self, Level};
+
+/// One capability: the interfaces it covers and the key that grants it.
+struct Capability {
+    /// Import names start with this (`wasi:logging/`).
+    prefix: &'static str,
+    /// What an operator writes in the service's entry to grant it.
+    key: &'static str,
+    granted: fn(&Granted) -> bool,
+}
+
+const CAPABILITIES: &[Capability] = &[
+    Capability {
+        prefix: "wasi:logging/",
+        key: "`logging = true`",
+        granted: |granted| granted.logging,
+    },
+    Capability {
+        prefix: "wasi:config/",
+        key: "a [services.config] or [services.secrets] table",
+        granted: |granted| granted.config.is_some(),
+    },
+];
+
+/// A service's grants, as its calls use them.
+pub struct Granted {
+    logging: bool,
+    /// Values and secrets together, as `wasi:config/store` hands them out.
+    config: Option<WasiConfigVariables>,
+}
+
+impl Granted {
+    pub fn of(grants: &Grants) -> Self {
+        Self {
+            logging: grants.logging,
+            config: grants.config.as_ref().map(|config| {
+                config
+                    .values
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str()))
+                    .chain(
+                        config
+                            .secrets
+                            .iter()
+                            .map(|(key, secret)| (key.as_str(), secret.expose())),
+                    )
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Links every capability; [`check`] decides which a plugin may use.
+pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    logging::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |sandbox| sandbox)
+        .context("cannot link wasi:logging for plugins")?;
+    wasmtime_wasi_config::add_to_linker(linker, |sandbox: &mut Sandbox| {
+        WasiConfig::from(sandbox.granted.config.as_ref().unwrap_or(&NO_CONFIG))
+    })
+    .context("cannot link wasi:config for plugins")?;
+    Ok(())
+}
+
+/// What a plugin whose service has no config table would read (it is
+/// refused at load, so this is never seen).
+static NO_CONFIG: std::sync::LazyLock<WasiConfigVariables> =
+    std::sync::LazyLock::new(WasiConfigVariables::new);
+
+/// Refuses a component that imports a capability its service is not granted.
+pub fn check(
+    engine: &Engine,
+    component: &Component,
+    grants: &Grants,
+    label: &str,
+    service: &str,
+) -> wasmtime::Result<()> {
+    let granted = Granted::of(grants);
+    for (name, _) in component.component_type().imports(engine) {
+        let Some(capability) = CAPABILITIES
+            .iter()
+            .find(|capability| name.starts_with(capability.prefix))
+        else {
+            continue;
+        };
+        if !(capability.granted)(&granted) {
+            wasmtime::bail!(
+                "{label} imports {name}, which service \"{service}\" is not granted; add {} to its [[services]] entry to grant it, or build the plugin without it",
+                capability.key
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Blanks a service's secrets out of text its plugin wrote.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<[String]>,
+}
+
+impl Redactor {
+    pub fn of(grants: &Grants) -> Self {
+        let mut secrets: Vec<String> = grants
+            .config
+            .iter()
+            .flat_map(|config| config.secrets.values())
+            .map(|secret| secret.expose().to_owned())
+            .filter(|secret| !secret.is_empty())
+            .collect();
+        // The longest first, so a secret that contains another is blanked whole.
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut text = Cow::Borrowed(text);
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                text = Cow::Owned(text.replace(secret.as_str(), "[secret]"));
+            }
+        }
+        text
+    }
+}
+
+/// The lines one call may still log through `wasi:logging` (the service's
+/// `max_log_lines`); the rest are counted and dropped.
+pub struct LogBudget {
+    service: Arc<str>,
+    state: Mutex<(u32, usize)>,
+}
+
+impl LogBudget {
+    pub fn new(service: Arc<str>, lines: u32) -> Self {
+        Self {
+            service,
+            state: Mutex::new((lines, 0)),
+        }
+    }
+
+    /// Whether one more line may be logged.
+    fn take(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 == 0 {
+            state.1 += 1;
+            false
+        } else {
+            state.0 -= 1;
+            true
+        }
+    }
+
+    /// Says how many lines were dropped, if any.
+    pub fn finish(&self, tags: &CallTags) {
+        let dropped = self.state.lock().unwrap_or_else(PoisonError::into_inner).1;
+        if dropped > 0 {
+            tracing::warn!(
+                service = %self.service,
+                request_id = tags.request_id.as_deref(),
+                dropped_lines = dropped,
+                "plugin log lines past the service's max_log_lines were dropped"
+            );
+        }
+    }
+}
+
+/// Longer messages are cut here.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024;
+
+impl logging::Host for Sandbox {
+    fn log(&mut self, level: Level, context: String, message: String) {
+        if !self.log_budget.take() {
+            return;
+        }
+        let mut message = self.redactor.redact(&message).into_owned();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [cut]");
+        }
+        let context = self.redactor.redact(&context);
+        let tags = &self.tags;
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "orizuru::plugin",
+                    $level,
+                    service = %self.log_budget.service,
+                    instance = tags.instance.as_deref(),
+                    request_id = tags.request_id.as_deref(),
+                    event_id = tags.event_id.as_deref(),
+                    context = (!context.is_empty()).then_some(&*context),
+                    critical = matches!(level, Level::Critical).then_some(true),
+                    "{message}"
+                )
+            };
+        }
+        match level {
+            Level::Trace => emit!(tracing::Level::TRACE),
+            Level::Debug => emit!(tracing::Level::DEBUG),
+            Level::Info => emit!(tracing::Level::INFO),
+            Level::Warn => emit!(tracing::Level::WARN),
+            Level::Error | Level::Critical => emit!(tracing::Level::ERROR),
+        }
+    }
+}
