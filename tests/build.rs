@@ -15,6 +15,9 @@ const PLUGINS: &[&str] = &[
     "generation-two",
     "broken-plans",
     "configured",
+    "counter",
+    "postgres",
+    "sql-probe",
 ];
 
 fn main() {

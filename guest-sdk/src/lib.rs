@@ -54,7 +54,9 @@ pub mod __private {
 }
 
 pub mod config;
+pub mod kv;
 pub mod log;
+pub mod sql;
 
 pub use __private::wit::{
     AppBinding, Context, CreateRequest, Error, InfoItem, Instance, JobBinding, Plan, Provisioned,

@@ -69,10 +69,26 @@ pub struct ServiceFile {
     pub max_log_lines: Option<u32>,
     /// Grants `wasi:logging`.
     pub logging: Option<bool>,
+    /// Grants `wasi:keyvalue`.
+    pub keyvalue: Option<bool>,
     /// Grants `wasi:config/store`, with these values.
     pub config: Option<BTreeMap<String, String>>,
     /// Grants `wasi:config/store`, with these values read at start.
     pub secrets: Option<BTreeMap<String, SecretFile>>,
+    /// Grants `orizuru:service/sql`, on these PostgreSQL connections.
+    pub sql: Option<BTreeMap<String, SqlFile>>,
+}
+
+/// One `[services.sql.NAME]` table: where its URL is read from (`url_env`
+/// or `url_file`), how many connections its pool may open, and how long one
+/// statement may run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlFile {
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub max_connections: Option<u32>,
+    pub timeout_ms: Option<u64>,
 }
 
 /// Where a secret of `[services.secrets]` is read from: `{ env = "NAME" }`
@@ -144,9 +160,48 @@ pub struct ServiceConfig {
 pub struct Grants {
     /// `logging = true`: `wasi:logging/logging`, into the host's log.
     pub logging: bool,
+    /// `keyvalue = true`: `wasi:keyvalue/store` and `atomics`, kept by the
+    /// host for this service alone.
+    pub keyvalue: bool,
     /// `[services.config]` and `[services.secrets]`: `wasi:config/store`;
     /// `None` when neither table is there.
     pub config: Option<ConfigValues>,
+    /// `[services.sql.NAME]`: `orizuru:service/sql` on these connections, by name.
+    pub sql: BTreeMap<String, SqlConnection>,
+}
+
+/// Connections a service's pool may open to one server, unless its table says.
+pub const DEFAULT_SQL_MAX_CONNECTIONS: u32 = 4;
+/// The most connections one `[services.sql.NAME]` pool may open.
+pub const MAX_SQL_CONNECTIONS: u32 = 100;
+
+/// A PostgreSQL connection a service's plugin may use by name.
+#[derive(Clone, PartialEq)]
+pub struct SqlConnection {
+    /// Read at start; never logged or shown, nor its password.
+    pub url: Secret,
+    /// The URL's password, which the host blanks out of the plugin's text.
+    pub password: Option<Secret>,
+    /// Connections its pool may open at once.
+    pub max_connections: u32,
+    /// How long one statement may run before it is cancelled.
+    pub timeout: Duration,
+}
+
+impl SqlConnection {
+    /// What the host blanks out of its plugin's text: the URL and its password.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.url).chain(self.password.as_ref())
+    }
+}
+
+impl std::fmt::Debug for SqlConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlConnection")
+            .field("max_connections", &self.max_connections)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The values a plugin reads through `wasi:config/store`.
@@ -160,11 +215,16 @@ pub struct ConfigValues {
 impl std::fmt::Debug for Grants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut grants = f.debug_struct("Grants");
-        grants.field("logging", &self.logging);
+        grants
+            .field("logging", &self.logging)
+            .field("keyvalue", &self.keyvalue);
         if let Some(config) = &self.config {
             grants
                 .field("config", &config.values.keys().collect::<Vec<_>>())
                 .field("secrets", &config.secrets.keys().collect::<Vec<_>>());
+        }
+        if !self.sql.is_empty() {
+            grants.field("sql", &self.sql.keys().collect::<Vec<_>>());
         }
         grants.finish()
     }
@@ -401,8 +461,10 @@ impl ServiceConfig {
             max_proxy_body_kb,
             max_log_lines,
             logging,
+            keyvalue,
             config,
             secrets,
+            sql,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
         check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
@@ -453,7 +515,10 @@ impl ServiceConfig {
         }
         let grants = Grants {
             logging: logging.unwrap_or(false),
+            keyvalue: keyvalue.unwrap_or(false),
             config: config_values(config, secrets, base, env)
+                .map_err(|why| format!("{at}: {why}"))?,
+            sql: sql_connections(sql, Duration::from_millis(timeout_ms), base, env)
                 .map_err(|why| format!("{at}: {why}"))?,
         };
         Ok(ServiceConfig {
@@ -562,6 +627,79 @@ fn config_values(
     }))
 }
 
+/// The connections of `[services.sql.NAME]`, their URLs read and checked;
+/// `service_timeout` bounds a statement unless a table says otherwise.
+fn sql_connections(
+    tables: Option<BTreeMap<String, SqlFile>>,
+    service_timeout: Duration,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, SqlConnection>, String> {
+    let mut connections = BTreeMap::new();
+    for (name, table) in tables.unwrap_or_default() {
+        if name.is_empty() {
+            return Err(
+                "a [services.sql] table has an empty name; name it as the plugin does ([services.sql.admin])".into(),
+            );
+        }
+        let at = format!("[services.sql.{name}]");
+        let url = match (table.url_env, table.url_file) {
+            (Some(variable), None) => env(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
+                format!("{at} reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove the table")
+            })?,
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    format!("{at} reads its URL from the file {}, which cannot be read ({err}); create it, or remove the table", path.display())
+                })?;
+                text.trim().to_owned()
+            }
+            _ => {
+                return Err(format!(
+                    "{at} must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them"
+                ));
+            }
+        };
+        // The parser's own message may quote a character of the URL (of the
+        // password, even), so only its messages about options are passed on.
+        let parsed = url.parse::<tokio_postgres::Config>().map_err(|err| {
+            let why = err.to_string();
+            let why = if why.contains("option `") {
+                format!(" ({why})")
+            } else {
+                String::new()
+            };
+            format!(
+                "{at}: its URL is not one PostgreSQL reads{why}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        })?;
+        let password = parsed
+            .get_password()
+            .map(|password| Secret::new(String::from_utf8_lossy(password)));
+        let max_connections = table.max_connections.unwrap_or(DEFAULT_SQL_MAX_CONNECTIONS);
+        if !(1..=MAX_SQL_CONNECTIONS).contains(&max_connections) {
+            return Err(format!(
+                "{at}: max_connections is {max_connections}; give a value from 1 to {MAX_SQL_CONNECTIONS}"
+            ));
+        }
+        let timeout = match table.timeout_ms {
+            Some(0) => return Err(format!("{at}: timeout_ms is 0; give at least 1")),
+            Some(millis) => Duration::from_millis(millis),
+            None => service_timeout,
+        };
+        connections.insert(
+            name,
+            SqlConnection {
+                url: Secret::new(url),
+                password,
+                max_connections,
+                timeout,
+            },
+        );
+    }
+    Ok(connections)
+}
+
 /// tsuru's own rule for service ids: at most 40 characters of `[a-z][a-z0-9-]*`.
 pub fn check_service_id(id: &str) -> Result<(), String> {
     let mut chars = id.chars();
@@ -645,7 +783,10 @@ mod tests {
         assert_eq!(config.values["region"], "eu");
         assert_eq!(config.secrets["admin"].expose(), "from-env");
         let shown = format!("{:?}", granted.services[0]);
-        assert!(shown.contains("\"admin\"") && !shown.contains("from-env"), "{shown}");
+        assert!(
+            shown.contains("\"admin\"") && !shown.contains("from-env"),
+            "{shown}"
+        );
 
         // An empty secrets table grants wasi:config with nothing in it.
         let empty = parse(&format!("{base}[services.secrets]\n")).expect("an empty table");
@@ -672,7 +813,10 @@ mod tests {
                 "[services.config]\nadmin = \"x\"\n[services.secrets]\nadmin = { env = \"FAKE_PASSWORD\" }\n",
                 "\"admin\" is both in [services.config] and in [services.secrets]; keep one",
             ),
-            ("[services.config]\n\"\" = \"x\"\n", "the config key \"\" is empty"),
+            (
+                "[services.config]\n\"\" = \"x\"\n",
+                "the config key \"\" is empty",
+            ),
             ("logging = \"yes\"\n", "logging"),
         ] {
             let err = parse(&format!("{base}{extra}")).expect_err(extra);
@@ -792,5 +936,107 @@ mod tests {
             "a".repeat(41)
         );
         assert!(parse(&long).unwrap_err().contains("at most 40"));
+    }
+
+    #[test]
+    fn sql_connections_read_their_urls_and_never_show_them() {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        std::fs::write(
+            dir.path().join("admin-url"),
+            "postgres://admin:s3cr%40t@db.internal:5433/postgres\n",
+        )
+        .expect("the URL is written");
+        let env = |name: &str| {
+            (name == "PG_URL").then(|| "postgres://reader:hunter22@127.0.0.1/app".to_owned())
+        };
+        let parse = |extra: &str| {
+            Config::parse(
+                &format!(
+                    "[[services]]\nid = \"pg\"\nplugin = \"pg.wasm\"\npassword = \"p\"\ntimeout_ms = 9000\n{extra}"
+                ),
+                dir.path(),
+                &Overrides::default(),
+                env,
+            )
+            .map_err(|err| err.to_string())
+        };
+        let config = parse(
+            "[services.sql.admin]\nurl_file = \"admin-url\"\nmax_connections = 2\n[services.sql.reader]\nurl_env = \"PG_URL\"\ntimeout_ms = 250\n",
+        )
+        .expect("two connections");
+        let sql = &config.services[0].grants.sql;
+        assert_eq!(sql.keys().collect::<Vec<_>>(), ["admin", "reader"]);
+        let admin = &sql["admin"];
+        assert_eq!(
+            admin.url.expose(),
+            "postgres://admin:s3cr%40t@db.internal:5433/postgres"
+        );
+        assert_eq!(admin.password.as_ref().map(Secret::expose), Some("s3cr@t"));
+        assert_eq!(admin.max_connections, 2);
+        assert_eq!(admin.timeout, Duration::from_millis(9000));
+        let reader = &sql["reader"];
+        assert_eq!(reader.max_connections, DEFAULT_SQL_MAX_CONNECTIONS);
+        assert_eq!(reader.timeout, Duration::from_millis(250));
+        assert_eq!(
+            reader.secrets().map(Secret::expose).collect::<Vec<_>>(),
+            ["postgres://reader:hunter22@127.0.0.1/app", "hunter22"]
+        );
+        let shown = format!("{:?}", config.services[0]);
+        assert!(shown.contains("sql: [\"admin\", \"reader\"]"), "{shown}");
+        for secret in ["s3cr", "hunter22", "db.internal", "postgres://"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(parse("").expect("no sql").services[0].grants.sql.is_empty());
+
+        for (table, says) in [
+            (
+                "[services.sql.admin]\nurl_env = \"UNSET\"\n",
+                "[services.sql.admin] reads its URL from the environment variable UNSET, which is not set or empty; set it, or remove the table",
+            ),
+            (
+                "[services.sql.admin]\nurl_file = \"missing\"\n",
+                "[services.sql.admin] reads its URL from the file",
+            ),
+            (
+                "[services.sql.admin]\n",
+                "[services.sql.admin] must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl_file = \"admin-url\"\n",
+                "must say where its URL is read from",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_connections = 0\n",
+                "[services.sql.admin]: max_connections is 0; give a value from 1 to 100",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\ntimeout_ms = 0\n",
+                "[services.sql.admin]: timeout_ms is 0; give at least 1",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl = \"x\"\n",
+                "unknown field `url`",
+            ),
+        ] {
+            let err = parse(table).expect_err(table);
+            assert!(err.contains(says), "{table}: {err}");
+            // A misspelt key is refused by the parser, with its line.
+            if !says.starts_with("unknown field") {
+                assert!(err.contains("services[0] (id \"pg\")"), "{table}: {err}");
+            }
+        }
+
+        // A URL PostgreSQL cannot read is refused without quoting any of it.
+        std::fs::write(
+            dir.path().join("bad-url"),
+            "postgres://admin:pa$$@host:port/db",
+        )
+        .expect("the URL is written");
+        let err = parse("[services.sql.admin]\nurl_file = \"bad-url\"\n").expect_err("a bad URL");
+        assert!(
+            err.contains("[services.sql.admin]: its URL is not one PostgreSQL reads"),
+            "{err}"
+        );
+        assert!(!err.contains("pa$$"), "{err}");
     }
 }

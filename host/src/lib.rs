@@ -67,6 +67,7 @@ impl Host {
                 .unwrap_or(0)
                 .max(RuntimeSettings::default().max_memory_bytes),
             cache_dir: Some(config.data_dir.join("compiled")),
+            keyvalue_path: Some(config.data_dir.join("keyvalue.sqlite3")),
             max_instances: config.max_instances,
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;

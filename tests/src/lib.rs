@@ -186,6 +186,21 @@ impl Answer {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|err| panic!("body is not JSON ({err}): {:?}", self.body))
     }
+
+    /// An info answer's items, label then value.
+    pub fn info_items(&self) -> Vec<(String, String)> {
+        self.json()
+            .as_array()
+            .unwrap_or_else(|| panic!("info is not a list: {:?}", self.body))
+            .iter()
+            .map(|item| {
+                (
+                    item["label"].as_str().expect("a label").to_owned(),
+                    item["value"].as_str().expect("a value").to_owned(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// A client that calls the service API as tsuru does.

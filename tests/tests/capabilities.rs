@@ -46,21 +46,6 @@ fn capture_logs() -> Captured {
     captured
 }
 
-fn info_items(answer: &orizuru_tests::Answer) -> Vec<(String, String)> {
-    answer
-        .json()
-        .as_array()
-        .expect("info is a list")
-        .iter()
-        .map(|item| {
-            (
-                item["label"].as_str().expect("a label").to_owned(),
-                item["value"].as_str().expect("a value").to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_plugin_reads_its_config_and_logs_without_leaking_secrets() {
     let logs = capture_logs();
@@ -90,7 +75,7 @@ async fn a_granted_plugin_reads_its_config_and_logs_without_leaking_secrets() {
     let info = api.get("/resources/one").await;
     assert_eq!(info.status, 200, "{}", info.body);
     assert_eq!(
-        info_items(&info),
+        info.info_items(),
         [
             ("Region".to_owned(), "eu-west".to_owned()),
             ("Tier".to_owned(), "standard".to_owned()),

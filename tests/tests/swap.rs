@@ -210,9 +210,9 @@ fn broken_uploads() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "a component importing what is not granted",
             wat(
-                "(component (import \"orizuru:service/sql@0.1.0\" (instance (export \"query\" (func)))) (instance $h) (export \"orizuru:service/handler@0.1.0\" (instance $h)))",
+                "(component (import \"orizuru:service/telepathy@0.1.0\" (instance (export \"query\" (func)))) (instance $h) (export \"orizuru:service/handler@0.1.0\" (instance $h)))",
             ),
-            "imports orizuru:service/sql@0.1.0, which this host does not grant to service \"gen\"",
+            "imports orizuru:service/telepathy@0.1.0, which this host does not grant to service \"gen\"",
         ),
         (
             "a plugin that traps in plans",

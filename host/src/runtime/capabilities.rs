@@ -15,7 +15,7 @@ use wasmtime::{Engine, error::Context as _};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 use super::sandbox::{CallTags, Sandbox};
-use crate::config::Grants;
+use crate::config::{Grants, SqlConnection};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -32,33 +32,43 @@ struct Capability {
     prefix: &'static str,
     /// What an operator writes in the service's entry to grant it.
     key: &'static str,
-    granted: fn(&Granted) -> bool,
+    granted: fn(&Grants) -> bool,
 }
 
 const CAPABILITIES: &[Capability] = &[
     Capability {
         prefix: "wasi:logging/",
         key: "`logging = true`",
-        granted: |granted| granted.logging,
+        granted: |grants| grants.logging,
+    },
+    Capability {
+        prefix: "wasi:keyvalue/",
+        key: "`keyvalue = true`",
+        granted: |grants| grants.keyvalue,
     },
     Capability {
         prefix: "wasi:config/",
         key: "a [services.config] or [services.secrets] table",
-        granted: |granted| granted.config.is_some(),
+        granted: |grants| grants.config.is_some(),
+    },
+    Capability {
+        prefix: "orizuru:service/sql",
+        key: "a [services.sql.NAME] table",
+        granted: |grants| !grants.sql.is_empty(),
     },
 ];
 
 /// A service's grants, as its calls use them.
 pub struct Granted {
-    logging: bool,
     /// Values and secrets together, as `wasi:config/store` hands them out.
     config: Option<WasiConfigVariables>,
+    /// The pools of `[services.sql.NAME]`, shared by every call of this plugin version.
+    pub(super) sql: super::sql::Connections,
 }
 
 impl Granted {
     pub fn of(grants: &Grants) -> Self {
         Self {
-            logging: grants.logging,
             config: grants.config.as_ref().map(|config| {
                 config
                     .values
@@ -72,6 +82,7 @@ impl Granted {
                     )
                     .collect()
             }),
+            sql: super::sql::Connections::of(&grants.sql),
         }
     }
 }
@@ -84,6 +95,8 @@ pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
         WasiConfig::from(sandbox.granted.config.as_ref().unwrap_or(&NO_CONFIG))
     })
     .context("cannot link wasi:config for plugins")?;
+    super::sql::add_to_linker(linker)?;
+    super::keyvalue::add_to_linker(linker).context("cannot link wasi:keyvalue for plugins")?;
     Ok(())
 }
 
@@ -100,7 +113,6 @@ pub fn check(
     label: &str,
     service: &str,
 ) -> wasmtime::Result<()> {
-    let granted = Granted::of(grants);
     for (name, _) in component.component_type().imports(engine) {
         let Some(capability) = CAPABILITIES
             .iter()
@@ -108,7 +120,7 @@ pub fn check(
         else {
             continue;
         };
-        if !(capability.granted)(&granted) {
+        if !(capability.granted)(grants) {
             wasmtime::bail!(
                 "{label} imports {name}, which service \"{service}\" is not granted; add {} to its [[services]] entry to grant it, or build the plugin without it",
                 capability.key
@@ -130,6 +142,7 @@ impl Redactor {
             .config
             .iter()
             .flat_map(|config| config.secrets.values())
+            .chain(grants.sql.values().flat_map(SqlConnection::secrets))
             .map(|secret| secret.expose().to_owned())
             .filter(|secret| !secret.is_empty())
             .collect();
@@ -164,6 +177,11 @@ impl LogBudget {
             service,
             state: Mutex::new((lines, 0)),
         }
+    }
+
+    /// The service whose call this is.
+    pub fn service(&self) -> &str {
+        &self.service
     }
 
     /// Whether one more line may be logged.

@@ -12,6 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::{CompiledCache, Origin};
 use super::capabilities;
+use super::keyvalue::KvStore;
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wasm::{WasmPlugin, bindings};
@@ -27,6 +28,8 @@ pub struct RuntimeSettings {
     pub max_memory_bytes: u64,
     /// Where compiled plugins are kept between starts; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The key-value store's file; `None` keeps it in memory.
+    pub keyvalue_path: Option<PathBuf>,
 }
 
 impl Default for RuntimeSettings {
@@ -35,6 +38,7 @@ impl Default for RuntimeSettings {
             max_instances: 100,
             max_memory_bytes: crate::config::DEFAULT_MEMORY_MB * 1024 * 1024,
             cache_dir: None,
+            keyvalue_path: None,
         }
     }
 }
@@ -46,6 +50,7 @@ pub struct Runtime {
     cache: Option<CompiledCache>,
     max_memory_bytes: u64,
     threads: Arc<GuestThreads>,
+    keyvalue: Arc<KvStore>,
     _clock: EpochClock,
 }
 
@@ -100,7 +105,12 @@ impl Runtime {
             GuestThreads::start(usize::try_from(instances).unwrap_or(usize::MAX))
                 .map_err(wasmtime::Error::from_anyhow)?,
         );
+        let keyvalue = Arc::new(
+            KvStore::open(settings.keyvalue_path.as_deref())
+                .map_err(wasmtime::Error::from_anyhow)?,
+        );
         Ok(Self {
+            keyvalue,
             engine,
             linker: Arc::new(linker),
             cache,
@@ -168,8 +178,9 @@ impl Runtime {
         let plugin = WasmPlugin::new(
             self.engine.clone(),
             pre,
-            Limits::of(service),
+            Limits::of(service, &self.keyvalue),
             self.threads.clone(),
+            self.keyvalue.clone(),
         );
         Ok(Loaded {
             plugin,

@@ -8,7 +8,9 @@ mod cache;
 mod capabilities;
 mod engine;
 mod guest_log;
+mod keyvalue;
 mod sandbox;
+mod sql;
 mod threads;
 mod wasm;
 

@@ -9,11 +9,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::capabilities::{Granted, LogBudget, Redactor};
 use super::guest_log::GuestLog;
+use super::keyvalue::{KvStore, Namespace};
 
 /// What one call's store holds.
 pub struct Sandbox {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
     pub memory: MemoryCap,
     stdout: GuestLog,
     stderr: GuestLog,
@@ -22,6 +23,8 @@ pub struct Sandbox {
     pub tags: CallTags,
     pub log_budget: LogBudget,
     pub redactor: Redactor,
+    /// The service's keys, when it is granted `wasi:keyvalue`.
+    pub keyvalue: Option<Namespace>,
 }
 
 /// What one call is about, for the lines it logs.
@@ -63,11 +66,13 @@ pub struct Limits {
     pub granted: Arc<Granted>,
     /// Blanks the service's secrets out of what its plugin logs and answers.
     pub redactor: Redactor,
+    pub keyvalue: Option<Namespace>,
 }
 
 impl Limits {
-    /// The limits a service's config sets.
-    pub fn of(service: &crate::config::ServiceConfig) -> Self {
+    /// The limits a service's config sets; `store` holds its keys when it
+    /// is granted `wasi:keyvalue`.
+    pub fn of(service: &crate::config::ServiceConfig, store: &Arc<KvStore>) -> Self {
         Self {
             service: Arc::from(service.id.as_str()),
             timeout: service.timeout,
@@ -75,6 +80,10 @@ impl Limits {
             answers: service.answers,
             granted: Arc::new(Granted::of(&service.grants)),
             redactor: Redactor::of(&service.grants),
+            keyvalue: service.grants.keyvalue.then(|| Namespace {
+                store: store.clone(),
+                service: Arc::from(service.id.as_str()),
+            }),
         }
     }
 }
@@ -114,6 +123,7 @@ impl Sandbox {
             tags,
             log_budget: LogBudget::new(limits.service.clone(), limits.answers.log_lines),
             redactor: limits.redactor.clone(),
+            keyvalue: limits.keyvalue.clone(),
         };
         let mut store = Store::new(engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
 use super::capabilities::Redactor;
+use super::keyvalue::KvStore;
 use super::sandbox::{CallTags, DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::{Failure, Outcome, Plugin, Stop};
@@ -41,6 +42,7 @@ pub struct WasmPlugin {
     pre: bindings::PluginPre<Sandbox>,
     limits: Limits,
     threads: Arc<GuestThreads>,
+    keyvalue: Arc<KvStore>,
 }
 
 impl WasmPlugin {
@@ -49,12 +51,14 @@ impl WasmPlugin {
         pre: bindings::PluginPre<Sandbox>,
         limits: Limits,
         threads: Arc<GuestThreads>,
+        keyvalue: Arc<KvStore>,
     ) -> Self {
         Self {
             engine,
             pre,
             limits,
             threads,
+            keyvalue,
         }
     }
 
@@ -207,8 +211,9 @@ impl Plugin for WasmPlugin {
         Ok(Some(Arc::new(Self {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
-            limits: Limits::of(service),
+            limits: Limits::of(service, &self.keyvalue),
             threads: self.threads.clone(),
+            keyvalue: self.keyvalue.clone(),
         })))
     }
 

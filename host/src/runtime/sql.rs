@@ -1,0 +1,615 @@
+//! `orizuru:service/sql`: statements on the PostgreSQL connections the
+//! operator declared for a service (`[services.sql.NAME]`).
+//!
+//! A plugin names a connection; the host holds its URL and password and
+//! never hands them over. Each connection has a pool, made when the plugin
+//! is loaded and shared by every call of that plugin version; it connects
+//! when a call first needs it. Parameters are sent as text, so the server
+//! reads each `$n` as the type it infers (as libpq's `PQexecParams` does),
+//! and results come back as text for the types a plugin can read without a
+//! cast. Every statement is bounded by the connection's `timeout_ms` and
+//! cancelled on the server when it runs past it or its call is cut.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures_util::StreamExt as _;
+use tokio::time::{Instant, timeout_at};
+use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{CancelToken, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::error::Context as _;
+
+use super::humanize;
+use super::sandbox::Sandbox;
+use crate::config::SqlConnection;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        inline: "package orizuru:host-sql; world sql { import orizuru:service/sql@0.1.0; }",
+        path: "../guest-sdk/wit",
+        imports: { default: async },
+    });
+}
+
+use bindings::orizuru::service::sql::{self, DbError, RowSet, SqlError};
+
+/// The most text one statement's rows may hand a plugin.
+const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// How long a cancel request may take to reach the server.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One service's connections, by name, as its plugin's calls use them.
+#[derive(Default)]
+pub struct Connections {
+    by_name: BTreeMap<String, Connection>,
+}
+
+struct Connection {
+    /// The pool, or why the host could not make one.
+    pool: Result<Pool, String>,
+    tls: Tls,
+    timeout: Duration,
+}
+
+/// How a connection talks to its server.
+#[derive(Clone)]
+enum Tls {
+    /// `sslmode=disable`, or a server on this machine that the URL does not
+    /// ask to reach over TLS.
+    Plain,
+    /// Anything else: TLS when the server offers it (required with
+    /// `sslmode=require`), its certificate checked against the Mozilla roots.
+    Rustls(MakeRustlsConnect),
+}
+
+impl Connections {
+    /// Pools for a service's connections; none connects until it is used.
+    pub fn of(connections: &BTreeMap<String, SqlConnection>) -> Self {
+        let by_name = connections
+            .iter()
+            .map(|(name, connection)| (name.clone(), Connection::new(name, connection)))
+            .collect();
+        Self { by_name }
+    }
+
+    fn get(&self, name: &str) -> Result<&Connection, SqlError> {
+        self.by_name.get(name).ok_or_else(|| {
+            let declared = if self.by_name.is_empty() {
+                "none".to_owned()
+            } else {
+                self.by_name
+                    .keys()
+                    .map(|name| format!("\"{name}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            SqlError::NoSuchConnection(format!(
+                "the service has no SQL connection \"{name}\" (it has {declared}); its operator must declare it as a [services.sql.{name}] table"
+            ))
+        })
+    }
+}
+
+impl Connection {
+    fn new(name: &str, connection: &SqlConnection) -> Self {
+        let (pool, tls) = match connection.url.expose().parse::<tokio_postgres::Config>() {
+            Ok(config) => {
+                let tls = Tls::for_config(&config);
+                let manager = ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                };
+                let manager = match &tls {
+                    Tls::Plain => Manager::from_config(config, NoTls, manager),
+                    Tls::Rustls(connect) => Manager::from_config(config, connect.clone(), manager),
+                };
+                let pool = Pool::builder(manager)
+                    .max_size(connection.max_connections as usize)
+                    .build()
+                    .map_err(|err| {
+                        format!("the host could not set up SQL connection \"{name}\" ({err}); report it to the host's operator")
+                    });
+                (pool, tls)
+            }
+            // The config was checked when it was read; this is only reached
+            // if that check and this one ever disagree.
+            Err(_) => (
+                Err(format!(
+                    "the URL of SQL connection \"{name}\" is not one PostgreSQL reads; its operator must fix [services.sql.{name}]"
+                )),
+                Tls::Plain,
+            ),
+        };
+        Self {
+            pool,
+            tls,
+            timeout: connection.timeout,
+        }
+    }
+}
+
+impl Tls {
+    fn for_config(config: &tokio_postgres::Config) -> Self {
+        use tokio_postgres::config::{Host, SslMode};
+        let on_this_machine = config.get_hosts().iter().all(|host| match host {
+            Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|address| address.is_loopback())
+            }
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+        });
+        match config.get_ssl_mode() {
+            SslMode::Disable => Tls::Plain,
+            SslMode::Prefer if on_this_machine => Tls::Plain,
+            _ => {
+                let roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                match rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                {
+                    Ok(builder) => Tls::Rustls(MakeRustlsConnect::new(
+                        builder.with_root_certificates(roots).with_no_client_auth(),
+                    )),
+                    // ring supports the default versions; keep the URL's
+                    // sslmode, which refuses plain text where it says `require`.
+                    Err(err) => {
+                        tracing::error!("cannot set up TLS for SQL connections: {err}");
+                        Tls::Plain
+                    }
+                }
+            }
+        }
+    }
+
+    async fn cancel(self, token: CancelToken) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Tls::Plain => token.cancel_query(NoTls).await,
+            Tls::Rustls(connect) => token.cancel_query(connect).await,
+        }
+    }
+}
+
+/// Links `orizuru:service/sql`; `capabilities::check` decides who may use it.
+pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
+    sql::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |sandbox| sandbox)
+        .context("cannot link orizuru:service/sql for plugins")
+}
+
+impl sql::Host for Sandbox {
+    async fn query(
+        &mut self,
+        connection: String,
+        statement: String,
+        params: Vec<Option<String>>,
+    ) -> Result<RowSet, SqlError> {
+        let granted = self.granted.clone();
+        let answer = run(&granted.sql, &connection, &statement, params, Want::Rows).await;
+        self.note(&connection, answer.map(Done::rows))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: String,
+        statement: String,
+        params: Vec<Option<String>>,
+    ) -> Result<u64, SqlError> {
+        let granted = self.granted.clone();
+        let answer = run(&granted.sql, &connection, &statement, params, Want::Count).await;
+        self.note(&connection, answer.map(Done::count))
+    }
+
+    async fn quote_identifier(&mut self, name: String) -> String {
+        postgres_protocol::escape::escape_identifier(&name)
+    }
+
+    async fn quote_literal(&mut self, value: String) -> String {
+        // It starts with a space (` E'...'`) when the value has a backslash.
+        postgres_protocol::escape::escape_literal(&value)
+            .trim_start()
+            .to_owned()
+    }
+}
+
+impl Sandbox {
+    /// Logs what the operator must fix (a server the host cannot reach);
+    /// what the plugin's own statements get wrong is the plugin's to say.
+    fn note<T>(&self, connection: &str, answer: Result<T, SqlError>) -> Result<T, SqlError> {
+        if let Err(SqlError::ConnectionFailed(why) | SqlError::Timeout(why)) = &answer {
+            tracing::warn!(
+                service = %self.log_budget.service(),
+                connection,
+                request_id = self.tags.request_id.as_deref(),
+                "{}",
+                self.redactor.redact(why)
+            );
+        }
+        answer
+    }
+}
+
+/// What a call wants back.
+#[derive(Clone, Copy, PartialEq)]
+enum Want {
+    Rows,
+    Count,
+}
+
+/// What a statement answered, as the call wanted it.
+enum Done {
+    Rows(RowSet),
+    Count(u64),
+}
+
+impl Done {
+    fn rows(self) -> RowSet {
+        match self {
+            Done::Rows(rows) => rows,
+            Done::Count(_) => RowSet {
+                columns: Vec::new(),
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    fn count(self) -> u64 {
+        match self {
+            Done::Count(count) => count,
+            Done::Rows(rows) => rows.rows.len() as u64,
+        }
+    }
+}
+
+/// Runs one statement on a connection of the named pool, within its timeout.
+async fn run(
+    connections: &Connections,
+    name: &str,
+    statement: &str,
+    params: Vec<Option<String>>,
+    want: Want,
+) -> Result<Done, SqlError> {
+    let connection = connections.get(name)?;
+    let pool = connection
+        .pool
+        .as_ref()
+        .map_err(|why| SqlError::ConnectionFailed(why.clone()))?;
+    let deadline = Instant::now() + connection.timeout;
+    let timeout = humanize(connection.timeout);
+    let client = match timeout_at(deadline, pool.get()).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(err)) => {
+            let cause = match &err {
+                deadpool_postgres::PoolError::Backend(err) => describe(err),
+                other => other.to_string(),
+            };
+            let what_to_do = if cause.contains("certificate") {
+                "the server's certificate is not vouched for by a public CA this host trusts (a private CA is not supported yet); give the server such a certificate, or, on a network you trust, add sslmode=disable to the connection's URL"
+            } else {
+                "check that the server is up and that the connection's URL is right"
+            };
+            return Err(SqlError::ConnectionFailed(format!(
+                "cannot connect to SQL connection \"{name}\" ({cause}); {what_to_do}"
+            )));
+        }
+        Err(_elapsed) => {
+            return Err(SqlError::Timeout(format!(
+                "no connection to SQL connection \"{name}\" was free or could be opened within {timeout}; check that the server is up, or raise the connection's max_connections or timeout_ms"
+            )));
+        }
+    };
+    let running = Running {
+        client: Some(client),
+        tls: connection.tls.clone(),
+    };
+    match timeout_at(deadline, running.run(name, statement, params, want)).await {
+        Ok(answer) => answer,
+        // Dropping the statement's future cancelled it (see `Running`).
+        Err(_elapsed) => Err(SqlError::Timeout(format!(
+            "a statement on SQL connection \"{name}\" ran past its timeout of {timeout} and was cancelled; make it cheaper, or ask the operator to raise the connection's timeout_ms"
+        ))),
+    }
+}
+
+/// A pooled connection running a statement. Dropped before the statement
+/// ended (a timeout, or the call was cut), it asks the server to cancel
+/// the statement and keeps the connection out of the pool.
+struct Running {
+    client: Option<Object>,
+    tls: Tls,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let token = client.cancel_token();
+        // Closes this connection rather than hand it to the next call while
+        // the server may still be answering the cancelled statement.
+        drop(Object::take(client));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tls = self.tls.clone();
+        runtime.spawn(async move {
+            match tokio::time::timeout(CANCEL_TIMEOUT, tls.cancel(token)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!("cannot cancel a SQL statement: {err}"),
+                Err(_elapsed) => tracing::warn!("cannot cancel a SQL statement: no answer"),
+            }
+        });
+    }
+}
+
+impl Running {
+    async fn run(
+        mut self,
+        name: &str,
+        statement: &str,
+        params: Vec<Option<String>>,
+        want: Want,
+    ) -> Result<Done, SqlError> {
+        let answer = match &self.client {
+            Some(client) => statement_on(client, name, statement, params, want).await,
+            None => Err(SqlError::ConnectionFailed(format!(
+                "SQL connection \"{name}\" lost its connection; try again"
+            ))),
+        };
+        // Ended: the connection goes back to the pool, nothing to cancel.
+        drop(self.client.take());
+        answer
+    }
+}
+
+async fn statement_on(
+    client: &Object,
+    name: &str,
+    statement: &str,
+    params: Vec<Option<String>>,
+    want: Want,
+) -> Result<Done, SqlError> {
+    // Not cached: a provisioner's statements carry names and differ every
+    // time, and a cache per connection would only grow.
+    let prepared = client
+        .prepare(statement)
+        .await
+        .map_err(|err| failed(name, &err))?;
+    let expected = prepared.params().len();
+    if expected != params.len() {
+        return Err(SqlError::QueryFailed(DbError {
+            code: "08P01".into(),
+            message: format!(
+                "the statement takes {expected} parameters but was given {}",
+                params.len()
+            ),
+            detail: None,
+            hint: Some("pass one value for each of $1..$n".into()),
+        }));
+    }
+    let params: Vec<TextParam> = params.into_iter().map(TextParam).collect();
+    let params = params.iter().map(|param| param as &(dyn ToSql + Sync));
+    if want == Want::Count {
+        let count = client
+            .execute_raw(&prepared, params)
+            .await
+            .map_err(|err| failed(name, &err))?;
+        return Ok(Done::Count(count));
+    }
+    let columns: Vec<String> = prepared
+        .columns()
+        .iter()
+        .map(|column| column.name().to_owned())
+        .collect();
+    let mut stream = pin!(
+        client
+            .query_raw(&prepared, params)
+            .await
+            .map_err(|err| failed(name, &err))?
+    );
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|err| failed(name, &err))?;
+        let values = texts(&row, name)?;
+        bytes += values.iter().flatten().map(String::len).sum::<usize>() + values.len();
+        if bytes > MAX_RESULT_BYTES {
+            return Err(SqlError::QueryFailed(DbError {
+                code: "54000".into(),
+                message: format!(
+                    "the rows of the statement on SQL connection \"{name}\" are larger than {} MiB, the most the host hands a plugin",
+                    MAX_RESULT_BYTES / (1024 * 1024)
+                ),
+                detail: None,
+                hint: Some("add a LIMIT, or select fewer or smaller columns".into()),
+            }));
+        }
+        rows.push(values);
+    }
+    Ok(Done::Rows(RowSet { columns, rows }))
+}
+
+/// A row's values as text, as PostgreSQL writes them.
+fn texts(row: &Row, name: &str) -> Result<Vec<Option<String>>, SqlError> {
+    row.columns()
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            let ty = column.type_();
+            let text = match *ty {
+                Type::BOOL => row
+                    .try_get::<_, Option<bool>>(index)
+                    .map(|value| value.map(|value| value.to_string())),
+                Type::INT2 => row
+                    .try_get::<_, Option<i16>>(index)
+                    .map(|value| value.map(|value| value.to_string())),
+                Type::INT4 => row
+                    .try_get::<_, Option<i32>>(index)
+                    .map(|value| value.map(|value| value.to_string())),
+                Type::INT8 => row
+                    .try_get::<_, Option<i64>>(index)
+                    .map(|value| value.map(|value| value.to_string())),
+                Type::OID => row
+                    .try_get::<_, Option<u32>>(index)
+                    .map(|value| value.map(|value| value.to_string())),
+                Type::FLOAT4 => row
+                    .try_get::<_, Option<f32>>(index)
+                    .map(|value| value.map(|value| float(f64::from(value)))),
+                Type::FLOAT8 => row
+                    .try_get::<_, Option<f64>>(index)
+                    .map(|value| value.map(float)),
+                // The one-byte `"char"` of the catalogs (`relkind`).
+                Type::CHAR => row
+                    .try_get::<_, Option<i8>>(index)
+                    .map(|value| value.map(|value| char::from(value.cast_unsigned()).to_string())),
+                _ if <String as FromSql>::accepts(ty) => row.try_get::<_, Option<String>>(index),
+                _ => {
+                    let column = column.name();
+                    return Err(SqlError::UnsupportedType(format!(
+                        "column \"{column}\" of a statement on SQL connection \"{name}\" is of type {ty}, which the host does not hand plugins; cast it to text in the statement ({column}::text)"
+                    )));
+                }
+            };
+            text.map_err(|err| failed(name, &err))
+        })
+        .collect()
+}
+
+/// A float as PostgreSQL writes it (`Infinity`, `NaN`).
+fn float(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        value.to_string()
+    }
+}
+
+/// What went wrong with a statement, as the plugin gets it.
+fn failed(name: &str, err: &tokio_postgres::Error) -> SqlError {
+    match err.as_db_error() {
+        Some(db) => SqlError::QueryFailed(DbError {
+            code: db.code().code().to_owned(),
+            message: db.message().to_owned(),
+            detail: db.detail().map(str::to_owned),
+            hint: db.hint().map(str::to_owned),
+        }),
+        None => SqlError::ConnectionFailed(format!(
+            "SQL connection \"{name}\" failed while running a statement ({}); try again, and check that the server is up",
+            describe(err)
+        )),
+    }
+}
+
+/// A connection error in a few words: the server's message when it sent one.
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => {
+            use std::error::Error as _;
+            match err.source() {
+                Some(source) => format!("{err}: {source}"),
+                None => err.to_string(),
+            }
+        }
+    }
+}
+
+/// A parameter sent as text: the server reads it with the input function
+/// of the type it inferred for its `$n`.
+#[derive(Debug)]
+struct TextParam(Option<String>);
+
+impl ToSql for TextParam {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(text) => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> Format {
+        Format::Text
+    }
+
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_read_as_postgres_writes_them() {
+        assert_eq!(float(1.5), "1.5");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::INFINITY), "Infinity");
+        assert_eq!(float(f64::NEG_INFINITY), "-Infinity");
+    }
+
+    #[test]
+    fn tls_is_plain_only_when_asked_or_on_this_machine() {
+        let plain = |url: &str| matches!(Tls::for_config(&url.parse().expect("a URL")), Tls::Plain);
+        assert!(plain("postgres://u@127.0.0.1:5432/db"));
+        assert!(plain("postgres://u@localhost/db"));
+        assert!(plain("postgres://u@[::1]/db"));
+        assert!(plain("postgres://u@db.example.com/db?sslmode=disable"));
+        assert!(!plain("postgres://u@db.example.com/db"));
+        assert!(!plain("postgres://u@10.0.0.5/db"));
+        assert!(!plain("postgres://u@127.0.0.1/db?sslmode=require"));
+    }
+
+    #[test]
+    fn the_url_and_its_password_are_blanked_out_of_plugin_text() {
+        let url = "postgres://admin:hunter2@db.internal/postgres";
+        let grants = crate::config::Grants {
+            sql: BTreeMap::from([(
+                "admin".to_owned(),
+                SqlConnection {
+                    url: crate::config::Secret::new(url),
+                    password: Some(crate::config::Secret::new("hunter2")),
+                    max_connections: 1,
+                    timeout: Duration::from_secs(1),
+                },
+            )]),
+            ..Default::default()
+        };
+        let redactor = super::super::capabilities::Redactor::of(&grants);
+        assert_eq!(
+            redactor.redact(&format!("connecting to {url} with hunter2")),
+            "connecting to [secret] with [secret]"
+        );
+    }
+
+    #[test]
+    fn an_unknown_connection_is_named_with_the_key_that_declares_it() {
+        let connections = Connections::default();
+        let Err(SqlError::NoSuchConnection(why)) = connections.get("admin") else {
+            panic!("an unknown connection was found");
+        };
+        assert_eq!(
+            why,
+            "the service has no SQL connection \"admin\" (it has none); its operator must declare it as a [services.sql.admin] table"
+        );
+    }
+}
