@@ -18,14 +18,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::Host;
-use crate::contract::answer::ApiError;
+use crate::contract::answer::{ApiError, quoted};
 use crate::deploy::{DeployError, Deployed, Deployer, NewService};
 
 /// The admin routes, answering "off" when no token is configured.
@@ -36,8 +36,20 @@ pub fn routes(host: &Arc<Host>) -> Router {
         .route("/admin/services/{id}", get(show).put(add).delete(remove))
         .route("/admin/services/{id}/plugin", put(upload))
         .route("/admin/services/{id}/rollback", post(rollback))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(host.clone())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let method: String = method.as_str().chars().take(20).collect();
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not a method the admin API uses on {}; see the README's admin routes",
+            quoted(uri.path())
+        ),
+    )
 }
 
 /// A request that carries the admin token.

@@ -423,15 +423,19 @@ impl Config {
         if max_plugin_mb == 0 {
             return Err(Problem::Meaning("max_plugin_mb must be at least 1".into()));
         }
+        let max_plugin_bytes =
+            in_bytes("max_plugin_mb", max_plugin_mb, 1024 * 1024).map_err(Problem::Meaning)?;
+        let max_request_bytes =
+            in_bytes("max_request_kb", max_request_kb, 1024).map_err(Problem::Meaning)?;
         Ok(Config {
             listen,
             data_dir,
             admin,
             keep_versions,
-            max_plugin_bytes: max_plugin_mb * 1024 * 1024,
+            max_plugin_bytes,
             watch: file.watch.unwrap_or(true),
             max_instances,
-            max_request_bytes: max_request_kb * 1024,
+            max_request_bytes,
             request_read_timeout: Duration::from_secs(request_read_timeout_secs),
             services,
             source: None,
@@ -497,11 +501,19 @@ impl ServiceConfig {
         let max_instances = max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES);
         check_instances("max_instances", max_instances).map_err(|why| format!("{at}: {why}"))?;
         let defaults = AnswerLimits::default();
+        let kib = |key: &str, value: Option<u64>, default: u64| match value {
+            Some(kb) => in_bytes(key, kb, 1024).map_err(|why| format!("{at}: {why}")),
+            None => Ok(default),
+        };
         let answers = AnswerLimits {
             env_vars: max_env_vars.unwrap_or(defaults.env_vars),
-            env_bytes: max_env_kb.map_or(defaults.env_bytes, |kb| kb * 1024),
+            env_bytes: kib("max_env_kb", max_env_kb, defaults.env_bytes)?,
             info_items: max_info_items.unwrap_or(defaults.info_items),
-            proxy_body_bytes: max_proxy_body_kb.map_or(defaults.proxy_body_bytes, |kb| kb * 1024),
+            proxy_body_bytes: kib(
+                "max_proxy_body_kb",
+                max_proxy_body_kb,
+                defaults.proxy_body_bytes,
+            )?,
             log_lines: max_log_lines.unwrap_or(defaults.log_lines),
         };
         for (key, value) in [
@@ -534,6 +546,13 @@ impl ServiceConfig {
             memory_bytes: memory_mb * 1024 * 1024,
         })
     }
+}
+
+/// `value` units in bytes, refused with a sentence when it does not fit.
+fn in_bytes(key: &str, value: u64, unit: u64) -> Result<u64, String> {
+    value.checked_mul(unit).ok_or_else(|| {
+        format!("{key} is {value}, too large to count in bytes; give a smaller value")
+    })
 }
 
 fn at_least_one(key: &str, value: u64) -> Result<(), String> {
@@ -765,6 +784,27 @@ mod tests {
             |name| (name == "FAKE_PASSWORD").then(|| "from-env".to_owned()),
         )
         .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn sizes_too_large_to_count_in_bytes_are_refused() {
+        for (text, says) in [
+            (
+                "max_request_kb = 18014398509481984\n",
+                "max_request_kb is 18014398509481984, too large",
+            ),
+            (
+                "max_plugin_mb = 17592186044416\n",
+                "max_plugin_mb is 17592186044416, too large",
+            ),
+            (
+                "[[services]]\nid = \"pg\"\nplugin = \"pg.wasm\"\npassword = \"p\"\nmax_env_kb = 18014398509481985\n",
+                "max_env_kb is 18014398509481985, too large",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 
     #[test]

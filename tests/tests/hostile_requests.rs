@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use orizuru::ledger::{Deployments, SqliteLedger};
-use orizuru_tests::{Server, password, service};
+use orizuru_tests::{Server, Tsuru, password, service};
+use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -1063,4 +1064,76 @@ async fn a_request_whose_headers_never_end_is_cut_at_the_read_timeout() {
         .with_queue_auth()
         .bytes();
     assert_eq!(send_bytes(&address, &plans, false).await.status, 200);
+}
+
+/// What the fuzzers found (host/fuzz/README.md): each is now a 4xx sentence,
+/// or the right service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_fuzzers_found_is_answered_with_a_sentence() {
+    let server = server().await;
+    let queue = server.tsuru("queue");
+    // Deep nesting would have crashed the host or made an unreadable instance.
+    let deep = format!("parameters.{}a", "a.".repeat(5_000));
+    let answer = queue
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "deep"), (&deep, "1")],
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(
+        answer.body.contains("levels deep; use at most 32"),
+        "{}",
+        answer.body
+    );
+    let raw = queue
+        .form(
+            Method::POST,
+            "/resources",
+            &[
+                ("name", "rawx"),
+                ("parameters.p.$serde_json::private::RawValue", "b"),
+            ],
+        )
+        .await;
+    assert_eq!(raw.status, 400, "{}", raw.body);
+    assert!(raw.body.contains("starting with '$'"), "{}", raw.body);
+    assert!(
+        server
+            .host
+            .ledger
+            .instance("queue", "rawx")
+            .await
+            .expect("ledger")
+            .is_none()
+    );
+    // The admin API names a method it does not use.
+    let patched = server
+        .admin()
+        .send(
+            server
+                .admin()
+                .request(Method::PATCH, "/admin/services/queue"),
+        )
+        .await;
+    assert_eq!(patched.status, 405);
+    assert!(
+        patched
+            .body
+            .starts_with("PATCH is not a method the admin API uses on"),
+        "{}",
+        patched.body
+    );
+    // `/services/<id>/` is the service the path names, at its root.
+    let foreign = Tsuru::new(&server.url, "fake", &password("fake"));
+    let answer = foreign
+        .send(foreign.request(Method::GET, "/services/queue/"))
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let own = queue
+        .send(queue.request(Method::GET, "/services/queue/"))
+        .await;
+    assert_eq!(own.status, 404, "{}", own.body);
+    assert_eq!(own.body, "the queue service has no service-level route /");
 }

@@ -210,6 +210,9 @@ fn scalar(value: Value, key: &str) -> Result<String, DecodeError> {
 }
 
 /// `p2.complex1` → `["p2", "complex1"]`; `\.` is a dot inside a name.
+/// How deep form parameters may nest (`parameters.a.b.c...`).
+const MAX_PARAMETER_DEPTH: usize = 32;
+
 fn split_path(path: &str, key: &str) -> Result<Vec<String>, DecodeError> {
     let mut segments = Vec::new();
     let mut segment = String::new();
@@ -229,6 +232,24 @@ fn split_path(path: &str, key: &str) -> Result<Vec<String>, DecodeError> {
         return Err(DecodeError(format!(
             "the form field {} has an empty name part; write parameters.<name>.<name>=<value>",
             quoted(key)
+        )));
+    }
+    // Deeper nesting than the ledger can read back (serde_json stops at 128
+    // levels), or deep enough to exhaust a thread's stack, is refused here.
+    if segments.len() > MAX_PARAMETER_DEPTH {
+        return Err(DecodeError(format!(
+            "the form field {} nests {} levels deep; use at most {MAX_PARAMETER_DEPTH}",
+            quoted(key),
+            segments.len()
+        )));
+    }
+    // serde_json reads an object whose key starts with `$serde_json::` as
+    // something else than the object it is; no parameter needs such a name.
+    if let Some(part) = segments.iter().find(|part| part.starts_with('$')) {
+        return Err(DecodeError(format!(
+            "the form field {} has a name part starting with '$' ({}); name parameters with letters, digits, '-' and '_'",
+            quoted(key),
+            quoted(part)
         )));
     }
     Ok(segments)

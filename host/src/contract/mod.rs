@@ -26,6 +26,10 @@ pub fn app(host: Arc<Host>) -> Router {
     Router::new()
         .merge(routes::resources())
         .nest("/services/{service}", routes::resources())
+        .route(
+            "/services/{service}/",
+            axum::routing::any(routes::proxy_service_root),
+        )
         .layer(DefaultBodyLimit::max(
             usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
         ))

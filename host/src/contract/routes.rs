@@ -418,6 +418,21 @@ async fn proxy_service(
     Ok(answer::proxied(service.id(), response))
 }
 
+/// `/services/{id}/`, which the nested routes do not match: the service the
+/// path names, at its root.
+pub async fn proxy_service_root(
+    Authed(service): Authed,
+    Tsuru(context): Tsuru,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Answer {
+    let request = proxy_request(&method, "/".to_owned(), &uri, &headers, body);
+    let response = service.proxy(None, request, context).await?;
+    Ok(answer::proxied(service.id(), response))
+}
+
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     // A method is a token (no spaces or control characters), but any length.
     let method: String = method.as_str().chars().take(20).collect();
