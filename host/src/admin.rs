@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::Host;
-use crate::contract::answer::{ApiError, quoted};
+use crate::contract::answer::{self, ApiError};
 use crate::deploy::{DeployError, Deployed, Deployer, NewService};
 
 /// The admin routes, answering "off" when no token is configured.
@@ -42,14 +42,7 @@ pub fn routes(host: &Arc<Host>) -> Router {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    let method: String = method.as_str().chars().take(20).collect();
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "{method} is not a method the admin API uses on {}; see the README's admin routes",
-            quoted(uri.path())
-        ),
-    )
+    answer::method_not_allowed(method.as_str(), uri.path(), "the admin API")
 }
 
 /// A request that carries the admin token.

@@ -22,6 +22,16 @@ pub fn quoted(text: &str) -> String {
     format!("\"{}{more}\"", head.escape_debug())
 }
 
+/// 405 for a method `who` (tsuru, the admin API) does not use on `path`.
+pub fn method_not_allowed(method: &str, path: &str, who: &str) -> ApiError {
+    // A method is a token (no spaces or control characters), but any length.
+    let method: String = method.chars().take(20).collect();
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not a method {who} uses on {}", quoted(path)),
+    )
+}
+
 /// An error answer: a status and one sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

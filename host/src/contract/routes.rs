@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post, put};
 use serde::Deserialize;
 
-use super::answer::{self, ApiError, quoted};
+use super::answer::{self, ApiError};
 use super::auth::Authed;
 use super::decode::Fields;
 use super::extract::{
@@ -74,29 +74,18 @@ struct ProxyPath {
     path: String,
 }
 
-impl NamesInstance for InstancePath {
-    fn instance(&self) -> &str {
-        &self.name
-    }
+/// Every path with an instance in it names it `name`.
+macro_rules! names_instance {
+    ($($path:ty),*) => {
+        $(impl NamesInstance for $path {
+            fn instance(&self) -> &str {
+                &self.name
+            }
+        })*
+    };
 }
 
-impl NamesInstance for JobPath {
-    fn instance(&self) -> &str {
-        &self.name
-    }
-}
-
-impl NamesInstance for HostPath {
-    fn instance(&self) -> &str {
-        &self.name
-    }
-}
-
-impl NamesInstance for ProxyPath {
-    fn instance(&self) -> &str {
-        &self.name
-    }
-}
+names_instance!(InstancePath, JobPath, HostPath, ProxyPath);
 
 type Answer = Result<Response, ApiError>;
 
@@ -413,9 +402,8 @@ async fn proxy_service(
     headers: HeaderMap,
     body: RawBody,
 ) -> Answer {
-    let request = proxy_request(&method, uri.path().to_owned(), &uri, &headers, body);
-    let response = service.proxy(None, request, context).await?;
-    Ok(answer::proxied(service.id(), response))
+    let path = uri.path().to_owned();
+    to_service(&service, context, &method, path, &uri, &headers, body).await
 }
 
 /// `/services/{id}/`, which the nested routes do not match: the service the
@@ -428,19 +416,33 @@ pub async fn proxy_service_root(
     headers: HeaderMap,
     body: RawBody,
 ) -> Answer {
-    let request = proxy_request(&method, "/".to_owned(), &uri, &headers, body);
+    to_service(
+        &service,
+        context,
+        &method,
+        "/".to_owned(),
+        &uri,
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// Forwards a service-level request to the service's plugin as `path`.
+async fn to_service(
+    service: &Service,
+    context: Context,
+    method: &Method,
+    path: String,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: RawBody,
+) -> Answer {
+    let request = proxy_request(method, path, uri, headers, body);
     let response = service.proxy(None, request, context).await?;
     Ok(answer::proxied(service.id(), response))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    // A method is a token (no spaces or control characters), but any length.
-    let method: String = method.as_str().chars().take(20).collect();
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "{method} is not a method tsuru uses on {}",
-            quoted(uri.path())
-        ),
-    )
+    answer::method_not_allowed(method.as_str(), uri.path(), "tsuru")
 }

@@ -437,6 +437,15 @@ async fn statement_on(
     Ok(Done::Rows(RowSet { columns, rows }))
 }
 
+/// A column read as `T` and written as text.
+fn written<'a, T: FromSql<'a> + ToString>(
+    row: &'a Row,
+    index: usize,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    row.try_get::<_, Option<T>>(index)
+        .map(|value| value.map(|value| value.to_string()))
+}
+
 /// A row's values as text, as PostgreSQL writes them.
 fn texts(row: &Row, name: &str) -> Result<Vec<Option<String>>, SqlError> {
     row.columns()
@@ -445,21 +454,11 @@ fn texts(row: &Row, name: &str) -> Result<Vec<Option<String>>, SqlError> {
         .map(|(index, column)| {
             let ty = column.type_();
             let text = match *ty {
-                Type::BOOL => row
-                    .try_get::<_, Option<bool>>(index)
-                    .map(|value| value.map(|value| value.to_string())),
-                Type::INT2 => row
-                    .try_get::<_, Option<i16>>(index)
-                    .map(|value| value.map(|value| value.to_string())),
-                Type::INT4 => row
-                    .try_get::<_, Option<i32>>(index)
-                    .map(|value| value.map(|value| value.to_string())),
-                Type::INT8 => row
-                    .try_get::<_, Option<i64>>(index)
-                    .map(|value| value.map(|value| value.to_string())),
-                Type::OID => row
-                    .try_get::<_, Option<u32>>(index)
-                    .map(|value| value.map(|value| value.to_string())),
+                Type::BOOL => written::<bool>(row, index),
+                Type::INT2 => written::<i16>(row, index),
+                Type::INT4 => written::<i32>(row, index),
+                Type::INT8 => written::<i64>(row, index),
+                Type::OID => written::<u32>(row, index),
                 Type::FLOAT4 => row
                     .try_get::<_, Option<f32>>(index)
                     .map(|value| value.map(|value| float(f64::from(value)))),
