@@ -18,6 +18,7 @@ const PLUGINS: &[&str] = &[
     "counter",
     "postgres",
     "sql-probe",
+    "http-probe",
 ];
 
 fn main() {

@@ -54,6 +54,7 @@ pub mod __private {
 }
 
 pub mod config;
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod sql;

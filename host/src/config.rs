@@ -77,6 +77,20 @@ pub struct ServiceFile {
     pub secrets: Option<BTreeMap<String, SecretFile>>,
     /// Grants `orizuru:service/sql`, on these PostgreSQL connections.
     pub sql: Option<BTreeMap<String, SqlFile>>,
+    /// Grants `wasi:http/outgoing-handler`, to these origins.
+    pub http: Option<HttpFile>,
+}
+
+/// The `[services.http]` table: the origins a plugin may call, how long a
+/// request may take, how big an answer may be, and how many requests one
+/// call may send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub allow: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    pub max_response_kb: Option<u64>,
+    pub max_requests: Option<u32>,
 }
 
 /// One `[services.sql.NAME]` table: where its URL is read from (`url_env`
@@ -168,6 +182,92 @@ pub struct Grants {
     pub config: Option<ConfigValues>,
     /// `[services.sql.NAME]`: `orizuru:service/sql` on these connections, by name.
     pub sql: BTreeMap<String, SqlConnection>,
+    /// `[services.http]`: `wasi:http/outgoing-handler` to these origins.
+    pub http: Option<HttpGrant>,
+}
+
+/// The largest answer an outbound HTTP request may bring back, unless the table says.
+pub const DEFAULT_HTTP_MAX_RESPONSE_KB: u64 = 1024;
+/// Outbound HTTP requests one plugin call may send, unless the table says.
+pub const DEFAULT_HTTP_MAX_REQUESTS: u32 = 32;
+
+/// Where a service's plugin may send HTTP requests, and within what bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpGrant {
+    /// Requests go to these origins only.
+    pub allow: Vec<Origin>,
+    /// How long one request may take, from connecting to the answer's last byte.
+    pub timeout: Duration,
+    /// The largest answer body, in bytes.
+    pub max_response_bytes: u64,
+    /// Requests one call may send.
+    pub max_requests: u32,
+}
+
+/// `scheme://host:port`, the unit of the outbound allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub https: bool,
+    /// Lower case; an IPv6 address keeps its brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// Reads an allow-list entry: `https://api.example.com`,
+    /// `http://127.0.0.1:8080`; the port defaults to the scheme's.
+    pub fn parse(entry: &str) -> Result<Origin, String> {
+        let hint = "write it as scheme://host or scheme://host:port, with http or https";
+        let uri: http::Uri = entry
+            .parse()
+            .map_err(|_| format!("the allowed origin {entry:?} is not a URL; {hint}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(format!(
+                    "the allowed origin {entry:?} is not http or https; {hint}"
+                ));
+            }
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(format!(
+                "the allowed origin {entry:?} names no host; {hint}"
+            ));
+        };
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "the allowed origin {entry:?} carries a user name or password; put credentials in [services.secrets] and {hint}"
+            ));
+        }
+        if authority.host().is_empty() || authority.host().contains('*') {
+            return Err(format!(
+                "the allowed origin {entry:?} names no single host (wildcards are not read); {hint}"
+            ));
+        }
+        if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
+            return Err(format!(
+                "the allowed origin {entry:?} has a path; origins allow every path of a host, so {hint}"
+            ));
+        }
+        Ok(Origin::new(https, authority.host(), authority.port_u16()))
+    }
+
+    /// The origin of a request to `host`, on `port` or the scheme's own.
+    pub fn new(https: bool, host: &str, port: Option<u16>) -> Origin {
+        Origin {
+            https,
+            host: host.to_ascii_lowercase(),
+            port: port.unwrap_or(if https { 443 } else { 80 }),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
 }
 
 /// Connections a service's pool may open to one server, unless its table says.
@@ -225,6 +325,9 @@ impl std::fmt::Debug for Grants {
         }
         if !self.sql.is_empty() {
             grants.field("sql", &self.sql.keys().collect::<Vec<_>>());
+        }
+        if let Some(http) = &self.http {
+            grants.field("http", http);
         }
         grants.finish()
     }
@@ -469,6 +572,7 @@ impl ServiceConfig {
             config,
             secrets,
             sql,
+            http,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
         check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
@@ -532,6 +636,10 @@ impl ServiceConfig {
                 .map_err(|why| format!("{at}: {why}"))?,
             sql: sql_connections(sql, Duration::from_millis(timeout_ms), base, env)
                 .map_err(|why| format!("{at}: {why}"))?,
+            http: http
+                .map(|table| http_grant(table, Duration::from_millis(timeout_ms)))
+                .transpose()
+                .map_err(|why| format!("{at}: [services.http]: {why}"))?,
         };
         Ok(ServiceConfig {
             max_instances,
@@ -717,6 +825,38 @@ fn sql_connections(
         );
     }
     Ok(connections)
+}
+
+/// The `[services.http]` table, checked; `service_timeout` bounds a request
+/// unless the table says otherwise.
+fn http_grant(table: HttpFile, service_timeout: Duration) -> Result<HttpGrant, String> {
+    if table.allow.is_empty() {
+        return Err(
+            "allow is empty; list the origins the plugin may call (allow = [\"https://api.example.com\"]), or remove the table".into(),
+        );
+    }
+    let allow = table
+        .allow
+        .iter()
+        .map(|entry| Origin::parse(entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = match table.timeout_ms {
+        Some(0) => return Err("timeout_ms is 0; give at least 1".into()),
+        Some(millis) => Duration::from_millis(millis),
+        None => service_timeout,
+    };
+    let max_response_kb = table
+        .max_response_kb
+        .unwrap_or(DEFAULT_HTTP_MAX_RESPONSE_KB);
+    at_least_one("max_response_kb", max_response_kb)?;
+    let max_requests = table.max_requests.unwrap_or(DEFAULT_HTTP_MAX_REQUESTS);
+    at_least_one("max_requests", u64::from(max_requests))?;
+    Ok(HttpGrant {
+        allow,
+        timeout,
+        max_response_bytes: in_bytes("max_response_kb", max_response_kb, 1024)?,
+        max_requests,
+    })
 }
 
 /// tsuru's own rule for service ids: at most 40 characters of `[a-z][a-z0-9-]*`.
@@ -976,6 +1116,93 @@ mod tests {
             "a".repeat(41)
         );
         assert!(parse(&long).unwrap_err().contains("at most 40"));
+    }
+
+    #[test]
+    fn http_grants_read_their_origins_and_bounds() {
+        let base = "[[services]]\nid = \"api\"\nplugin = \"api.wasm\"\npassword = \"p\"\ntimeout_ms = 900\n";
+        let config = parse(&format!(
+            "{base}[services.http]\nallow = [\"https://API.example.com\", \"http://127.0.0.1:8080/\", \"http://[::1]:9000\"]\n"
+        ))
+        .expect("an http grant");
+        let http = config.services[0].grants.http.as_ref().expect("granted");
+        let shown: Vec<String> = http.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "https://api.example.com:443",
+                "http://127.0.0.1:8080",
+                "http://[::1]:9000"
+            ]
+        );
+        assert_eq!(http.timeout, Duration::from_millis(900));
+        assert_eq!(http.max_response_bytes, DEFAULT_HTTP_MAX_RESPONSE_KB * 1024);
+        assert_eq!(http.max_requests, DEFAULT_HTTP_MAX_REQUESTS);
+        assert!(
+            parse(base).expect("no table").services[0]
+                .grants
+                .http
+                .is_none()
+        );
+
+        let bounded = parse(&format!(
+            "{base}[services.http]\nallow = [\"http://a\"]\ntimeout_ms = 50\nmax_response_kb = 2\nmax_requests = 1\n"
+        ))
+        .expect("bounds");
+        let http = bounded.services[0].grants.http.as_ref().expect("granted");
+        assert_eq!(http.allow[0].to_string(), "http://a:80");
+        assert_eq!(
+            (http.timeout, http.max_response_bytes, http.max_requests),
+            (Duration::from_millis(50), 2048, 1)
+        );
+
+        for (table, says) in [
+            (
+                "allow = []",
+                "[services.http]: allow is empty; list the origins",
+            ),
+            ("", "missing field `allow`"),
+            (
+                "allow = [\"api.example.com\"]",
+                "the allowed origin \"api.example.com\" is not http or https; write it as scheme://host or scheme://host:port",
+            ),
+            (
+                "allow = [\"ftp://files.example.com\"]",
+                "the allowed origin \"ftp://files.example.com\" is not http or https",
+            ),
+            (
+                "allow = [\"https://api.example.com/v1\"]",
+                "the allowed origin \"https://api.example.com/v1\" has a path; origins allow every path of a host",
+            ),
+            (
+                "allow = [\"https://user:pw@api.example.com\"]",
+                "carries a user name or password; put credentials in [services.secrets]",
+            ),
+            (
+                "allow = [\"https://*.example.com\"]",
+                "names no single host (wildcards are not read)",
+            ),
+            (
+                "allow = [\"not a url\"]",
+                "the allowed origin \"not a url\" is not a URL",
+            ),
+            (
+                "allow = [\"http://a\"]\ntimeout_ms = 0",
+                "[services.http]: timeout_ms is 0; give at least 1",
+            ),
+            (
+                "allow = [\"http://a\"]\nmax_response_kb = 0",
+                "[services.http]: max_response_kb is 0; give at least 1",
+            ),
+            (
+                "allow = [\"http://a\"]\nmax_requests = 0",
+                "[services.http]: max_requests is 0; give at least 1",
+            ),
+            ("allow = [\"http://a\"]\nproxy = \"x\"", "proxy"),
+        ] {
+            let err = parse(&format!("{base}[services.http]\n{table}\n")).expect_err(table);
+            assert!(err.contains(says), "{table}: {err}");
+        }
     }
 
     #[test]

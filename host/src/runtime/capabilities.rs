@@ -52,6 +52,11 @@ const CAPABILITIES: &[Capability] = &[
         granted: |grants| grants.config.is_some(),
     },
     Capability {
+        prefix: "wasi:http/",
+        key: "a [services.http] table with the origins it may call",
+        granted: |grants| grants.http.is_some(),
+    },
+    Capability {
         prefix: "orizuru:service/sql",
         key: "a [services.sql.NAME] table",
         granted: |grants| !grants.sql.is_empty(),
@@ -64,6 +69,8 @@ pub struct Granted {
     config: Option<WasiConfigVariables>,
     /// The pools of `[services.sql.NAME]`, shared by every call of this plugin version.
     pub(super) sql: super::sql::Connections,
+    /// Where `[services.http]` lets the plugin send requests.
+    pub(super) http: Option<Arc<crate::config::HttpGrant>>,
 }
 
 impl Granted {
@@ -83,6 +90,7 @@ impl Granted {
                     .collect()
             }),
             sql: super::sql::Connections::of(&grants.sql),
+            http: grants.http.clone().map(Arc::new),
         }
     }
 }
@@ -97,6 +105,7 @@ pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
     .context("cannot link wasi:config for plugins")?;
     super::sql::add_to_linker(linker)?;
     super::keyvalue::add_to_linker(linker).context("cannot link wasi:keyvalue for plugins")?;
+    super::http::add_to_linker(linker).context("cannot link wasi:http for plugins")?;
     Ok(())
 }
 

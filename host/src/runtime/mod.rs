@@ -8,6 +8,7 @@ mod cache;
 mod capabilities;
 mod engine;
 mod guest_log;
+mod http;
 mod keyvalue;
 mod sandbox;
 mod sql;

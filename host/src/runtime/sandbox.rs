@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::capabilities::{Granted, LogBudget, Redactor};
 use super::guest_log::GuestLog;
+use super::http::OutboundHttp;
 use super::keyvalue::{KvStore, Namespace};
 
 /// What one call's store holds.
@@ -25,6 +27,9 @@ pub struct Sandbox {
     pub redactor: Redactor,
     /// The service's keys, when it is granted `wasi:keyvalue`.
     pub keyvalue: Option<Namespace>,
+    pub(super) http_ctx: WasiHttpCtx,
+    /// Where the plugin may send HTTP requests, and what it has sent.
+    pub(super) outbound: OutboundHttp,
 }
 
 /// What one call is about, for the lines it logs.
@@ -120,10 +125,16 @@ impl Sandbox {
             stdout,
             stderr,
             granted: limits.granted.clone(),
-            tags,
             log_budget: LogBudget::new(limits.service.clone(), limits.answers.log_lines),
             redactor: limits.redactor.clone(),
             keyvalue: limits.keyvalue.clone(),
+            http_ctx: WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(
+                limits.granted.http.clone(),
+                limits.service.clone(),
+                tags.request_id.clone(),
+            ),
+            tags,
         };
         let mut store = Store::new(engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
