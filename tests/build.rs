@@ -3,7 +3,7 @@
 //! checked-in `.wasm` that drifted.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugins the tests serve.
@@ -34,7 +34,23 @@ fn main() {
         .join("plugins");
 
     println!("cargo:rerun-if-changed=build.rs");
-    for watched in ["plugins", "guest-sdk"] {
+    // The SDKs' sources only: their installed tools (node_modules, .venv)
+    // and build outputs must not make every test run rebuild the plugins.
+    for watched in [
+        "plugins",
+        "guest-sdk/Cargo.toml",
+        "guest-sdk/src",
+        "guest-sdk/wit",
+        "guest-sdk/python/build",
+        "guest-sdk/python/orizuru",
+        "guest-sdk/js/build",
+        "guest-sdk/js/package.json",
+        "guest-sdk/js/src",
+        "guest-sdk/js/tools",
+        "guest-sdk/c/build",
+        "guest-sdk/c/include",
+        "guest-sdk/c/src",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -76,5 +92,53 @@ fn main() {
         );
     }
     let built = target_dir.join("wasm32-wasip2").join("release");
+    build_foreign(&workspace, &built);
     println!("cargo:rustc-env=ORIZURU_TEST_PLUGINS={}", built.display());
+}
+
+/// The queue example in the other SDK languages, built by each SDK's own
+/// build command beside the Rust plugins, as `queue_<language>.wasm`.
+const FOREIGN: &[&str] = &["python", "js", "c"];
+
+fn build_foreign(workspace: &Path, built: &Path) {
+    std::fs::create_dir_all(built).expect("the plugins' output dir can be made");
+    // Each build is mostly one single-threaded step, so they run side by side.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let builds: Vec<_> = FOREIGN
+            .iter()
+            .map(|language| {
+                scope.spawn(move || {
+                    let plugin = workspace.join("plugins").join(format!("queue-{language}"));
+                    let out = built.join(format!("queue_{language}.wasm"));
+                    let output =
+                        Command::new(workspace.join("guest-sdk").join(language).join("build"))
+                            .arg(&plugin)
+                            .arg(&out)
+                            .current_dir(workspace)
+                            // No __pycache__ beside the Python SDK's watched sources.
+                            .env("PYTHONDONTWRITEBYTECODE", "1")
+                            .output();
+                    match output {
+                        Ok(output) if output.status.success() => None,
+                        Ok(output) => Some(format!(
+                            "building plugins/queue-{language} failed:\n{}{}",
+                            String::from_utf8_lossy(&output.stdout),
+                            String::from_utf8_lossy(&output.stderr)
+                        )),
+                        Err(err) => Some(format!("cannot run guest-sdk/{language}/build: {err}")),
+                    }
+                })
+            })
+            .collect();
+        builds
+            .into_iter()
+            .filter_map(|build| build.join().expect("a build thread finished"))
+            .collect()
+    });
+    if !failures.is_empty() {
+        panic!(
+            "{}\nif a toolchain is missing, run tests/setup (it installs every SDK's)",
+            failures.join("\n")
+        );
+    }
 }

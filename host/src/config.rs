@@ -38,6 +38,7 @@ pub const MAX_REQUEST_READ_TIMEOUT_SECS: u64 = 3600;
 pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
     pub admin_token: Option<String>,
     pub admin_token_env: Option<String>,
     pub keep_versions: Option<usize>,
@@ -119,6 +120,9 @@ pub struct SecretFile {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where compiled plugins are kept (`data_dir/compiled` unless the file
+    /// says): hosts sharing it compile a plugin once between them.
+    pub cache_dir: PathBuf,
     /// The bearer token of the admin API; `None` turns the admin API off.
     pub admin: Option<AdminToken>,
     /// Plugin versions kept per service for rollback, the active one included.
@@ -473,6 +477,10 @@ impl Config {
             .clone()
             .or(file.data_dir.map(|dir| base.join(dir)))
             .unwrap_or_else(|| base.join("data"));
+        let cache_dir = file
+            .cache_dir
+            .map(|dir| base.join(dir))
+            .unwrap_or_else(|| data_dir.join("compiled"));
 
         let max_instances = file.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
         check_instances("max_instances", max_instances).map_err(Problem::Meaning)?;
@@ -533,6 +541,7 @@ impl Config {
         Ok(Config {
             listen,
             data_dir,
+            cache_dir,
             admin,
             keep_versions,
             max_plugin_bytes,
@@ -1017,6 +1026,9 @@ mod tests {
         .expect("valid config");
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.data_dir, Path::new("/etc/orizuru/data"));
+        assert_eq!(config.cache_dir, Path::new("/etc/orizuru/data/compiled"));
+        let shared = parse("cache_dir = \"/var/cache/orizuru\"\n").expect("a cache dir");
+        assert_eq!(shared.cache_dir, Path::new("/var/cache/orizuru"));
         let fake = &config.services[0];
         assert_eq!(fake.username, "fake");
         assert_eq!(fake.password.expose(), "from-env");

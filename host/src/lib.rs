@@ -66,7 +66,7 @@ impl Host {
                 .max()
                 .unwrap_or(0)
                 .max(RuntimeSettings::default().max_memory_bytes),
-            cache_dir: Some(config.data_dir.join("compiled")),
+            cache_dir: Some(config.cache_dir.clone()),
             keyvalue_path: Some(config.data_dir.join("keyvalue.sqlite3")),
             max_instances: config.max_instances,
         };

@@ -1,12 +1,68 @@
 //! The conformance cases of `shared/tsuru-service-api.md`, against the host
 //! over real HTTP with the example plugins built from source.
+//!
+//! The cases that use the queue example run once per SDK language, against
+//! `plugins/queue` (Rust), `plugins/queue-python`, `plugins/queue-js` and
+//! `plugins/queue-c`, served as the same service: every SDK must make the
+//! same plugin answer tsuru alike, byte for byte.
 
-use orizuru_tests::{Server, Tsuru, service};
+use std::path::Path;
+
+use orizuru_tests::{ADMIN_TOKEN, Server, Tsuru, service};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn server() -> Server {
-    Server::start(&[service("fake", "fake", ""), service("queue", "queue", "")]).await
+/// The conformance cases, once per SDK language.
+macro_rules! conformance {
+    ($($language:ident: $plugin:literal),* $(,)?) => {$(
+        mod $language {
+            cases!($plugin;
+                lifecycle_in_both_encodings_and_both_routings,
+                every_route_needs_the_services_credentials,
+                plans_are_a_json_list_never_an_empty_body,
+                unknown_instances_are_404_on_every_instance_route,
+                pending_instances_refuse_binds_until_up_and_can_be_removed,
+                jobs_bind_and_unbind,
+                status_codes_follow_tsuru,
+                proxy_reaches_the_plugin_intact,
+                bad_requests_get_a_sentence,
+            );
+        }
+    )*};
+}
+
+macro_rules! cases {
+    ($plugin:literal; $($case:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            super::$case($plugin).await
+        }
+    )*};
+}
+
+conformance! {
+    rust: "queue",
+    python: "queue-python",
+    js: "queue-js",
+    c: "queue-c",
+}
+
+/// Hosts are started one at a time, so that a plugin is compiled once, by
+/// the first, into the cache they share (an interpreted one takes seconds).
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A host serving the fake API as `fake` and the queue example built by
+/// `queue` (the plugin's name in `plugins/`) as `queue`.
+async fn server(queue: &str) -> Server {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-compiled");
+    let _one_at_a_time = STARTING.lock().await;
+    Server::start_config(&format!(
+        "admin_token = \"{ADMIN_TOKEN}\"\ncache_dir = \"{}\"\n{}{}",
+        cache.display(),
+        service("fake", "fake", ""),
+        service("queue", queue, "")
+    ))
+    .await
 }
 
 /// Both of tsuru's routings: `/resources` with the service named by the
@@ -83,9 +139,8 @@ fn camel(name: &str) -> String {
 }
 
 /// Every action once, in each encoding and each routing.
-#[tokio::test]
-async fn lifecycle_in_both_encodings_and_both_routings() {
-    let server = server().await;
+async fn lifecycle_in_both_encodings_and_both_routings(queue: &str) {
+    let server = server(queue).await;
     for encoding in [Encoding::Form, Encoding::Json] {
         for (routing, api) in routings(&server, "queue").into_iter().enumerate() {
             let name = format!("q-{encoding:?}-{routing}").to_lowercase();
@@ -193,7 +248,7 @@ async fn lifecycle_in_both_encodings_and_both_routings() {
 /// Cases 1 and 2: nested form keys and nested JSON decode to the same record.
 #[tokio::test]
 async fn nested_parameters_decode_alike_from_form_and_json() {
-    let server = server().await;
+    let server = server("queue").await;
     let api = server.tsuru("fake");
     let form = api
         .form(
@@ -244,7 +299,7 @@ async fn nested_parameters_decode_alike_from_form_and_json() {
 /// Case 3.
 #[tokio::test]
 async fn duplicate_create_is_409_naming_the_instance() {
-    let server = server().await;
+    let server = server("queue").await;
     let api = server.tsuru("fake");
     assert_eq!(
         api.form(Method::POST, "/resources", &[("name", "dup")])
@@ -263,9 +318,8 @@ async fn duplicate_create_is_409_naming_the_instance() {
 }
 
 /// Case 4: every route, both routings, without and with wrong credentials.
-#[tokio::test]
-async fn every_route_needs_the_services_credentials() {
-    let server = server().await;
+async fn every_route_needs_the_services_credentials(queue: &str) {
+    let server = server(queue).await;
     let routes: &[(Method, &str)] = &[
         (Method::GET, "/resources/plans"),
         (Method::POST, "/resources"),
@@ -351,9 +405,8 @@ async fn every_route_needs_the_services_credentials() {
 }
 
 /// Case 5.
-#[tokio::test]
-async fn plans_are_a_json_list_never_an_empty_body() {
-    let server = server().await;
+async fn plans_are_a_json_list_never_an_empty_body(queue: &str) {
+    let server = server(queue).await;
     for api in routings(&server, "queue") {
         let plans = api.get("/resources/plans?pool=main").await;
         assert_eq!(plans.status, 200);
@@ -372,9 +425,8 @@ async fn plans_are_a_json_list_never_an_empty_body() {
 }
 
 /// Cases 6, 7, 8, 11, 12 and 13 on unknown instances: the host answers 404.
-#[tokio::test]
-async fn unknown_instances_are_404_on_every_instance_route() {
-    let server = server().await;
+async fn unknown_instances_are_404_on_every_instance_route(queue: &str) {
+    let server = server(queue).await;
     let api = server.tsuru("queue");
     let expected = "instance \"ghost\" does not exist in service \"queue\"";
     type Call<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>);
@@ -422,9 +474,8 @@ async fn unknown_instances_are_404_on_every_instance_route() {
 
 /// Cases 8 and 10: a pending instance refuses binds with 412, reports 202,
 /// can be removed, and becomes bindable once its plugin says it is up.
-#[tokio::test]
-async fn pending_instances_refuse_binds_until_up_and_can_be_removed() {
-    let server = server().await;
+async fn pending_instances_refuse_binds_until_up_and_can_be_removed(queue: &str) {
+    let server = server(queue).await;
     let api = server.tsuru("queue");
     let created = api
         .form(
@@ -497,7 +548,7 @@ async fn pending_instances_refuse_binds_until_up_and_can_be_removed() {
 /// Case 9, and the host's rule that a bind is never an empty body.
 #[tokio::test]
 async fn bind_answers_an_object_of_strings() {
-    let server = server().await;
+    let server = server("queue").await;
     let api = server.tsuru("fake");
     assert_eq!(
         api.form(Method::POST, "/resources", &[("name", "db")])
@@ -531,9 +582,8 @@ async fn bind_answers_an_object_of_strings() {
 }
 
 /// Case 13: jobs bind and unbind like apps.
-#[tokio::test]
-async fn jobs_bind_and_unbind() {
-    let server = server().await;
+async fn jobs_bind_and_unbind(queue: &str) {
+    let server = server(queue).await;
     let api = server.tsuru("queue");
     assert_eq!(
         api.form(Method::POST, "/resources", &[("name", "jobs")])
@@ -598,9 +648,8 @@ async fn jobs_bind_and_unbind() {
 }
 
 /// Case 14: 204 up, 202 pending, 500 down, 200 with a text.
-#[tokio::test]
-async fn status_codes_follow_tsuru() {
-    let server = server().await;
+async fn status_codes_follow_tsuru(queue: &str) {
+    let server = server(queue).await;
     let api = server.tsuru("queue");
     for (name, simulate, provision, expected, body) in [
         ("up", "", "0", 204, ""),
@@ -627,7 +676,7 @@ async fn status_codes_follow_tsuru() {
 /// Case 15: the 2013 guide's routes, with the guide's fake API.
 #[tokio::test]
 async fn legacy_routes_answer_as_the_guide_says() {
-    let server = server().await;
+    let server = server("queue").await;
     let api = server.tsuru("fake");
     assert_eq!(
         api.form(Method::POST, "/resources", &[("name", "myinstance")])
@@ -710,9 +759,8 @@ async fn legacy_routes_answer_as_the_guide_says() {
 }
 
 /// Case 16: a proxied call reaches the plugin intact, and so do tsuru's headers.
-#[tokio::test]
-async fn proxy_reaches_the_plugin_intact() {
-    let server = server().await;
+async fn proxy_reaches_the_plugin_intact(queue: &str) {
+    let server = server(queue).await;
     for api in routings(&server, "queue") {
         let name = "proxied";
         let created = api
@@ -768,9 +816,8 @@ async fn proxy_reaches_the_plugin_intact() {
     );
 }
 
-#[tokio::test]
-async fn bad_requests_get_a_sentence() {
-    let server = server().await;
+async fn bad_requests_get_a_sentence(queue: &str) {
+    let server = server(queue).await;
     let api = server.tsuru("queue");
     /// Method, path, content type, body, expected status, part of the expected sentence.
     type Case<'a> = (Method, &'a str, Option<&'a str>, &'a str, u16, &'a str);

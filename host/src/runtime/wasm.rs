@@ -88,12 +88,19 @@ impl WasmPlugin {
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
         let guest = self.threads.run(async move {
+            let begun = Instant::now();
             let mut store = Sandbox::store(&engine, &limits, tags);
+            let mut phases = Phases::default();
             let running = async {
-                match pre.instantiate_async(&mut store).await {
+                phases.store = begun.elapsed();
+                let instantiated = pre.instantiate_async(&mut store).await;
+                phases.instantiate = begun.elapsed() - phases.store;
+                let result = match instantiated {
                     Ok(plugin) => call(&plugin, &mut store).await,
                     Err(err) => Err(err),
-                }
+                };
+                phases.call = begun.elapsed() - phases.store - phases.instantiate;
+                result
             };
             // The epoch deadline stops guest code; this one also stops a
             // call parked in a host function (a sleep, a poll), which
@@ -107,7 +114,20 @@ impl WasmPlugin {
                 _ = cut => Err(wasmtime::Error::msg("the request was dropped")),
             };
             store.data().finish();
-            (result, store.data().memory.hit)
+            let memory_hit = store.data().memory.hit;
+            let service = store.data().log_budget.service().to_owned();
+            let released = Instant::now();
+            drop(store);
+            tracing::debug!(
+                target: "orizuru::timing",
+                service,
+                store_us = phases.store.as_micros(),
+                instantiate_us = phases.instantiate.as_micros(),
+                call_us = phases.call.as_micros(),
+                release_us = released.elapsed().as_micros(),
+                "plugin call phases"
+            );
+            (result, memory_hit)
         });
         let (result, memory_hit) = match guest.await {
             Ok(ran) => ran,
@@ -578,4 +598,14 @@ fn refusal(error: wit::Error, redactor: &Redactor) -> Refusal {
         wit::Error::Unsupported => Refusal::Unsupported,
         wit::Error::MissingParams(names) => Refusal::MissingParams(names),
     }
+}
+
+/// Where one call's time went, for the `orizuru::timing` debug line: making
+/// its store, instantiating the plugin, the call itself, and releasing the
+/// instance (its memory returned to the pool).
+#[derive(Default)]
+struct Phases {
+    store: Duration,
+    instantiate: Duration,
+    call: Duration,
 }
