@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod contract;
 pub mod deploy;
+pub mod health;
 pub mod ledger;
 pub mod model;
 pub mod registry;
@@ -22,11 +23,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::HeaderName;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{Config, Secret};
 use crate::deploy::Deployer;
@@ -110,9 +114,42 @@ impl Host {
     }
 }
 
-/// The whole HTTP surface: tsuru's contract and the admin API.
+/// The whole HTTP surface: tsuru's contract, the admin API and the health
+/// probes. Every request gets an `X-Request-Id` (tsuru's, or a new UUID),
+/// which its answer carries back, its plugin call sees, and every log line
+/// about it is tagged with, in a span that also names tsuru's event and user.
 pub fn app(host: Arc<Host>) -> Router {
-    admin::routes(&host).merge(contract::app(host))
+    let x_request_id = HeaderName::from_static("x-request-id");
+    admin::routes(&host)
+        .merge(health::routes(&host))
+        .merge(contract::app(host))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// The span of one request: what it asked, and who asked, as tsuru said.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = header("x-request-id"),
+        event_id = header("x-tsuru-eventid"),
+        user = header("x-tsuru-user"),
+    )
 }
 
 /// Serves tsuru's contract and the admin API on `listener` until `shutdown`

@@ -865,6 +865,36 @@ impl Deployer {
             .collect()
     }
 
+    /// The services that should serve but do not: those of the config
+    /// file, and those added through the admin API, whose plugin did not
+    /// load (`GET /readyz`).
+    pub fn unserved(&self) -> Vec<String> {
+        let state = self.view.load();
+        let serving: BTreeSet<String> = self
+            .registry
+            .all()
+            .iter()
+            .map(|service| service.id().to_owned())
+            .collect();
+        let expected: BTreeSet<&String> = state
+            .file_services
+            .keys()
+            .chain(state.unserved.keys())
+            .chain(
+                state
+                    .records
+                    .iter()
+                    .filter(|(_, record)| record.added.is_some())
+                    .map(|(id, _)| id),
+            )
+            .collect();
+        expected
+            .into_iter()
+            .filter(|id| !serving.contains(*id))
+            .cloned()
+            .collect()
+    }
+
     /// What `GET /admin/services` shows of every service.
     pub async fn describe_all(&self) -> Value {
         let state = self.view.load();
