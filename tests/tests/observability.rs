@@ -25,6 +25,21 @@ async fn probes_say_alive_and_which_services_are_not_ready() {
             (status, response.text().await.expect("a body"))
         }
     };
+    // The config file is watched: its changes show within a few seconds.
+    let readyz_becomes = |expected: (u16, String)| {
+        let probe = &probe;
+        async move {
+            let mut seen = probe("/readyz").await;
+            for _ in 0..200 {
+                if seen == expected {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                seen = probe("/readyz").await;
+            }
+            assert_eq!(seen, expected);
+        }
+    };
     assert_eq!(probe("/healthz").await, (200, "alive\n".to_owned()));
     assert_eq!(
         probe("/readyz").await,
@@ -43,15 +58,7 @@ async fn probes_say_alive_and_which_services_are_not_ready() {
         "not ready: service \"broken\" is not serving, its plugin did not load; GET /admin/services/broken says why\n"
             .to_owned(),
     );
-    let mut seen = probe("/readyz").await;
-    for _ in 0..200 {
-        if seen == not_ready {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        seen = probe("/readyz").await;
-    }
-    assert_eq!(seen, not_ready);
+    readyz_becomes(not_ready).await;
     // Alive all the same, and the other service serves on.
     assert_eq!(probe("/healthz").await.0, 200);
     assert_eq!(
@@ -62,15 +69,7 @@ async fn probes_say_alive_and_which_services_are_not_ready() {
     // The plugin file fixed: ready again.
     std::fs::write(dir.path().join("broken.wasm"), plugin_bytes("fake")).expect("written");
     let ready = (200, "ready: every service is serving\n".to_owned());
-    let mut seen = probe("/readyz").await;
-    for _ in 0..200 {
-        if seen == ready {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        seen = probe("/readyz").await;
-    }
-    assert_eq!(seen, ready);
+    readyz_becomes(ready).await;
 
     let refused = client
         .post(format!("{}/healthz", server.url))
