@@ -31,6 +31,10 @@ pub const DEFAULT_MAX_PLUGIN_MB: u64 = 256;
 pub const DEFAULT_REQUEST_READ_TIMEOUT_SECS: u64 = 30;
 /// The longest `request_read_timeout_secs`; tsuru gives up on a call after 300 s anyway.
 pub const MAX_REQUEST_READ_TIMEOUT_SECS: u64 = 3600;
+/// How long a stopping host waits for the requests in flight, unless the file says.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
+/// The longest `drain_timeout_secs`.
+pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 3600;
 
 /// The whole config file, as written.
 #[derive(Debug, Deserialize)]
@@ -46,6 +50,7 @@ pub struct ConfigFile {
     pub max_instances: Option<u32>,
     pub max_request_kb: Option<u64>,
     pub request_read_timeout_secs: Option<u64>,
+    pub drain_timeout_secs: Option<u64>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -138,6 +143,9 @@ pub struct Config {
     /// How long a request's headers may take to arrive (past it the
     /// connection is closed), and then its body (past it, 408).
     pub request_read_timeout: Duration,
+    /// How long a stop (Ctrl-C, SIGTERM) waits for the requests in flight
+    /// before it cuts them.
+    pub drain_timeout: Duration,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -489,11 +497,21 @@ impl Config {
         let request_read_timeout_secs = file
             .request_read_timeout_secs
             .unwrap_or(DEFAULT_REQUEST_READ_TIMEOUT_SECS);
-        if !(1..=MAX_REQUEST_READ_TIMEOUT_SECS).contains(&request_read_timeout_secs) {
-            return Err(Problem::Meaning(format!(
-                "request_read_timeout_secs is {request_read_timeout_secs}; give a value from 1 to {MAX_REQUEST_READ_TIMEOUT_SECS}"
-            )));
-        }
+        one_to(
+            "request_read_timeout_secs",
+            request_read_timeout_secs,
+            MAX_REQUEST_READ_TIMEOUT_SECS,
+        )
+        .map_err(Problem::Meaning)?;
+        let drain_timeout_secs = file
+            .drain_timeout_secs
+            .unwrap_or(DEFAULT_DRAIN_TIMEOUT_SECS);
+        one_to(
+            "drain_timeout_secs",
+            drain_timeout_secs,
+            MAX_DRAIN_TIMEOUT_SECS,
+        )
+        .map_err(Problem::Meaning)?;
         let mut ids = HashSet::new();
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -549,6 +567,7 @@ impl Config {
             max_instances,
             max_request_bytes,
             request_read_timeout: Duration::from_secs(request_read_timeout_secs),
+            drain_timeout: Duration::from_secs(drain_timeout_secs),
             services,
             source: None,
         })
@@ -670,6 +689,15 @@ fn in_bytes(key: &str, value: u64, unit: u64) -> Result<u64, String> {
     value.checked_mul(unit).ok_or_else(|| {
         format!("{key} is {value}, too large to count in bytes; give a smaller value")
     })
+}
+
+/// A value from 1 to `max`.
+fn one_to(key: &str, value: u64, max: u64) -> Result<(), String> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{key} is {value}; give a value from 1 to {max}"))
+    }
 }
 
 fn at_least_one(key: &str, value: u64) -> Result<(), String> {
@@ -1068,6 +1096,25 @@ mod tests {
         }
         let err = parse("request_read_timeout = 3\n").unwrap_err();
         assert!(err.contains("request_read_timeout"), "{err}");
+    }
+
+    #[test]
+    fn drain_timeout_has_a_default_and_a_range() {
+        assert_eq!(
+            parse("").expect("an empty config").drain_timeout,
+            Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            parse("drain_timeout_secs = 2\n")
+                .expect("a valid timeout")
+                .drain_timeout,
+            Duration::from_secs(2)
+        );
+        let err = parse("drain_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            err.contains("drain_timeout_secs is 0; give a value from 1 to 3600"),
+            "{err}"
+        );
     }
 
     #[test]

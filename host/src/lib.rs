@@ -12,8 +12,10 @@ pub mod admin;
 pub mod config;
 pub mod contract;
 pub mod deploy;
+pub mod drain;
 pub mod health;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod runtime;
@@ -35,7 +37,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::config::{Config, Secret};
 use crate::deploy::Deployer;
 use crate::deploy::watch::Watcher;
+use crate::drain::{Drained, InFlight};
 use crate::ledger::{Ledger, SqliteLedger};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeSettings};
 use crate::service::Service;
@@ -46,6 +50,8 @@ pub struct Host {
     pub ledger: Arc<dyn Ledger>,
     /// Puts plugins in service; `None` for a host of services built elsewhere.
     pub deployer: Option<Arc<Deployer>>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<Metrics>,
     /// The admin API's bearer token; `None` turns the admin API off.
     pub admin_token: Option<Secret>,
     /// The largest plugin the admin API accepts, in bytes.
@@ -54,6 +60,10 @@ pub struct Host {
     pub max_request_bytes: u64,
     /// How long a request's headers, and then its body, may take to arrive.
     pub request_read_timeout: std::time::Duration,
+    /// How long a stop waits for the requests in flight before cutting them.
+    pub drain_timeout: std::time::Duration,
+    /// The requests being answered now.
+    pub in_flight: Arc<InFlight>,
     _watcher: Option<Watcher>,
 }
 
@@ -75,6 +85,7 @@ impl Host {
             max_instances: config.max_instances,
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
+        let metrics = runtime.metrics().clone();
         let (registry, deployer) =
             Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
         let deployer = Arc::new(deployer);
@@ -87,10 +98,13 @@ impl Host {
             registry,
             ledger,
             deployer: Some(deployer),
+            metrics,
             admin_token: config.admin.as_ref().map(|admin| admin.token.clone()),
             max_plugin_bytes: config.max_plugin_bytes,
             max_request_bytes: config.max_request_bytes,
             request_read_timeout: config.request_read_timeout,
+            drain_timeout: config.drain_timeout,
+            in_flight: Arc::default(),
             _watcher: watcher,
         }))
     }
@@ -103,26 +117,31 @@ impl Host {
             registry: Arc::new(Registry::new(services)),
             ledger,
             deployer: None,
+            metrics: Arc::new(Metrics::new()),
             admin_token: None,
             max_plugin_bytes: 0,
             max_request_bytes: config::DEFAULT_MAX_REQUEST_KB * 1024,
             request_read_timeout: std::time::Duration::from_secs(
                 config::DEFAULT_REQUEST_READ_TIMEOUT_SECS,
             ),
+            drain_timeout: std::time::Duration::from_secs(config::DEFAULT_DRAIN_TIMEOUT_SECS),
+            in_flight: Arc::default(),
             _watcher: None,
         })
     }
 }
 
-/// The whole HTTP surface: tsuru's contract, the admin API and the health
-/// probes. Every request gets an `X-Request-Id` (tsuru's, or a new UUID),
+/// The whole HTTP surface: tsuru's contract, the admin API, the health
+/// probes and the metrics. Every request gets an `X-Request-Id` (tsuru's, or a new UUID),
 /// which its answer carries back, its plugin call sees, and every log line
 /// about it is tagged with, in a span that also names tsuru's event and user.
 pub fn app(host: Arc<Host>) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     admin::routes(&host)
         .merge(health::routes(&host))
-        .merge(contract::app(host))
+        .merge(metrics::routes(&host))
+        .merge(contract::app(host.clone()))
+        .layer(axum::middleware::from_fn_with_state(host, drain::track))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -153,7 +172,9 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 }
 
 /// Serves tsuru's contract and the admin API on `listener` until `shutdown`
-/// completes, then finishes the requests in flight.
+/// completes, then finishes the requests in flight: those still running
+/// after the host's `drain_timeout` are cut, logged one by one, and named in
+/// the answer.
 ///
 /// A client gets `request_read_timeout` to send a request's headers (then
 /// the connection is closed: hyper answers nothing there) and as long again
@@ -163,16 +184,20 @@ pub async fn serve(
     listener: TcpListener,
     host: Arc<Host>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Drained> {
     let mut connections = Builder::new(TokioExecutor::new());
     connections
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(host.request_read_timeout);
+    let (drain_timeout, in_flight) = (host.drain_timeout, host.in_flight.clone());
     let app = app(host);
     let graceful = GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // Forget the connections that have closed.
+        while tasks.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -190,13 +215,41 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%peer, "a connection ended with an error: {err}");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+    let waiting = in_flight.now().len();
+    if waiting > 0 {
+        tracing::info!(
+            "stopping: waiting up to {} for {waiting} request(s) in flight (drain_timeout_secs)",
+            runtime::humanize(drain_timeout)
+        );
+    }
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_ok()
+    {
+        return Ok(Drained::default());
+    }
+    let cut = in_flight.now();
+    // Dropping a connection drops its request, which stops its plugin call.
+    tasks.shutdown().await;
+    for request in &cut {
+        tracing::warn!(
+            method = %request.method,
+            path = %request.path,
+            request_id = %request.request_id,
+            "cut at stop after the drain timeout: {request}"
+        );
+    }
+    tracing::warn!(
+        "stopped after waiting {} (drain_timeout_secs): cut {} request(s) still in flight",
+        runtime::humanize(drain_timeout),
+        cut.len()
+    );
+    Ok(Drained { cut })
 }

@@ -275,6 +275,12 @@ impl Service {
         self.active.load().version.clone()
     }
 
+    /// Plugin calls of this service running now.
+    pub fn in_use(&self) -> usize {
+        let permits = usize::try_from(self.config.max_instances).unwrap_or(usize::MAX);
+        permits.saturating_sub(self.running.available_permits())
+    }
+
     /// The active plugin, for the rest of this request; refused when the
     /// service already runs as many requests as it may.
     fn plugin(&self) -> Result<Pinned, ActionError> {

@@ -133,6 +133,9 @@ impl Ledger for Flaky {
             .replay(service, action, instance, target, event_id)
             .await
     }
+    async fn instance_names(&self, service: &str) -> anyhow::Result<Vec<String>> {
+        self.inner.instance_names(service).await
+    }
     async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>> {
         self.inner.bindings(service, instance).await
     }

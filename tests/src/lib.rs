@@ -40,7 +40,7 @@ pub struct Server {
     config: ConfigAt,
     data_dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<anyhow::Result<orizuru::drain::Drained>>>,
 }
 
 /// Where a test host's config comes from.
@@ -120,14 +120,19 @@ impl Server {
         Self::start_in(config, data_dir).await
     }
 
-    pub async fn stop(&mut self) {
+    /// Stops this host as Ctrl-C does: no new connections, then the
+    /// requests in flight are finished (or cut at the drain timeout, and
+    /// named in the answer).
+    pub async fn stop(&mut self) -> orizuru::drain::Drained {
         if let Some(shutdown) = self.shutdown.take() {
             shutdown.send(()).ok();
         }
-        if let Some(task) = self.task.take() {
-            task.await
+        match self.task.take() {
+            Some(task) => task
+                .await
                 .expect("the server task ends")
-                .expect("the server stops cleanly");
+                .expect("the server stops cleanly"),
+            None => orizuru::drain::Drained::default(),
         }
     }
 

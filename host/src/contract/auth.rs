@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
@@ -28,7 +28,7 @@ impl FromRequestParts<Arc<Host>> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, host: &Arc<Host>) -> Result<Self, ApiError> {
-        let (username, password) = credentials(parts)?;
+        let (username, password) = credentials(&parts.headers)?;
         let named = RawPathParams::from_request_parts(parts, host)
             .await
             .ok()
@@ -91,10 +91,15 @@ fn matching(service: Option<&Arc<Service>>, username: &str, password: &str) -> b
     service.is_some() && bool::from(user_ok & password_ok)
 }
 
+/// The username a request's basic-auth header names, unchecked (for
+/// labelling it, never for trusting it).
+pub fn username(headers: &HeaderMap) -> Option<String> {
+    credentials(headers).ok().map(|(username, _)| username)
+}
+
 /// The username and password of an `Authorization: Basic` header.
-fn credentials(parts: &Parts) -> Result<(String, String), ApiError> {
-    let header = parts
-        .headers
+fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized(NEEDS_AUTH))?;
     let malformed = || {

@@ -3,6 +3,7 @@
 
 pub mod answer;
 mod auth;
+pub use auth::username as basic_auth_username;
 pub mod decode;
 mod extract;
 mod routes;
@@ -30,6 +31,10 @@ pub fn app(host: Arc<Host>) -> Router {
             "/services/{service}/",
             axum::routing::any(routes::proxy_service_root),
         )
+        .layer(middleware::from_fn_with_state(
+            host.clone(),
+            crate::metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(
             usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),
         ))

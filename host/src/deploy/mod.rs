@@ -336,6 +336,7 @@ impl Deployer {
                 if let Err(err) = self.save(&service.id, &record, Some(event)).await {
                     tracing::error!(service = %service.id, "{err}");
                 }
+                self.runtime.metrics().failed_load(&service.id);
                 // The operator's mistake, not the host's fault: a warning.
                 tracing::warn!(service = %service.id, source = source.as_str(), "plugin rejected: {reason}");
                 return Err(DeployError::Rejected(reason));
@@ -396,6 +397,9 @@ impl Deployer {
             plugin: Arc::new(loaded.plugin) as Arc<dyn Plugin>,
             version: Some(version.clone()),
         };
+        if changed && previous.is_some() {
+            self.runtime.metrics().swapped(&service.id);
+        }
         match current {
             Some(served) => {
                 served.swap(active);

@@ -195,6 +195,9 @@ pub trait Ledger: Send + Sync {
         event_id: &str,
     ) -> anyhow::Result<Option<Value>>;
 
+    /// The names of a service's instances, in order.
+    async fn instance_names(&self, service: &str) -> anyhow::Result<Vec<String>>;
+
     async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>>;
 
     /// The events of one instance, oldest first.

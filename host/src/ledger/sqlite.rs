@@ -271,6 +271,17 @@ impl Ledger for SqliteLedger {
         .await
     }
 
+    async fn instance_names(&self, service: &str) -> anyhow::Result<Vec<String>> {
+        let service = service.to_owned();
+        self.with(move |connection| {
+            let mut statement = connection
+                .prepare("SELECT name FROM instances WHERE service = ?1 ORDER BY name")?;
+            let rows = statement.query_map(params![service], |row| row.get::<_, String>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>> {
         let (service, instance) = (service.to_owned(), instance.to_owned());
         self.with(move |connection| {

@@ -114,6 +114,20 @@ pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
 static NO_CONFIG: std::sync::LazyLock<WasiConfigVariables> =
     std::sync::LazyLock::new(WasiConfigVariables::new);
 
+/// The capabilities a component imports, each with the key that grants it.
+pub fn requested(engine: &Engine, component: &Component) -> Vec<(String, &'static str)> {
+    component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
+            CAPABILITIES
+                .iter()
+                .find(|capability| name.starts_with(capability.prefix))
+                .map(|capability| (name.to_owned(), capability.key))
+        })
+        .collect()
+}
+
 /// Refuses a component that imports a capability its service is not granted.
 pub fn check(
     engine: &Engine,

@@ -17,6 +17,7 @@ use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wasm::{WasmPlugin, bindings};
 use crate::config::ServiceConfig;
+use crate::metrics::Metrics;
 
 /// How big the instance pool is.
 #[derive(Debug, Clone)]
@@ -51,7 +52,20 @@ pub struct Runtime {
     max_memory_bytes: u64,
     threads: Arc<GuestThreads>,
     keyvalue: Arc<KvStore>,
+    metrics: Arc<Metrics>,
     _clock: EpochClock,
+}
+
+/// What a component is, as `orizuru check` reports it.
+pub struct Inspection {
+    /// The version of `orizuru:service/handler` the component exports.
+    pub wit: String,
+    pub sha256: String,
+    pub size: usize,
+    /// How long compiling it took (no cache is used).
+    pub took: Duration,
+    /// Each capability import, with the config key that grants it.
+    pub capabilities: Vec<(String, &'static str)>,
 }
 
 /// A plugin ready to serve, and how it was loaded.
@@ -116,8 +130,14 @@ impl Runtime {
             cache,
             max_memory_bytes: settings.max_memory_bytes,
             threads,
+            metrics: Arc::new(Metrics::new()),
             _clock: clock,
         })
+    }
+
+    /// The metrics of every plugin call this runtime makes.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Loads a service's plugin from the bytes of a wasm component, whose
@@ -138,6 +158,58 @@ impl Runtime {
     ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
         self.check_limits(service)?;
+        let (component, origin, wit) = self.compile(bytes, sha256, label)?;
+        capabilities::check(
+            &self.engine,
+            &component,
+            &service.grants,
+            label,
+            &service.id,
+        )?;
+        let pre = self.pre(&component, label, Some(&service.id), &wit)?;
+        let plugin = WasmPlugin::new(
+            self.engine.clone(),
+            pre,
+            Limits::of(service, &self.keyvalue),
+            self.threads.clone(),
+            self.keyvalue.clone(),
+            self.metrics.clone(),
+        );
+        Ok(Loaded {
+            plugin,
+            sha256: sha256.to_owned(),
+            size: bytes.len(),
+            origin,
+            took: started.elapsed(),
+            wit,
+        })
+    }
+
+    /// What `orizuru check` says of a component: everything [`Runtime::load`]
+    /// checks but the grants of a service, and the capabilities it imports
+    /// with the config key that grants each.
+    pub fn inspect(&self, bytes: &[u8], label: &str) -> wasmtime::Result<Inspection> {
+        let started = Instant::now();
+        let sha256 = super::sha256(bytes);
+        let (component, _, wit) = self.compile(bytes, &sha256, label)?;
+        let took = started.elapsed();
+        self.pre(&component, label, None, &wit)?;
+        Ok(Inspection {
+            wit,
+            sha256,
+            size: bytes.len(),
+            took,
+            capabilities: capabilities::requested(&self.engine, &component),
+        })
+    }
+
+    /// Checks the bytes are a component of this host's contract, and compiles them.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        label: &str,
+    ) -> wasmtime::Result<(Component, Origin, String)> {
         if bytes.is_empty() {
             wasmtime::bail!("{label} is empty; send the bytes of a wasm component");
         }
@@ -159,36 +231,25 @@ impl Runtime {
         }
         .with_context(|| format!("{label} is not a wasm component this host can run"))?;
         let wit = self.contract_version(&component, label)?;
-        capabilities::check(
-            &self.engine,
-            &component,
-            &service.grants,
-            label,
-            &service.id,
-        )?;
+        Ok((component, origin, wit))
+    }
+
+    /// Links a component: every import it has must be one the host links.
+    fn pre(
+        &self,
+        component: &Component,
+        label: &str,
+        service: Option<&str>,
+        wit: &str,
+    ) -> wasmtime::Result<bindings::PluginPre<Sandbox>> {
         let pre = self
             .linker
-            .instantiate_pre(&component)
-            .map_err(|err| self.ungranted(&component, label, &service.id, err))?;
-        let pre = bindings::PluginPre::new(pre).with_context(|| {
+            .instantiate_pre(component)
+            .map_err(|err| self.ungranted(component, label, service, err))?;
+        bindings::PluginPre::new(pre).with_context(|| {
             format!(
                 "{label} exports orizuru:service/handler@{wit} with functions this host does not expect; rebuild it with the Orizuru SDK for {CONTRACT}"
             )
-        })?;
-        let plugin = WasmPlugin::new(
-            self.engine.clone(),
-            pre,
-            Limits::of(service, &self.keyvalue),
-            self.threads.clone(),
-            self.keyvalue.clone(),
-        );
-        Ok(Loaded {
-            plugin,
-            sha256: sha256.to_owned(),
-            size: bytes.len(),
-            origin,
-            took: started.elapsed(),
-            wit,
         })
     }
 
@@ -249,9 +310,12 @@ impl Runtime {
         &self,
         component: &Component,
         label: &str,
-        service: &str,
+        service: Option<&str>,
         err: wasmtime::Error,
     ) -> wasmtime::Error {
+        let to_service = service
+            .map(|id| format!(" to service \"{id}\""))
+            .unwrap_or_default();
         let detail = format!("{err:#}");
         let missing = component
             .component_type()
@@ -260,10 +324,10 @@ impl Runtime {
             .find(|name| detail.contains(&format!("`{name}`")));
         match missing {
             Some(name) => wasmtime::format_err!(
-                "{label} imports {name}, which this host does not grant to service \"{service}\"; plugins get WASI 0.2 clocks, random and stdio (no files, network or environment), so build the plugin without that import"
+                "{label} imports {name}, which this host does not grant{to_service}; plugins get WASI 0.2 clocks, random and stdio (no files, network or environment), so build the plugin without that import"
             ),
             None => wasmtime::format_err!(
-                "{label} asks for imports this host does not grant to service \"{service}\": {detail}"
+                "{label} asks for imports this host does not grant{to_service}: {detail}"
             ),
         }
     }

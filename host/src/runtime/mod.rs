@@ -25,7 +25,7 @@ use crate::model::{
 };
 
 pub use cache::{Origin, sha256};
-pub use engine::{CONTRACT, CONTRACT_RANGE, Loaded, Runtime, RuntimeSettings};
+pub use engine::{CONTRACT, CONTRACT_RANGE, Inspection, Loaded, Runtime, RuntimeSettings};
 pub use wasm::WasmPlugin;
 
 /// The answer of one plugin call.

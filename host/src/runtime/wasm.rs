@@ -15,6 +15,7 @@ use super::keyvalue::KvStore;
 use super::sandbox::{CallTags, DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::{Failure, Outcome, Plugin, Stop};
+use crate::metrics::Metrics;
 use crate::model::{
     AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned, ProxyRequest,
     ProxyResponse, Refusal, Status,
@@ -43,6 +44,7 @@ pub struct WasmPlugin {
     limits: Limits,
     threads: Arc<GuestThreads>,
     keyvalue: Arc<KvStore>,
+    metrics: Arc<Metrics>,
 }
 
 impl WasmPlugin {
@@ -52,6 +54,7 @@ impl WasmPlugin {
         limits: Limits,
         threads: Arc<GuestThreads>,
         keyvalue: Arc<KvStore>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             engine,
@@ -59,6 +62,7 @@ impl WasmPlugin {
             limits,
             threads,
             keyvalue,
+            metrics,
         }
     }
 
@@ -80,6 +84,7 @@ impl WasmPlugin {
     ) -> Outcome<T> {
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
+        let metrics = self.metrics.clone();
         let tags = CallTags {
             request_id: context.request_id.clone(),
             event_id: context.event_id.clone(),
@@ -118,6 +123,7 @@ impl WasmPlugin {
             let service = store.data().log_budget.service().to_owned();
             let released = Instant::now();
             drop(store);
+            metrics.phases(&service, phases.instantiate, phases.call);
             tracing::debug!(
                 target: "orizuru::timing",
                 service,
@@ -164,6 +170,7 @@ impl WasmPlugin {
         } else {
             Stop::Host(anyhow::anyhow!("{err:#}"))
         };
+        self.metrics.stop(&self.limits.service, &stop);
         tracing::error!(
             service = %self.limits.service,
             reason = %stop,
@@ -234,6 +241,7 @@ impl Plugin for WasmPlugin {
             limits: Limits::of(service, &self.keyvalue),
             threads: self.threads.clone(),
             keyvalue: self.keyvalue.clone(),
+            metrics: self.metrics.clone(),
         })))
     }
 

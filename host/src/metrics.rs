@@ -1,0 +1,422 @@
+//! `GET /metrics`: what the host did, in the Prometheus (OpenMetrics) text
+//! format. Counters and histograms are kept as the work happens (the
+//! contract's requests here, plugin calls in the runtime, loads and swaps in
+//! the deployer); what is a state rather than a count (instances in use, the
+//! ledger's size) is read when the page is asked for.
+//!
+//! Every label value is bounded: a service id the host serves (or
+//! `unknown`), an action of the contract, a status code, a stop reason.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::Host;
+use crate::contract::answer::{self, ApiError};
+use crate::runtime::Stop;
+
+/// The label value for a request whose service the host does not serve
+/// (a wrong username, a removed service): never the name the client sent.
+pub const UNKNOWN_SERVICE: &str = "unknown";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    service: String,
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    action: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StopLabels {
+    service: String,
+    reason: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Whole requests: 0.5 ms to about 16 s.
+fn request_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The phases of a plugin call: 50 µs to about 6.5 s.
+fn phase_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+/// The host's metrics, one set per [`Host`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Histograms<ActionLabels>,
+    instantiate_seconds: Histograms<ServiceLabels>,
+    call_seconds: Histograms<ServiceLabels>,
+    stops: Family<StopLabels, Counter>,
+    busy: Family<ServiceLabels, Counter>,
+    swaps: Family<ServiceLabels, Counter>,
+    failed_loads: Family<ServiceLabels, Counter>,
+    in_use: Family<ServiceLabels, Gauge>,
+    ledger_instances: Family<ServiceLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("orizuru");
+        let requests = Family::default();
+        registry.register(
+            "requests",
+            "Requests from tsuru, by service, action and the status answered",
+            requests.clone(),
+        );
+        let request_seconds = Histograms::new_with_constructor(request_buckets as fn() -> _);
+        registry.register_with_unit(
+            "request_duration",
+            "Time to answer a request from tsuru, from its first byte read to its answer",
+            Unit::Seconds,
+            request_seconds.clone(),
+        );
+        let instantiate_seconds = Histograms::new_with_constructor(phase_buckets as fn() -> _);
+        registry.register_with_unit(
+            "plugin_instantiate_duration",
+            "Time to make a fresh sandbox and instantiate the plugin in it, per call",
+            Unit::Seconds,
+            instantiate_seconds.clone(),
+        );
+        let call_seconds = Histograms::new_with_constructor(phase_buckets as fn() -> _);
+        registry.register_with_unit(
+            "plugin_call_duration",
+            "Time the plugin's own code took to answer, per call",
+            Unit::Seconds,
+            call_seconds.clone(),
+        );
+        let stops = Family::default();
+        registry.register(
+            "plugin_stops",
+            "Plugin calls the host stopped, by reason: trap, deadline, memory, busy, contract, host",
+            stops.clone(),
+        );
+        let busy = Family::default();
+        registry.register(
+            "busy",
+            "Requests answered 503 because the service or the host ran as many plugin calls as it may",
+            busy.clone(),
+        );
+        let swaps = Family::default();
+        registry.register(
+            "plugin_swaps",
+            "Times a new plugin version (or an older one, by rollback) replaced the serving one",
+            swaps.clone(),
+        );
+        let failed_loads = Family::default();
+        registry.register(
+            "plugin_failed_loads",
+            "Plugins refused at load (upload, file change, start); the previous version kept serving",
+            failed_loads.clone(),
+        );
+        let in_use = Family::default();
+        registry.register(
+            "instances_in_use",
+            "Plugin instances running a call now",
+            in_use.clone(),
+        );
+        let ledger_instances = Family::default();
+        registry.register(
+            "ledger_instances",
+            "Service instances the ledger holds",
+            ledger_instances.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            instantiate_seconds,
+            call_seconds,
+            stops,
+            busy,
+            swaps,
+            failed_loads,
+            in_use,
+            ledger_instances,
+        }
+    }
+
+    /// One request from tsuru, answered with `status` after `took`.
+    pub fn request(&self, service: &str, action: &'static str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                service: service.to_owned(),
+                action,
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&ActionLabels {
+                service: service.to_owned(),
+                action,
+            })
+            .observe(took.as_secs_f64());
+        if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+            self.busy
+                .get_or_create(&ServiceLabels {
+                    service: service.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// One plugin call's sandbox and instantiation, then its own code.
+    pub fn phases(&self, service: &str, instantiate: Duration, call: Duration) {
+        let labels = ServiceLabels {
+            service: service.to_owned(),
+        };
+        self.instantiate_seconds
+            .get_or_create(&labels)
+            .observe(instantiate.as_secs_f64());
+        self.call_seconds
+            .get_or_create(&labels)
+            .observe(call.as_secs_f64());
+    }
+
+    /// A plugin call the host stopped.
+    pub fn stop(&self, service: &str, stop: &Stop) {
+        let reason = match stop {
+            Stop::Deadline(_) => "deadline",
+            Stop::Memory(_) => "memory",
+            Stop::Trap(_) => "trap",
+            Stop::Busy => "busy",
+            Stop::Contract(_) => "contract",
+            Stop::Host(_) => "host",
+        };
+        self.stops
+            .get_or_create(&StopLabels {
+                service: service.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// A new version of a service's plugin replaced the serving one.
+    pub fn swapped(&self, service: &str) {
+        self.swaps
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A service's plugin was refused at load.
+    pub fn failed_load(&self, service: &str) {
+        self.failed_loads
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The page, with the gauges read from `host` now.
+    async fn render(&self, host: &Host) -> Result<String, ApiError> {
+        self.in_use.clear();
+        self.ledger_instances.clear();
+        for service in host.registry.all() {
+            let labels = ServiceLabels {
+                service: service.id().to_owned(),
+            };
+            self.in_use
+                .get_or_create(&labels)
+                .set(i64::try_from(service.in_use()).unwrap_or(i64::MAX));
+            let count = host
+                .ledger
+                .instance_names(service.id())
+                .await
+                .map(|names| names.len())
+                .map_err(|err| {
+                    tracing::error!("cannot count the ledger's instances for /metrics: {err:#}");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the metrics could not be read: the ledger did not answer; the host's log says why",
+                    )
+                })?;
+            self.ledger_instances
+                .get_or_create(&labels)
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let mut page = String::new();
+        prometheus_client::encoding::text::encode(&mut page, &self.registry).map_err(|err| {
+            tracing::error!("cannot encode /metrics: {err}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the metrics could not be written; the host's log says why",
+            )
+        })?;
+        Ok(page)
+    }
+}
+
+pub fn routes(host: &Arc<Host>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(host.clone())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    answer::method_not_allowed(method.as_str(), uri.path(), "the metrics")
+}
+
+async fn metrics(State(host): State<Arc<Host>>) -> Result<Response, ApiError> {
+    let page = host.metrics.render(&host).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        page,
+    )
+        .into_response())
+}
+
+/// Counts each request of the contract once routed: its service (named by
+/// the path, or by the basic-auth username), its action (from the route it
+/// matched), its status and how long it took.
+pub async fn record(State(host): State<Arc<Host>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let action = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| action(request.method(), matched.as_str()))
+        .unwrap_or("proxy");
+    let service = service_of(&host, &request);
+    let response = next.run(request).await;
+    host.metrics.request(
+        &service,
+        action,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The id of the service a request is for, if the host serves it.
+fn service_of(host: &Host, request: &Request) -> String {
+    let path = request.uri().path();
+    let served = if let Some(rest) = path.strip_prefix("/services/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        host.registry
+            .by_id(id)
+            .map(|service| service.id().to_owned())
+    } else {
+        crate::contract::basic_auth_username(request.headers())
+            .and_then(|username| host.registry.by_username(&username))
+            .map(|service| service.id().to_owned())
+    };
+    served.unwrap_or_else(|| UNKNOWN_SERVICE.to_owned())
+}
+
+/// The contract's action a route serves, as tsuru's docs name them.
+fn action(method: &Method, route: &str) -> &'static str {
+    let route = match route.strip_prefix("/services/{service}") {
+        Some(rest) => rest,
+        None => route,
+    };
+    match (method.as_str(), route) {
+        ("GET", "/resources/plans") => "plans",
+        ("POST", "/resources") => "create",
+        ("GET", "/resources/{name}") => "info",
+        ("PUT", "/resources/{name}") => "update",
+        ("DELETE", "/resources/{name}") => "remove",
+        ("GET", "/resources/{name}/status") => "status",
+        ("POST", "/resources/{name}" | "/resources/{name}/bind-app" | "/resources/{name}/bind") => {
+            "bind-app"
+        }
+        (
+            "DELETE",
+            "/resources/{name}/bind-app"
+            | "/resources/{name}/bind"
+            | "/resources/{name}/hostname/{host}",
+        ) => "unbind-app",
+        ("PUT", "/resources/{name}/binds/jobs/{job}") => "bind-job",
+        ("DELETE", "/resources/{name}/binds/jobs/{job}") => "unbind-job",
+        _ => "proxy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_name_their_action() {
+        let cases = [
+            ("GET", "/resources/plans", "plans"),
+            ("GET", "/services/{service}/resources/plans", "plans"),
+            ("POST", "/resources", "create"),
+            ("POST", "/resources/{name}", "bind-app"),
+            ("DELETE", "/resources/{name}/hostname/{host}", "unbind-app"),
+            (
+                "PUT",
+                "/services/{service}/resources/{name}/binds/jobs/{job}",
+                "bind-job",
+            ),
+            ("GET", "/resources/{name}/{*path}", "proxy"),
+            ("POST", "/resources/plans", "proxy"),
+        ];
+        for (method, route, expected) in cases {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(action(&method, route), expected, "{method} {route}");
+        }
+    }
+
+    #[test]
+    fn the_page_is_openmetrics_with_every_family() {
+        let metrics = Metrics::new();
+        metrics.request("queue", "create", 201, Duration::from_millis(3));
+        metrics.stop("queue", &Stop::Deadline(Duration::from_secs(1)));
+        let mut page = String::new();
+        prometheus_client::encoding::text::encode(&mut page, &metrics.registry).unwrap();
+        assert!(
+            page.contains(
+                r#"orizuru_requests_total{service="queue",action="create",status="201"} 1"#
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"orizuru_plugin_stops_total{service="queue",reason="deadline"} 1"#),
+            "{page}"
+        );
+        assert!(
+            page.contains("# TYPE orizuru_request_duration_seconds histogram"),
+            "{page}"
+        );
+        assert!(page.ends_with("# EOF\n"), "{page}");
+    }
+}
