@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use orizuru::config::{Config, Overrides, PasswordSource};
 use tracing_subscriber::EnvFilter;
@@ -23,6 +25,43 @@ struct Cli {
 enum Command {
     /// Serve the services of a config file until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Start a plugin project in a new directory, in Rust, Python, JavaScript/TypeScript or C.
+    ///
+    /// The project builds with one command and comes with a test that runs
+    /// the built plugin through `orizuru check` and `orizuru call`.
+    New(cli::new::Args),
+    /// Check that a wasm file is a plugin this host can serve.
+    ///
+    /// Prints the contract version it exports, the capabilities it imports
+    /// (and the config key that grants each), its size and how long it took
+    /// to compile. Exits 0 when it is a valid plugin, 1 when it is not.
+    Check(cli::check::Args),
+    /// Run one action of a plugin, without a server, and print what tsuru would see.
+    ///
+    /// The request goes through the same code as tsuru's would (routes,
+    /// decoding, ledger, sandbox, limits), on a throw-away ledger unless
+    /// --data-dir names one. On a throw-away ledger the instance an action
+    /// names (and the app or job an unbind names) is recorded first, so
+    /// any action can be tried alone. Exits 0 when the answer is a 2xx.
+    ///
+    /// Examples:
+    ///
+    ///   orizuru call plugin.wasm plans
+    ///
+    ///   orizuru call plugin.wasm create --instance db1 --plan small --param size=10
+    ///
+    ///   orizuru call plugin.wasm bind-app --instance db1 --app web
+    Call(cli::call::Args),
+    /// Print the tsuru manifest of a configured service, for `tsuru service-create`.
+    ///
+    /// Example:
+    ///
+    ///   orizuru template --service queue --config orizuru.toml --public-url https://orizuru.example.com > manifest.yaml
+    ///
+    ///   tsuru service-create manifest.yaml
+    Template(cli::template::Args),
+    /// List a service's instances, their bindings and recent events, from the ledger.
+    Instances(cli::instances::Args),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +92,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::New(args) => cli::new::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Call(args) => cli::call::run(args),
+        Command::Template(args) => cli::template::run(args),
+        Command::Instances(args) => cli::instances::run(args),
     }
 }
 
@@ -79,7 +123,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(run(config));
+    // Requests cut at the drain timeout may still hold threads; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("orizuru: {err:#}");
@@ -122,8 +169,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "  admin API    off: set admin_token_env (or admin_token) in the config to upload plugins and roll back"
         ),
     }
-    orizuru::serve(listener, host, shutdown_signal()).await?;
-    tracing::info!("stopped: every request in flight was answered");
+    let drained = orizuru::serve(listener, host, shutdown_signal()).await?;
+    if drained.cut.is_empty() {
+        tracing::info!("stopped: every request in flight was answered");
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! README, a bad config, and a clean stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,28 +10,8 @@ use std::time::Duration;
 
 use orizuru::ledger::{Ledger, SqliteLedger};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ sits in the workspace")
-        .to_owned()
-}
-
-/// Builds the example plugins the demo config serves (a no-op when fresh),
-/// as the README's `cargo plugins` does.
-fn build_plugins() {
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .arg("plugins")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "cargo plugins failed; is the wasm32-wasip2 target installed?"
-    );
-}
+mod common;
+use common::{build_plugins, workspace};
 
 /// Starts the binary on the demo config and `data`, on a free port; the
 /// child, the rest of its banner, and its URL.

@@ -1,0 +1,441 @@
+//! `orizuru call PLUGIN.wasm ACTION`: one action of a plugin, without a
+//! server, answered as tsuru would see it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::BodyExt;
+use orizuru::Host;
+use orizuru::config::{Config, Overrides};
+use orizuru::ledger::{Binding, BindingKind, Change, InstanceRecord};
+use orizuru::model::{Instance, InstanceState};
+use serde_json::{Map, Value};
+use tower::ServiceExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plugin to run (a wasm component built with an Orizuru SDK).
+    #[arg(value_name = "PLUGIN.wasm")]
+    plugin: PathBuf,
+    /// The action, as tsuru names it.
+    #[arg(value_enum)]
+    action: Action,
+    /// The instance the action is about (every action but plans).
+    #[arg(long, short, value_name = "NAME")]
+    instance: Option<String>,
+    /// The plan of the instance (create, update).
+    #[arg(long, value_name = "PLAN")]
+    plan: Option<String>,
+    /// The team that owns the instance (create, update).
+    #[arg(long, value_name = "TEAM")]
+    team: Option<String>,
+    /// A tag of the instance (create, update); repeat for more.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// A parameter of the instance, as `tsuru service-instance-add -p key=value` sends it; repeat for more.
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// The app to bind or unbind (bind-app, unbind-app).
+    #[arg(long, value_name = "NAME")]
+    app: Option<String>,
+    /// A host of the app (bind-app, unbind-app); repeat for more.
+    #[arg(long = "app-host", value_name = "HOST")]
+    app_hosts: Vec<String>,
+    /// The job to bind or unbind (bind-job, unbind-job).
+    #[arg(long, value_name = "NAME")]
+    job: Option<String>,
+    /// Keep the ledger here, so that calls add up (create, then bind, ...);
+    /// without it each call gets a throw-away ledger.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Take the service's settings (limits, grants: config, secrets, SQL,
+    /// HTTP origins) from this config file, running PLUGIN.wasm in its place.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The service of --config to run as (needed when it has several); the
+    /// service id otherwise (default: from the file name).
+    #[arg(long, value_name = "ID")]
+    service: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Action {
+    Plans,
+    Create,
+    Update,
+    Remove,
+    Info,
+    Status,
+    BindApp,
+    UnbindApp,
+    BindJob,
+    UnbindJob,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    init_tracing();
+    let runtime = match super::runtime() {
+        Ok(runtime) => runtime,
+        Err(sentence) => return super::fail(sentence),
+    };
+    let result = runtime.block_on(call(args));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(sentence) => super::fail(sentence),
+    }
+}
+
+/// The plugin's own log lines, and the host's warnings, on stderr.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,orizuru::plugin=trace"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}
+
+async fn call(args: Args) -> Result<StatusCode, String> {
+    let request = tsuru_request(&args)?;
+    let plugin = std::path::absolute(&args.plugin)
+        .map_err(|err| format!("cannot resolve {}: {err}", args.plugin.display()))?;
+    if !plugin.is_file() {
+        return Err(format!(
+            "{} is not a file; pass the path of a built plugin (.wasm)",
+            args.plugin.display()
+        ));
+    }
+    let throwaway = match &args.data_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("orizuru-call-")
+                .tempdir()
+                .map_err(|err| format!("cannot make a throw-away ledger directory: {err}"))?,
+        ),
+    };
+    let data_dir = match (&args.data_dir, &throwaway) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => dir.path().to_owned(),
+        (None, None) => unreachable!("a throw-away directory is made when no --data-dir is given"),
+    };
+    let config = config(&args, &plugin, &data_dir)?;
+    let service = config.services[0].clone();
+    let host = Host::start(&config)
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    if let Some(deployer) = &host.deployer
+        && !deployer.unserved().is_empty()
+    {
+        let reason = deployer
+            .describe_one(&service.id)
+            .await
+            .ok()
+            .and_then(|described| {
+                described
+                    .pointer("/last_failure/reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "the lines above say why".to_owned());
+        return Err(format!("the plugin cannot be served: {reason}"));
+    }
+    if throwaway.is_some() {
+        seed(&host, &service.id, &args).await?;
+    }
+    let request = request
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                STANDARD.encode(format!(
+                    "{}:{}",
+                    service.username,
+                    service.password.expose()
+                ))
+            ),
+        )
+        .body(Body::from(request_body(&args)))
+        .map_err(|err| format!("cannot make the request: {err}"))?;
+    let response = orizuru::app(host.clone())
+        .oneshot(request)
+        .await
+        .map_err(|err| format!("the request failed: {err}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|err| format!("cannot read the answer: {err}"))?
+        .to_bytes();
+    println!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    if !body.is_empty() {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(json) => println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            ),
+            Err(_) => {
+                let text = String::from_utf8_lossy(&body);
+                println!("{}", text.trim_end());
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// One service: the config file's (with this plugin), or a bare one.
+fn config(args: &Args, plugin: &Path, data_dir: &Path) -> Result<Config, String> {
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data_dir.to_owned()),
+    };
+    let mut config = match &args.config {
+        Some(path) => {
+            let loaded = super::load_config(path, &overrides)?;
+            let mut service = super::pick_service(&loaded, args.service.as_deref(), path)?.clone();
+            service.plugin = Some(plugin.to_owned());
+            Config {
+                services: vec![service],
+                admin: None,
+                ..loaded
+            }
+        }
+        None => {
+            let id = match &args.service {
+                Some(id) => id.clone(),
+                None => id_from(plugin),
+            };
+            let text = format!(
+                "[[services]]\nid = {}\nplugin = {}\npassword = \"orizuru-call\"\n",
+                toml::Value::String(id),
+                toml::Value::String(plugin.display().to_string()),
+            );
+            Config::parse(&text, Path::new("."), &overrides, |_| None)
+                .map_err(|err| format!("{err}"))?
+        }
+    };
+    config.watch = false;
+    config.cache_dir = compiled_cache();
+    Ok(config)
+}
+
+/// A service id from a file name: `my_cache.wasm` → `my-cache`.
+fn id_from(plugin: &Path) -> String {
+    let stem = plugin
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().to_lowercase().replace('_', "-"))
+        .unwrap_or_default();
+    let id: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+        .take(40)
+        .collect();
+    if id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        id
+    } else {
+        "plugin".to_owned()
+    }
+}
+
+/// Where `call` keeps compiled plugins between runs, so a large plugin
+/// (Python, JavaScript) is compiled once per version, not once per call.
+fn compiled_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("orizuru")
+        .join("compiled")
+}
+
+/// The method, path and content type of the action, as tsuru sends it.
+fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
+    let instance = || {
+        args.instance.as_deref().ok_or_else(|| {
+            format!(
+                "{} needs --instance NAME, the instance it is about",
+                action_name(args.action)
+            )
+        })
+    };
+    let job = || {
+        args.job.as_deref().ok_or_else(|| {
+            format!(
+                "{} needs --job NAME, the job to bind or unbind",
+                action_name(args.action)
+            )
+        })
+    };
+    if matches!(args.action, Action::BindApp | Action::UnbindApp) && args.app.is_none() {
+        return Err(format!(
+            "{} needs --app NAME, the app to bind or unbind",
+            action_name(args.action)
+        ));
+    }
+    for param in &args.params {
+        if !param.contains('=') {
+            return Err(format!(
+                "--param {param:?} has no '='; write it as key=value"
+            ));
+        }
+    }
+    let segment = |text: &str| {
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let (method, path) = match args.action {
+        Action::Plans => (Method::GET, "/resources/plans".to_owned()),
+        Action::Create => {
+            instance()?;
+            (Method::POST, "/resources".to_owned())
+        }
+        Action::Update => (Method::PUT, format!("/resources/{}", segment(instance()?))),
+        Action::Remove => (
+            Method::DELETE,
+            format!("/resources/{}", segment(instance()?)),
+        ),
+        Action::Info => (Method::GET, format!("/resources/{}", segment(instance()?))),
+        Action::Status => (
+            Method::GET,
+            format!("/resources/{}/status", segment(instance()?)),
+        ),
+        Action::BindApp => (
+            Method::POST,
+            format!("/resources/{}/bind-app", segment(instance()?)),
+        ),
+        Action::UnbindApp => (
+            Method::DELETE,
+            format!("/resources/{}/bind-app", segment(instance()?)),
+        ),
+        Action::BindJob => (
+            Method::PUT,
+            format!(
+                "/resources/{}/binds/jobs/{}",
+                segment(instance()?),
+                segment(job()?)
+            ),
+        ),
+        Action::UnbindJob => (
+            Method::DELETE,
+            format!(
+                "/resources/{}/binds/jobs/{}",
+                segment(instance()?),
+                segment(job()?)
+            ),
+        ),
+    };
+    Ok(Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-tsuru-user", "orizuru-call"))
+}
+
+/// The form tsuru would send for the action.
+fn request_body(args: &Args) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    match args.action {
+        Action::Create | Action::Update => {
+            if let (Action::Create, Some(name)) = (args.action, &args.instance) {
+                form.append_pair("name", name);
+            }
+            for (key, value) in [("plan", &args.plan), ("team", &args.team)] {
+                if let Some(value) = value {
+                    form.append_pair(key, value);
+                }
+            }
+            for tag in &args.tags {
+                form.append_pair("tag", tag);
+            }
+            for param in &args.params {
+                let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                form.append_pair(&format!("parameters.{key}"), value);
+            }
+        }
+        Action::BindApp | Action::UnbindApp => {
+            if let Some(app) = &args.app {
+                form.append_pair("app-name", app);
+            }
+            for host in &args.app_hosts {
+                form.append_pair("app-hosts", host);
+            }
+        }
+        _ => {}
+    }
+    form.finish()
+}
+
+/// Records what the action needs in a throw-away ledger: the instance it
+/// names, ready, and the binding an unbind removes.
+async fn seed(host: &Arc<Host>, service: &str, args: &Args) -> Result<(), String> {
+    let Some(name) = &args.instance else {
+        return Ok(());
+    };
+    if matches!(args.action, Action::Plans | Action::Create) {
+        return Ok(());
+    }
+    let mut parameters = Map::new();
+    for param in &args.params {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        parameters.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+    let mut changes = vec![Change::Put(InstanceRecord {
+        instance: Instance {
+            name: name.clone(),
+            plan: args.plan.clone(),
+            team: args.team.clone(),
+            description: None,
+            tags: args.tags.clone(),
+            parameters,
+            data: None,
+        },
+        state: InstanceState::Ready,
+    })];
+    let bound = match (args.action, &args.app, &args.job) {
+        (Action::UnbindApp, Some(app), _) => Some((BindingKind::App, app)),
+        (Action::UnbindJob, _, Some(job)) => Some((BindingKind::Job, job)),
+        _ => None,
+    };
+    if let Some((kind, target)) = bound {
+        changes.push(Change::Bind {
+            instance: name.clone(),
+            binding: Binding {
+                kind,
+                target: target.clone(),
+                env: Default::default(),
+            },
+        });
+    }
+    host.ledger
+        .commit(service, changes, None)
+        .await
+        .map_err(|err| format!("cannot record the instance in the throw-away ledger: {err:#}"))
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Plans => "plans",
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Remove => "remove",
+        Action::Info => "info",
+        Action::Status => "status",
+        Action::BindApp => "bind-app",
+        Action::UnbindApp => "unbind-app",
+        Action::BindJob => "bind-job",
+        Action::UnbindJob => "unbind-job",
+    }
+}
