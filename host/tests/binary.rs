@@ -16,13 +16,18 @@ use common::{build_plugins, workspace};
 /// Starts the binary on the demo config and `data`, on a free port; the
 /// child, the rest of its banner, and its URL.
 fn spawn_demo(data: &Path) -> (Child, BufReader<ChildStdout>, String) {
+    spawn_demo_logging(data, Stdio::null())
+}
+
+/// Like [`spawn_demo`], writing JSON log lines to `log`.
+fn spawn_demo_logging(data: &Path, log: Stdio) -> (Child, BufReader<ChildStdout>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orizuru"))
-        .args(["serve", "--config"])
+        .args(["serve", "--log-format", "json", "--config"])
         .arg(workspace().join("plugins/demo.toml"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("the binary starts");
     let mut banner = BufReader::new(child.stdout.take().expect("stdout is piped"));
@@ -40,7 +45,9 @@ fn spawn_demo(data: &Path) -> (Child, BufReader<ChildStdout>, String) {
 fn serves_the_demo_config_and_stops_cleanly_on_sigterm() {
     build_plugins();
     let data = tempfile::tempdir().expect("a temporary data dir");
-    let (mut child, mut banner, url) = spawn_demo(data.path());
+    let log_path = data.path().join("host.log");
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let (mut child, mut banner, url) = spawn_demo_logging(data.path(), log.into());
     let mut services = String::new();
     banner.read_line(&mut services).expect("a service line");
     assert!(
@@ -96,6 +103,30 @@ fn serves_the_demo_config_and_stops_cleanly_on_sigterm() {
     assert!(
         data.path().join("ledger.sqlite3").exists(),
         "the ledger was written where --data-dir said"
+    );
+
+    // --log-format json: one JSON object per line; the create's answer is
+    // logged in its request's span, with its request id.
+    let log = std::fs::read_to_string(&log_path).expect("the log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let answered = lines
+        .iter()
+        .find(|line| line["span"]["path"] == "/resources" && line["fields"]["status"] == 201)
+        .unwrap_or_else(|| panic!("no line for the create's answer in\n{log}"));
+    assert_eq!(answered["span"]["method"], "POST", "{answered}");
+    assert_eq!(
+        answered["span"]["request_id"].as_str().map(str::len),
+        Some(36),
+        "a generated UUID: {answered}"
+    );
+    assert!(
+        lines.iter().any(
+            |line| line["fields"]["message"] == "stopped: every request in flight was answered"
+        ),
+        "{log}"
     );
 }
 
