@@ -51,7 +51,9 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     job: Option<String>,
     /// Keep the ledger here, so that calls add up (create, then bind, ...);
-    /// without it each call gets a throw-away ledger.
+    /// without it each call gets a throw-away ledger. Give it a directory
+    /// of its own, never a serving host's data_dir (a call records its
+    /// plugin there as the service's version).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Take the service's settings (limits, grants: config, secrets, SQL,
