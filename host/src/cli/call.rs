@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use clap::ValueEnum;
 use http_body_util::BodyExt;
 use orizuru::Host;
 use orizuru::config::{Config, Overrides};
@@ -66,7 +67,7 @@ pub struct Args {
     service: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Action {
     Plans,
     Create,
@@ -78,6 +79,15 @@ enum Action {
     UnbindApp,
     BindJob,
     UnbindJob,
+}
+
+impl Action {
+    /// As tsuru (and the command line) names it: `bind-app`.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -116,19 +126,16 @@ async fn call(args: Args) -> Result<StatusCode, String> {
             args.plugin.display()
         ));
     }
-    let throwaway = match &args.data_dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
+    // Kept until the call ends, then deleted.
+    let (data_dir, _throwaway) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
                 .prefix("orizuru-call-")
                 .tempdir()
-                .map_err(|err| format!("cannot make a throw-away ledger directory: {err}"))?,
-        ),
-    };
-    let data_dir = match (&args.data_dir, &throwaway) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(dir)) => dir.path().to_owned(),
-        (None, None) => unreachable!("a throw-away directory is made when no --data-dir is given"),
+                .map_err(|err| format!("cannot make a throw-away ledger directory: {err}"))?;
+            (dir.path().to_owned(), Some(dir))
+        }
     };
     let config = config(&args, &plugin, &data_dir)?;
     let service = config.services[0].clone();
@@ -151,7 +158,7 @@ async fn call(args: Args) -> Result<StatusCode, String> {
             .unwrap_or_else(|| "the lines above say why".to_owned());
         return Err(format!("the plugin cannot be served: {reason}"));
     }
-    if throwaway.is_some() {
+    if args.data_dir.is_none() {
         seed(&host, &service.id, &args).await?;
     }
     let request = request
@@ -270,7 +277,7 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
         args.instance.as_deref().ok_or_else(|| {
             format!(
                 "{} needs --instance NAME, the instance it is about",
-                action_name(args.action)
+                args.action.name()
             )
         })
     };
@@ -278,14 +285,14 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
         args.job.as_deref().ok_or_else(|| {
             format!(
                 "{} needs --job NAME, the job to bind or unbind",
-                action_name(args.action)
+                args.action.name()
             )
         })
     };
     if matches!(args.action, Action::BindApp | Action::UnbindApp) && args.app.is_none() {
         return Err(format!(
             "{} needs --app NAME, the app to bind or unbind",
-            action_name(args.action)
+            args.action.name()
         ));
     }
     for param in &args.params {
@@ -425,19 +432,4 @@ async fn seed(host: &Arc<Host>, service: &str, args: &Args) -> Result<(), String
         .commit(service, changes, None)
         .await
         .map_err(|err| format!("cannot record the instance in the throw-away ledger: {err:#}"))
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Plans => "plans",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Remove => "remove",
-        Action::Info => "info",
-        Action::Status => "status",
-        Action::BindApp => "bind-app",
-        Action::UnbindApp => "unbind-app",
-        Action::BindJob => "bind-job",
-        Action::UnbindJob => "unbind-job",
-    }
 }

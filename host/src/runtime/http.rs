@@ -6,14 +6,10 @@
 //! `connection-limit-reached`, `HTTP-response-body-size`,
 //! `HTTP-response-timeout`), which the plugin reads like any other failure.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{
     Error, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
@@ -124,13 +120,21 @@ async fn exchange(
     // exchange (the call ended) stops it.
     let io = wasmtime_wasi::runtime::spawn(io);
     let (parts, body) = response.into_parts();
-    let body = Capped {
-        inner: body.boxed_unsync(),
-        left: cap,
-    }
-    .collect()
-    .await?;
-    let body = body.map_err(|never| match never {}).boxed_unsync();
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+    let body = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|err| {
+            if err.is::<LengthLimitError>() {
+                Error::HttpResponseBodySize(None)
+            } else {
+                err.downcast::<Error>()
+                    .map(|err| *err)
+                    .unwrap_or_else(|err| Error::InternalError(Some(err.to_string())))
+            }
+        })?
+        .map_err(|never| match never {})
+        .boxed_unsync();
     Ok((
         http::Response::from_parts(parts, body),
         Box::new(io) as Sent,
@@ -145,45 +149,6 @@ fn bounded(options: Option<RequestOptions>, limit: Duration) -> RequestOptions {
         connect_timeout: bound(options.connect_timeout),
         first_byte_timeout: bound(options.first_byte_timeout),
         between_bytes_timeout: bound(options.between_bytes_timeout),
-    }
-}
-
-/// An answer's body that fails once it brings more than `left` bytes.
-struct Capped {
-    inner: WasiBody,
-    left: u64,
-}
-
-impl Body for Capped {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(Ok(data)) = frame
-            .as_ref()
-            .map(|frame| frame.as_ref().map(Frame::data_ref))
-            && let Some(data) = data
-        {
-            let size = data.len() as u64;
-            if size > this.left {
-                return Poll::Ready(Some(Err(Error::HttpResponseBodySize(None))));
-            }
-            this.left -= size;
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -120,13 +120,12 @@ impl WasmPlugin {
             };
             store.data().finish();
             let memory_hit = store.data().memory.hit;
-            let service = store.data().log_budget.service().to_owned();
             let released = Instant::now();
             drop(store);
-            metrics.phases(&service, phases.instantiate, phases.call);
+            metrics.phases(&limits.service, phases.instantiate, phases.call);
             tracing::debug!(
                 target: "orizuru::timing",
-                service,
+                service = %limits.service,
                 store_us = phases.store.as_micros(),
                 instantiate_us = phases.instantiate.as_micros(),
                 call_us = phases.call.as_micros(),
