@@ -34,6 +34,7 @@ fn main() {
         .join("plugins");
 
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=ORIZURU_TEST_LANGUAGES");
     // The SDKs' sources only: their installed tools (node_modules, .venv)
     // and build outputs must not make every test run rebuild the plugins.
     for watched in [
@@ -102,9 +103,22 @@ const FOREIGN: &[&str] = &["python", "js", "c"];
 
 fn build_foreign(workspace: &Path, built: &Path) {
     std::fs::create_dir_all(built).expect("the plugins' output dir can be made");
+    // While one SDK is being changed, the others can be tested alone:
+    // ORIZURU_TEST_LANGUAGES=python,c builds only those (a language left out
+    // has no plugin, so its tests fail rather than pass). Unset: all of them.
+    let chosen = env::var("ORIZURU_TEST_LANGUAGES").ok();
+    let foreign: Vec<&str> = FOREIGN
+        .iter()
+        .copied()
+        .filter(|language| {
+            chosen
+                .as_deref()
+                .is_none_or(|list| list.split(',').any(|item| item.trim() == *language))
+        })
+        .collect();
     // Each build is mostly one single-threaded step, so they run side by side.
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let builds: Vec<_> = FOREIGN
+        let builds: Vec<_> = foreign
             .iter()
             .map(|language| {
                 scope.spawn(move || {
