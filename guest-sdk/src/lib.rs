@@ -25,6 +25,29 @@
 //!
 //! Every error you return becomes the body tsuru shows its user word for
 //! word, so write it as one sentence that names the thing and what to do.
+//!
+//! The parameters a user gives (`tsuru service instance add ... -p
+//! size_mb=128`) are read into your own struct by
+//! [`Instance::parameters_as`]: tsuru sends every value as text, and a field
+//! declared as a number or a bool reads it.
+//!
+//! ```no_run
+//! # use orizuru_sdk::{CreateRequest, Provisioned, Result};
+//! #[derive(serde::Deserialize)]
+//! struct Parameters {
+//!     size_mb: Option<u64>,
+//!     durable: Option<bool>,
+//! }
+//!
+//! fn create(request: CreateRequest) -> Result<Provisioned> {
+//!     // `-p size_mb=lots` is answered 400: parameter "size_mb" of
+//!     // instance "c1" must be a whole number, not "lots".
+//!     let parameters: Parameters = request.instance.parameters_as()?;
+//!     let size_mb = parameters.size_mb.unwrap_or(64);
+//!     # let _ = (size_mb, parameters.durable);
+//!     Ok(Provisioned::ready())
+//! }
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -57,6 +80,7 @@ pub mod config;
 pub mod http;
 pub mod kv;
 pub mod log;
+mod parameters;
 pub mod sql;
 
 pub use __private::wit::{
@@ -290,10 +314,19 @@ impl Provisioned {
 
 impl Instance {
     /// The instance's parameters (`tsuru service instance add -p ...`)
-    /// decoded into the author's own type. A mismatch is the caller's
-    /// mistake, answered as [`Error::Invalid`].
+    /// read into the author's own type, usually a struct deriving
+    /// `Deserialize`: its fields are the parameters the service takes.
+    ///
+    /// tsuru's CLI sends every value as text, so a field declared as a
+    /// number or a bool also reads the text of one (`"128"`, `"1.5"`,
+    /// `"true"`); `Option` fields may be left out. A value that does not fit,
+    /// a parameter the struct does not declare, or one it requires that is
+    /// missing is the user's mistake, answered as [`Error::Invalid`] with a
+    /// sentence naming the parameter:
+    /// `parameter "size_mb" of instance "c1" must be a whole number, not "lots"`.
+    /// Read into a `BTreeMap<String, serde_json::Value>` to take any.
     pub fn parameters_as<T: DeserializeOwned>(&self) -> Result<T> {
-        decode_parameters(&self.parameters, &format!("instance \"{}\"", self.name))
+        parameters::decode(&self.parameters, &format!("instance \"{}\"", self.name))
     }
 
     /// The data the plugin returned with [`Provisioned::with_data`], decoded;
@@ -314,18 +347,14 @@ impl Instance {
 }
 
 impl AppBinding {
-    /// The binding's parameters decoded into the author's own type.
+    /// The binding's parameters (`tsuru service instance bind -p ...`),
+    /// read as [`Instance::parameters_as`] reads an instance's.
     pub fn parameters_as<T: DeserializeOwned>(&self) -> Result<T> {
-        decode_parameters(
+        parameters::decode(
             &self.parameters,
             &format!("the binding of app \"{}\"", self.app_name),
         )
     }
-}
-
-fn decode_parameters<T: DeserializeOwned>(json: &str, of: &str) -> Result<T> {
-    serde_json::from_str(json)
-        .map_err(|err| Error::invalid(format!("the parameters of {of} are not valid: {err}")))
 }
 
 impl ProxyResponse {

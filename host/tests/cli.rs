@@ -133,7 +133,7 @@ fn call_answers_as_tsuru_would_see_it() {
     assert!(text.starts_with("400 Bad Request\n"), "{text}");
     assert!(
         text.contains(
-            "the parameters of instance \"orders\" are not valid: \"lots\" is not a whole number"
+            "parameter \"retention_hours\" of instance \"orders\" must be a whole number, not \"lots\""
         ),
         "{text}"
     );

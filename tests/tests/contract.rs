@@ -3,8 +3,9 @@
 //!
 //! The cases that use the queue example run once per SDK language, against
 //! `plugins/queue` (Rust), `plugins/queue-python`, `plugins/queue-js` and
-//! `plugins/queue-c`, served as the same service: every SDK must make the
-//! same plugin answer tsuru alike, byte for byte.
+//! `plugins/queue-c`, served as the same service: every SDK must keep the
+//! contract alike (`guest-sdk/CONTRACT.md`): the same statuses, env names
+//! and values, JSON shapes, and refusals of parameters.
 
 use std::path::Path;
 
@@ -26,6 +27,8 @@ macro_rules! conformance {
                 status_codes_follow_tsuru,
                 proxy_reaches_the_plugin_intact,
                 bad_requests_get_a_sentence,
+                typed_parameters_read_the_text_tsuru_sends,
+                parameter_refusals_name_the_parameter,
             );
         }
     )*};
@@ -175,6 +178,8 @@ async fn lifecycle_in_both_encodings_and_both_routings(queue: &str) {
                     {"label": "Plan", "value": "small"},
                     {"label": "Virtual host", "value": format!("/{name}")},
                     {"label": "Retention", "value": "48 hours"},
+                    {"label": "Durable", "value": "yes"},
+                    {"label": "Max rate", "value": "unlimited"},
                 ])
             );
 
@@ -198,6 +203,34 @@ async fn lifecycle_in_both_encodings_and_both_routings(queue: &str) {
                 env.as_object()
                     .is_some_and(|vars| vars.values().all(Value::is_string))
             );
+            let names: Vec<&String> = env.as_object().expect("an object").keys().collect();
+            assert_eq!(
+                names,
+                [
+                    "QUEUE_HOST",
+                    "QUEUE_PASSWORD",
+                    "QUEUE_PORT",
+                    "QUEUE_URL",
+                    "QUEUE_USER",
+                    "QUEUE_VHOST"
+                ]
+            );
+            let password = env["QUEUE_PASSWORD"].as_str().expect("text");
+            assert!(
+                password.len() == 32
+                    && password
+                        .bytes()
+                        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)),
+                "32 hex digits: {password}"
+            );
+            assert_eq!(
+                env["QUEUE_URL"],
+                json!(format!(
+                    "amqp://web:{password}@queue.example.com:5672/{name}"
+                ))
+            );
+            assert_eq!(env["QUEUE_USER"], "web");
+            assert_eq!(env["QUEUE_HOST"], "queue.example.com");
 
             let unbind = call(
                 &api,
@@ -884,7 +917,7 @@ async fn bad_requests_get_a_sentence(queue: &str) {
             None,
             "name=x3&parameters.colour=red",
             400,
-            "the parameters of instance \"x3\" are not valid",
+            "instance \"x3\" has no parameter \"colour\"",
         ),
         (
             Method::PATCH,
@@ -926,4 +959,203 @@ async fn bad_requests_get_a_sentence(queue: &str) {
                 .is_none()
         );
     }
+}
+
+/// tsuru's CLI sends every parameter as text, in both encodings; a typed
+/// parameter reads it (and a JSON client's typed value) with no code of the
+/// plugin's own.
+async fn typed_parameters_read_the_text_tsuru_sends(queue: &str) {
+    let server = server(queue).await;
+    let api = server.tsuru("queue");
+    let info = |name: &str, durable: &str, rate: &str| {
+        json!([
+            {"label": "Plan", "value": "small"},
+            {"label": "Virtual host", "value": format!("/{name}")},
+            {"label": "Retention", "value": "48 hours"},
+            {"label": "Durable", "value": durable},
+            {"label": "Max rate", "value": rate},
+        ])
+    };
+    for encoding in [Encoding::Form, Encoding::Json] {
+        let name = format!("typed-{encoding:?}").to_lowercase();
+        let created = call(
+            &api,
+            encoding,
+            Method::POST,
+            "/resources",
+            &[
+                ("name", &name),
+                ("parameters.retention_hours", "48"),
+                ("parameters.durable", "false"),
+                ("parameters.max_rate", "12.5"),
+                ("parameters.provision_seconds", " 0 "),
+            ],
+        )
+        .await;
+        assert_eq!(created.status, 201, "{encoding:?}: {}", created.body);
+        let answer = api.get(&format!("/resources/{name}")).await;
+        assert_eq!(answer.json(), info(&name, "no", "12.5 messages a second"));
+
+        let bound = call(
+            &api,
+            encoding,
+            Method::POST,
+            &format!("/resources/{name}/bind-app"),
+            &[("app-name", "web"), ("parameters.prefix", "orders-")],
+        )
+        .await;
+        assert_eq!(bound.status, 201, "{encoding:?}: {}", bound.body);
+        assert_eq!(bound.json()["QUEUE_PREFIX"], "orders-");
+    }
+
+    // A client of the JSON encoding may send typed values; they read alike.
+    let typed = api
+        .json(
+            Method::POST,
+            "/resources",
+            json!({"name": "typed-values", "parameters": {
+                "retention_hours": 48, "durable": true, "max_rate": 100, "provision_seconds": 0,
+            }}),
+        )
+        .await;
+    assert_eq!(typed.status, 201, "{}", typed.body);
+    assert_eq!(
+        api.get("/resources/typed-values").await.json(),
+        info("typed-values", "yes", "100 messages a second")
+    );
+    // Booleans in any case, as people type them.
+    let shouted = api
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "shouted"), ("parameters.durable", "TRUE")],
+        )
+        .await;
+    assert_eq!(shouted.status, 201, "{}", shouted.body);
+    assert_eq!(
+        api.get("/resources/shouted").await.json()[3]["value"],
+        "yes"
+    );
+}
+
+/// Each refusal names the parameter and what it must be, in both
+/// encodings, and records nothing.
+async fn parameter_refusals_name_the_parameter(queue: &str) {
+    let server = server(queue).await;
+    let api = server.tsuru("queue");
+    let declared = "retention_hours, provision_seconds, simulate, durable, max_rate";
+    let cases = [
+        (
+            ("parameters.retention_hours", "lots"),
+            "parameter \"retention_hours\" of instance \"bad\" must be a whole number, not \"lots\"".to_owned(),
+        ),
+        (
+            ("parameters.retention_hours", "1.5"),
+            "parameter \"retention_hours\" of instance \"bad\" must be a whole number, not \"1.5\"".to_owned(),
+        ),
+        (
+            ("parameters.durable", "yes"),
+            "parameter \"durable\" of instance \"bad\" must be true or false, not \"yes\"".to_owned(),
+        ),
+        (
+            ("parameters.max_rate", "fast"),
+            "parameter \"max_rate\" of instance \"bad\" must be a number, not \"fast\"".to_owned(),
+        ),
+        (
+            ("parameters.colour", "red"),
+            format!("instance \"bad\" has no parameter \"colour\"; the parameters are: {declared}"),
+        ),
+        // The plugin's own checks are its own sentences.
+        (
+            ("parameters.max_rate", "0"),
+            "max_rate is 0; give a number of messages a second above 0".to_owned(),
+        ),
+        (
+            ("parameters.retention_hours", "721"),
+            "retention_hours is 721; give a number of hours from 1 to 720".to_owned(),
+        ),
+    ];
+    for encoding in [Encoding::Form, Encoding::Json] {
+        for (parameter, sentence) in &cases {
+            let refused = call(
+                &api,
+                encoding,
+                Method::POST,
+                "/resources",
+                &[("name", "bad"), *parameter],
+            )
+            .await;
+            assert_eq!(
+                (refused.status, refused.body.as_str()),
+                (400, sentence.as_str()),
+                "{encoding:?} {parameter:?}"
+            );
+        }
+    }
+    refused_as_json(
+        &api,
+        "/resources",
+        json!({"name": "bad", "parameters": {"simulate": 5}}),
+        "parameter \"simulate\" of instance \"bad\" must be text, not 5",
+    )
+    .await;
+    assert!(
+        server
+            .host
+            .ledger
+            .instance("queue", "bad")
+            .await
+            .expect("ledger")
+            .is_none(),
+        "a refused create records nothing"
+    );
+
+    // A bind's parameters are refused alike, naming the app.
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "good")])
+            .await
+            .status,
+        201
+    );
+    for encoding in [Encoding::Form, Encoding::Json] {
+        let refused = call(
+            &api,
+            encoding,
+            Method::POST,
+            "/resources/good/bind-app",
+            &[("app-name", "web"), ("parameters.prefx", "x")],
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (
+                400,
+                "the binding of app \"web\" has no parameter \"prefx\"; the parameters are: prefix"
+            ),
+            "{encoding:?}"
+        );
+    }
+    refused_as_json(
+        &api,
+        "/resources/good/bind-app",
+        json!({"appName": "web", "parameters": {"prefix": 5}}),
+        "parameter \"prefix\" of the binding of app \"web\" must be text, not 5",
+    )
+    .await;
+    assert!(
+        server
+            .host
+            .ledger
+            .bindings("queue", "good")
+            .await
+            .expect("ledger")
+            .is_empty(),
+        "a refused bind records nothing"
+    );
+}
+
+/// A JSON client's typed value is refused with `sentence` (400).
+async fn refused_as_json(api: &Tsuru, path: &str, body: Value, sentence: &str) {
+    let refused = api.json(Method::POST, path, body).await;
+    assert_eq!((refused.status, refused.body.as_str()), (400, sentence));
 }

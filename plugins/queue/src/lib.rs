@@ -1,7 +1,8 @@
-//! A message-queue service, the stateful example: two plans, parameters
-//! decoded into a struct, the instance's own data kept by the host, a large
-//! plan that provisions in the background (pending, then up), per-app
-//! credentials, info lines and a proxied backup call.
+//! A message-queue service, the stateful example: two plans, typed
+//! parameters read into a struct (tsuru sends them as text; the SDK reads
+//! them), the instance's own data kept by the host, a large plan that
+//! provisions in the background (pending, then up), per-app credentials,
+//! info lines and a proxied backup call.
 //!
 //! It provisions nothing real; a real service would call its broker where
 //! this one only computes names and credentials.
@@ -26,17 +27,24 @@ const PLANS: [(&str, &str); 2] = [
 
 /// What `tsuru service instance add queue NAME -p KEY=VALUE` may set.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct Parameters {
     /// How long messages are kept, in hours (1 to 720; 24 by default).
-    #[serde(default, deserialize_with = "number")]
     retention_hours: Option<u64>,
     /// How long provisioning takes, in seconds (the large plan's default is 5).
-    #[serde(default, deserialize_with = "number")]
     provision_seconds: Option<u64>,
     /// Makes `status` report a broken broker, to show how tsuru displays it.
-    #[serde(default)]
     simulate: Option<String>,
+    /// Whether messages survive a broker restart (true by default).
+    durable: Option<bool>,
+    /// At most this many messages a second; no limit when absent.
+    max_rate: Option<f64>,
+}
+
+/// What `tsuru service instance bind queue NAME -p KEY=VALUE` may set.
+#[derive(Deserialize, Default)]
+struct BindParameters {
+    /// Prepended to the app's queue names.
+    prefix: Option<String>,
 }
 
 /// What the plugin remembers about an instance, in the host's ledger.
@@ -44,29 +52,10 @@ struct Parameters {
 struct Data {
     vhost: String,
     retention_hours: u64,
+    durable: bool,
+    max_rate: Option<f64>,
     ready_at: u64,
     simulate: Option<String>,
-}
-
-/// Form-encoded parameters arrive as text, JSON ones as numbers: take both.
-fn number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumberOrText {
-        Number(u64),
-        Text(String),
-    }
-    match Option::<NumberOrText>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(NumberOrText::Number(number)) => Ok(Some(number)),
-        Some(NumberOrText::Text(text)) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("\"{text}\" is not a whole number"))),
-    }
 }
 
 fn now() -> u64 {
@@ -100,13 +89,20 @@ fn provision(instance: &Instance, delay: Option<u64>) -> Result<Provisioned> {
             "retention_hours is {retention_hours}; give a number of hours from 1 to 720"
         )));
     }
+    if let Some(rate) = parameters.max_rate.filter(|rate| *rate <= 0.0) {
+        return Err(Error::invalid(format!(
+            "max_rate is {rate}; give a number of messages a second above 0"
+        )));
+    }
     let delay = delay
         .or(parameters.provision_seconds)
         .unwrap_or(if plan == "large" { 5 } else { 0 });
     let data = Data {
         vhost: format!("/{}", instance.name),
         retention_hours,
-        ready_at: now() + delay,
+        durable: parameters.durable.unwrap_or(true),
+        max_rate: parameters.max_rate,
+        ready_at: now().saturating_add(delay),
         simulate: parameters.simulate,
     };
     let provisioned = if delay > 0 {
@@ -126,20 +122,18 @@ fn data(instance: &Instance) -> Result<Data> {
     })
 }
 
-/// A password only this instance and client share (a real service would
-/// generate one at bind and store it in the broker).
-fn password(instance: &str, client: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in instance.bytes().chain([b'/']).chain(client.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+/// A new password, as a real broker would be given at bind: 16 random bytes
+/// in hex.
+fn password() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| Error::failed(format!("no random bytes for a password: {err}")))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 fn credentials(instance: &Instance, user: &str) -> Result<Env> {
     let data = data(instance)?;
-    let password = password(&instance.name, user);
+    let password = password()?;
     Ok(Env::from([
         (
             "QUEUE_URL".into(),
@@ -197,15 +191,18 @@ impl Service for Queue {
             InfoItem::new("Plan", instance.plan.as_deref().unwrap_or("small")),
             InfoItem::new("Virtual host", &data.vhost),
             InfoItem::new("Retention", format!("{} hours", data.retention_hours)),
+            InfoItem::new("Durable", if data.durable { "yes" } else { "no" }),
+            InfoItem::new(
+                "Max rate",
+                match data.max_rate {
+                    Some(rate) => format!("{rate} messages a second"),
+                    None => "unlimited".into(),
+                },
+            ),
         ])
     }
 
     fn bind_app(instance: Instance, app: AppBinding) -> Result<Env> {
-        #[derive(Deserialize, Default)]
-        #[serde(deny_unknown_fields)]
-        struct BindParameters {
-            prefix: Option<String>,
-        }
         let parameters: BindParameters = app.parameters_as()?;
         let mut env = credentials(&instance, &app.app_name)?;
         if let Some(prefix) = parameters.prefix {
