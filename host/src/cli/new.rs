@@ -1,8 +1,11 @@
 //! `orizuru new NAME --lang rust|python|js|c`: a plugin project that builds
 //! with one command and tests itself through `orizuru check` and `call`.
 //!
-//! The templates are in `host/templates/<lang>/`, compiled into the binary;
-//! `{{name}}`, `{{crate}}`, `{{env}}` and `{{sdk}}` are filled in.
+//! The templates are in `host/templates/<lang>/`, compiled into the binary.
+//! A project depends on the SDK by name and version, as its ecosystem does
+//! (`orizuru-sdk` on crates.io, PyPI and npm; `orizuru` in pkg-config); until
+//! the SDKs are published it builds on a local checkout's, through the one
+//! override its `.local` template files write.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,10 +22,20 @@ pub struct Args {
     /// Where to make the project (default: ./NAME); it must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The guest-sdk folder of an Orizuru checkout (default: the one this
-    /// orizuru was built from, if it is still there).
-    #[arg(long, env = "ORIZURU_SDK", value_name = "DIR")]
+    /// Build on the SDK of a local Orizuru checkout: its guest-sdk folder
+    /// (default: the checkout this orizuru was built from, if it is still
+    /// there). The project gets one override pointing at it, in its
+    /// ecosystem's own way; its README says how to drop it.
+    #[arg(
+        long,
+        env = "ORIZURU_SDK",
+        value_name = "DIR",
+        conflicts_with = "published_sdk"
+    )]
     sdk: Option<PathBuf>,
+    /// Depend on the published SDK only, with no override pointing at a checkout.
+    #[arg(long)]
+    published_sdk: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,103 +46,51 @@ enum Lang {
     C,
 }
 
-/// One file of a template: its path in the project, its text, and whether it is a script.
-struct File {
-    path: &'static str,
-    text: &'static str,
-    executable: bool,
-}
+/// The project templates, one folder per language. Every file is written,
+/// with `{{name}}`, `{{crate}}`, `{{env}}`, `{{version}}` and `{{sdk}}`
+/// filled in; a name ending in `.tmpl` loses that suffix (so the repository
+/// never sees a second `Cargo.toml`), one ending in `.local` is written only
+/// for a project on a local SDK checkout (it holds the ecosystem's override
+/// that points at it, and replaces a file of the same name without the
+/// suffix), and a file starting with `#!` is made executable.
+static TEMPLATES: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
 
-macro_rules! template {
-    ($lang:literal: $($path:literal $(as $target:literal)? $(, $exec:ident)?;)*) => {
-        &[$(File {
-            path: template!(@target $path $(, $target)?),
-            text: include_str!(concat!("../../templates/", $lang, "/", $path)),
-            executable: template!(@exec $($exec)?),
-        }),*]
-    };
-    (@target $path:literal) => { $path };
-    (@target $path:literal, $target:literal) => { $target };
-    (@exec executable) => { true };
-    (@exec) => { false };
-}
-
-const RUST: &[File] = template!("rust":
-    "Cargo.toml.tmpl" as "Cargo.toml";
-    ".cargo/config.toml";
-    ".gitignore";
-    "README.md";
-    "orizuru.toml";
-    "src/lib.rs";
-    "test", executable;
-);
-
-const PYTHON: &[File] = template!("python":
-    ".gitignore";
-    "README.md";
-    "orizuru.toml";
-    "plugin.py";
-    "build", executable;
-    "test", executable;
-);
-
-const JS: &[File] = template!("js":
-    ".gitignore";
-    "README.md";
-    "orizuru.toml";
-    "src/index.ts";
-    "tsconfig.json";
-    "build", executable;
-    "test", executable;
-);
-
-const C: &[File] = template!("c":
-    ".gitignore";
-    "README.md";
-    "orizuru.toml";
-    "plugin.c";
-    "build", executable;
-    "test", executable;
-);
+/// The SDK version a new project depends on: the host's own, since the
+/// host and the SDKs are released together.
+const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn run(args: Args) -> ExitCode {
     match create(&args) {
-        Ok(dir) => {
+        Ok((dir, sdk)) => {
             let shown = dir.display();
-            let (install, build) = match args.lang {
-                Lang::Rust => (
-                    "rustup target add wasm32-wasip2".to_owned(),
-                    "cargo build --release",
-                ),
-                Lang::Python => (format!("{}/python/install", sdk_shown(&args)), "./build"),
-                Lang::Js => (format!("{}/js/install", sdk_shown(&args)), "./build"),
-                Lang::C => (format!("{}/c/install", sdk_shown(&args)), "./build"),
+            let build = match args.lang {
+                Lang::Rust => "cargo build --release",
+                Lang::Python | Lang::Js | Lang::C => "./build",
             };
             println!(
-                "made {shown}: a {} plugin for service \"{}\"",
+                "made {shown}: a {} plugin for service \"{}\", on orizuru-sdk {SDK_VERSION}",
                 lang_name(args.lang),
                 args.name
             );
+            match &sdk {
+                Some(sdk) => println!("(from the local checkout {})", sdk.display()),
+                None => println!("(as published; pass --sdk DIR to build on a local checkout)"),
+            }
             println!();
             println!("  cd {shown}");
-            println!("  {install}      # once: the toolchain");
             println!("  {build}");
             println!(
                 "  ./test         # builds, then runs it through orizuru check and orizuru call"
             );
             println!("  orizuru serve --config orizuru.toml");
             println!();
-            println!("{shown}/README.md tells the rest: actions, capabilities, deploying.");
+            println!(
+                "{shown}/README.md tells the rest: what to install once, actions, capabilities, deploying."
+            );
             ExitCode::SUCCESS
         }
         Err(sentence) => super::fail(sentence),
     }
-}
-
-fn sdk_shown(args: &Args) -> String {
-    find_sdk(args.sdk.as_deref())
-        .map(|sdk| sdk.display().to_string())
-        .unwrap_or_default()
 }
 
 fn lang_name(lang: Lang) -> &'static str {
@@ -141,18 +102,22 @@ fn lang_name(lang: Lang) -> &'static str {
     }
 }
 
-/// Writes the project; its directory.
-fn create(args: &Args) -> Result<PathBuf, String> {
+/// Writes the project; its directory, and the local SDK it builds on.
+fn create(args: &Args) -> Result<(PathBuf, Option<PathBuf>), String> {
     check_name(&args.name)?;
-    let sdk = find_sdk(args.sdk.as_deref()).ok_or_else(|| {
-        format!(
-            "cannot find Orizuru's guest SDK{}; pass --sdk (or set ORIZURU_SDK) with the path of the guest-sdk folder of an Orizuru checkout",
-            match &args.sdk {
-                Some(given) => format!(" at {}", given.display()),
-                None => String::new(),
-            }
-        )
-    })?;
+    let sdk = if args.published_sdk {
+        None
+    } else {
+        match &args.sdk {
+            Some(given) => Some(local_sdk(given).ok_or_else(|| {
+                format!(
+                    "{} is not the guest-sdk folder of an Orizuru checkout (it has no wit/service.wit); pass --sdk with that folder's path, or --published-sdk",
+                    given.display()
+                )
+            })?),
+            None => local_sdk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk")),
+        }
+    };
     let dir = args
         .dir
         .clone()
@@ -168,27 +133,77 @@ fn create(args: &Args) -> Result<PathBuf, String> {
             ));
         }
     }
-    let files = match args.lang {
-        Lang::Rust => RUST,
-        Lang::Python => PYTHON,
-        Lang::Js => JS,
-        Lang::C => C,
-    };
+    let template = TEMPLATES
+        .get_dir(lang_folder(args.lang))
+        .ok_or_else(|| format!("this orizuru carries no {} template", lang_name(args.lang)))?;
     let crate_name = args.name.replace('-', "_");
     let env = crate_name.to_uppercase();
-    let sdk_text = sdk.display().to_string();
-    for file in files {
-        let text = file
-            .text
+    let sdk_text = sdk
+        .as_ref()
+        .map(|sdk| sdk.display().to_string())
+        .unwrap_or_default();
+    let chosen: Vec<_> = files(template)
+        .into_iter()
+        .filter_map(|file| {
+            target_path(file.path(), template.path(), sdk.is_some()).map(|target| (target, file))
+        })
+        .collect();
+    for (target, file) in &chosen {
+        // A `.local` file replaces the published variant of the same file.
+        let replaced = chosen.iter().any(|(other, over)| {
+            other == target && over.path().extension().is_some_and(|ext| ext == "local")
+        });
+        if replaced && file.path().extension().is_none_or(|ext| ext != "local") {
+            continue;
+        }
+        let text = file.contents_utf8().ok_or_else(|| {
+            format!(
+                "the template file {} is not text; this orizuru was built wrong",
+                file.path().display()
+            )
+        })?;
+        let text = text
             .replace("{{name}}", &args.name)
             .replace("{{crate}}", &crate_name)
             .replace("{{env}}", &env)
+            .replace("{{version}}", SDK_VERSION)
             .replace("{{sdk}}", &sdk_text);
-        let path = dir.join(file.path);
-        write(&path, &text, file.executable)
+        let path = dir.join(target);
+        write(&path, &text, text.starts_with("#!"))
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     }
-    Ok(dir)
+    Ok((dir, sdk))
+}
+
+fn lang_folder(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Rust => "rust",
+        Lang::Python => "python",
+        Lang::Js => "js",
+        Lang::C => "c",
+    }
+}
+
+/// Every file of a template folder, however deep.
+fn files<'a>(dir: &'a include_dir::Dir<'a>) -> Vec<&'a include_dir::File<'a>> {
+    let mut found: Vec<_> = dir.files().collect();
+    for sub in dir.dirs() {
+        found.extend(files(sub));
+    }
+    found
+}
+
+/// Where a template file goes in the project, or `None` when it is an
+/// override and the project is on the published SDK.
+fn target_path(path: &Path, template: &Path, local: bool) -> Option<PathBuf> {
+    let relative = path.strip_prefix(template).unwrap_or(path);
+    let name = relative.file_name()?.to_str()?;
+    let (name, wanted) = match name.strip_suffix(".local") {
+        Some(stem) => (stem, local),
+        None => (name, true),
+    };
+    let name = name.strip_suffix(".tmpl").unwrap_or(name);
+    wanted.then(|| relative.with_file_name(name))
 }
 
 fn write(path: &Path, text: &str, executable: bool) -> std::io::Result<()> {
@@ -222,12 +237,47 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The SDK: the one given, or the checkout this binary was built from.
-fn find_sdk(given: Option<&Path>) -> Option<PathBuf> {
-    let candidate = match given {
-        Some(path) => path.to_owned(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk"),
-    };
+/// `candidate` as the guest-sdk folder of a checkout, if it is one.
+fn local_sdk(candidate: &Path) -> Option<PathBuf> {
     let sdk = std::fs::canonicalize(candidate).ok()?;
     sdk.join("wit/service.wit").is_file().then_some(sdk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_written_only_for_a_local_sdk() {
+        let template = Path::new("rust");
+        let config = Path::new("rust/.cargo/config.toml.local");
+        assert_eq!(
+            target_path(config, template, true),
+            Some(PathBuf::from(".cargo/config.toml"))
+        );
+        assert_eq!(target_path(config, template, false), None);
+        assert_eq!(
+            target_path(Path::new("rust/Cargo.toml.tmpl"), template, false),
+            Some(PathBuf::from("Cargo.toml"))
+        );
+        assert_eq!(
+            target_path(Path::new("rust/src/lib.rs"), template, false),
+            Some(PathBuf::from("src/lib.rs"))
+        );
+    }
+
+    #[test]
+    fn every_language_has_a_template_with_a_test() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
+            let template = TEMPLATES.get_dir(lang_folder(lang)).expect("a template");
+            let test = files(template)
+                .into_iter()
+                .find(|file| file.path().ends_with("test"))
+                .expect("a ./test");
+            assert!(
+                test.contents_utf8()
+                    .is_some_and(|text| text.starts_with("#!"))
+            );
+        }
+    }
 }
