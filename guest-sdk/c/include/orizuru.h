@@ -5,8 +5,8 @@
  * (duplicate creates, unknown instances and retried events are answered
  * without your code) and calls your plugin once per tsuru action, each time
  * in a fresh sandbox. A plugin defines the actions it offers, as functions
- * named `service_<action>`; every action it leaves out gets the default of
- * the Rust SDK's `Service` trait:
+ * named `service_<action>`; every action it leaves out gets the default
+ * every Orizuru SDK gives it:
  *
  *   action            default when you don't define it
  *   service_plans      no plans
@@ -30,8 +30,12 @@
  *       return NULL;
  *   }
  *
- * Build it with `guest-sdk/c/build DIR OUT.wasm` and point a `[[services]]`
- * entry of the host's config at OUT.wasm.
+ * Build it with `orizuru-c-build DIR OUT.wasm` (installed with the SDK;
+ * `pkg-config --variable=orizuru_c_build orizuru` finds it) and point a
+ * `[[services]]` entry of the host's config at OUT.wasm.
+ *
+ * JSON is cJSON's (<cjson/cJSON.h>, included here): use its API for the
+ * instance data you keep and the bodies you answer.
  *
  * Results: every action answers an `orizuru_error *`: NULL when it did what
  * it was asked, or an error made by `orizuru_invalid(...)` and its siblings.
@@ -42,14 +46,15 @@
  * write one sentence that names the thing and says what to do.
  *
  * Memory: everything the SDK hands you or makes for you (the requests, the
- * errors, the strings of orizuru_format, decoded parameters, JSON text, ...)
- * lives until your action returns, and the SDK frees it then: never free it
- * yourself, and never keep a pointer to it past the action (nothing outlives
- * an action anyway: each call runs in a fresh sandbox). Every function that
- * takes a string copies it, so you may pass stack buffers and free your own
- * memory as you like. Strings are NUL-terminated UTF-8. When memory runs out
- * (the service's `memory_mb`), the SDK stops the call and the host answers
- * it with a sentence saying so.
+ * errors, the strings of orizuru_format, parameters, every cJSON value and
+ * text, ...) lives until your action returns, and the SDK frees it then:
+ * never free it yourself (cJSON_Delete and cJSON_free do nothing; do not
+ * call cJSON_InitHooks, which the SDK set), and never keep a pointer to it
+ * past the action (nothing outlives an action anyway: each call runs in a
+ * fresh sandbox). Every function that takes a string copies it, so you may
+ * pass stack buffers and free your own memory as you like. Strings are
+ * NUL-terminated UTF-8. When memory runs out (the service's `memory_mb`),
+ * the SDK stops the call and the host answers it with a sentence saying so.
  */
 #ifndef ORIZURU_H
 #define ORIZURU_H
@@ -57,6 +62,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#define ORIZURU_VERSION "0.1.0"
 
 #ifdef __cplusplus
 extern "C" {
@@ -200,160 +209,110 @@ const char *orizuru_error_message(const orizuru_error *error);
 const char *orizuru_format(const char *format, ...) ORIZURU_PRINTF(1, 2);
 /* A copy of `text` that lives until the action returns. */
 const char *orizuru_strdup(const char *text);
-/* `len` bytes as UTF-8 text, each invalid sequence replaced by U+FFFD (as
- * Rust's String::from_utf8_lossy does); lives until the action returns.
- * *text_len (when not NULL) gets its length, which counts NUL bytes the
- * bytes held. */
-const char *orizuru_utf8_lossy(const uint8_t *bytes, size_t len, size_t *text_len);
-/* `text` without leading and trailing Unicode white space (Rust's
- * str::trim); lives until the action returns. */
-const char *orizuru_trim(const char *text);
-/* Reads a whole decimal number as Rust's u64::from_str does: digits with an
- * optional leading '+', nothing else, at most 18446744073709551615. */
-bool orizuru_parse_u64(const char *text, uint64_t *out);
 
-/* ---- JSON ------------------------------------------------------------------ */
+/* ---- Parameters ------------------------------------------------------------ */
 
-/* Reading: describe the keys of a JSON object you expect in a table of
- * fields, and orizuru_instance_parameters (or orizuru_app_parameters,
- * orizuru_instance_data, orizuru_json_decode) fills them in, refusing what
- * does not fit with the same sentence serde_json gives a Rust plugin
- * (`unknown field `x`, expected `prefix` at line 1 column 4`).
+/* tsuru's CLI sends every parameter as text (`-p size_mb=128` arrives as
+ * "128"); other clients of its JSON encoding may send typed values. Declare
+ * the parameters your service takes in a table of fields, and
+ * orizuru_instance_parameters (or orizuru_app_parameters) reads them into
+ * your variables, taking the typed value or the text of one:
  *
- *   const char *simulate = NULL;
- *   uint64_t retention = 24;
+ *   uint64_t size_mb = 128;       // the default, kept when absent or null
+ *   const char *engine = NULL;
  *   orizuru_field fields[] = {
- *       ORIZURU_U64("retention_hours", &retention),
- *       ORIZURU_STRING("simulate", &simulate),
+ *       ORIZURU_U64("size_mb", &size_mb),
+ *       ORIZURU_STRING("engine", &engine),
  *   };
- *   orizuru_error *err = orizuru_instance_parameters(instance, fields,
- *       ORIZURU_COUNT(fields), ORIZURU_DENY_UNKNOWN_FIELDS);
+ *   orizuru_error *err =
+ *       orizuru_instance_parameters(instance, fields, ORIZURU_COUNT(fields));
  *   if (err) return err;
- *   if (fields[0].present) ...
  *
- * A field is optional unless made with ORIZURU_REQUIRED(...): absent or
- * null, it leaves its target untouched and `present` false. */
-typedef enum orizuru_json_kind {
-    ORIZURU_JSON_NULL,
-    ORIZURU_JSON_BOOL,
-    ORIZURU_JSON_NUMBER,
-    ORIZURU_JSON_STRING,
-    ORIZURU_JSON_ARRAY,
-    ORIZURU_JSON_OBJECT,
-} orizuru_json_kind;
-
-/* A value as found, handed to a custom field reader. */
-typedef struct orizuru_json_value {
-    orizuru_json_kind kind;
-    const char *text;   /* the value's JSON text */
-    size_t text_len;
-    const char *string; /* ORIZURU_JSON_STRING: the decoded string */
-    size_t string_len;
-    bool boolean;       /* ORIZURU_JSON_BOOL */
-    /* ORIZURU_JSON_NUMBER, read as serde_json does: a whole number that
-     * fits a u64 is is_u64, a negative one that fits an i64 is is_i64,
-     * anything else (a fraction, an exponent, too large) only an f64. */
-    bool is_u64, is_i64;
-    uint64_t u64;
-    int64_t i64;
-    double f64;
-} orizuru_json_value;
-
-/* What a value is, as serde's messages say it: `integer `5``, `map`. */
-const char *orizuru_json_describe(const orizuru_json_value *value);
-
-/* A custom reader: NULL when it took the value, or why not (a string that
- * lives until the action returns, e.g. from orizuru_format); the SDK adds
- * where the value is. */
-typedef const char *(*orizuru_field_reader)(const orizuru_json_value *value, void *target);
-
+ *   field                     accepts                         refuses
+ *   ORIZURU_U64, ORIZURU_I64  5, "5", " +5 ", "-3" (I64)      "lots", "1.5", "", 1.5
+ *   ORIZURU_F64               1.5, "1.5", "1e3", ".5"          "fast", "nan", "inf", ""
+ *   ORIZURU_BOOL              true, "true", "FALSE"            "yes", "1", 1
+ *   ORIZURU_STRING            "text"                           5, true
+ *   ORIZURU_GROUP             {...}: `-p db.size=1` arrives nested; its own fields
+ *   ORIZURU_JSON              anything, as the cJSON value
+ *
+ * A field is optional: absent or null, it leaves its variable as it was
+ * (your default) and `present` false. ORIZURU_REQUIRED(field) makes it
+ * required. What does not fit is the user's mistake, answered 400 with a
+ * sentence naming the parameter:
+ *
+ *   parameter "size_mb" of instance "c1" must be a whole number, not "lots"
+ *   instance "c1" has no parameter "colour"; the parameters are: size_mb, engine
+ *   parameter "size_mb" of instance "c1" is missing
+ *
+ * A parameter the table does not declare is refused, so a mistyped -p never
+ * passes silently (to take any, read instance->parameters with cJSON_Parse). */
 typedef enum orizuru_field_type {
-    ORIZURU_FIELD_STRING, /* const char **    */
-    ORIZURU_FIELD_U64,    /* uint64_t *       */
-    ORIZURU_FIELD_I64,    /* int64_t *        */
-    ORIZURU_FIELD_F64,    /* double *         */
-    ORIZURU_FIELD_BOOL,   /* bool *           */
-    ORIZURU_FIELD_JSON,   /* const char **: the value's JSON text, any kind */
-    ORIZURU_FIELD_CUSTOM, /* whatever the reader writes */
+    ORIZURU_FIELD_STRING, /* const char **  */
+    ORIZURU_FIELD_U64,    /* uint64_t *     */
+    ORIZURU_FIELD_I64,    /* int64_t *      */
+    ORIZURU_FIELD_F64,    /* double *       */
+    ORIZURU_FIELD_BOOL,   /* bool *         */
+    ORIZURU_FIELD_GROUP,  /* orizuru_field[]: a nested group's own fields */
+    ORIZURU_FIELD_JSON,   /* const cJSON ** */
 } orizuru_field_type;
 
 typedef struct orizuru_field {
     const char *name;
     orizuru_field_type type;
     void *target;
-    orizuru_field_reader reader; /* ORIZURU_FIELD_CUSTOM only */
+    size_t count;  /* ORIZURU_FIELD_GROUP: how many fields it has */
     bool required;
-    bool present; /* set by the decoder: found and not null */
+    bool present;  /* set by the reader: given and not null */
 } orizuru_field;
 
+/* A field whose target has type `ctype *`: any other pointer is a compiler
+ * warning (the conditional's two pointer types must match). */
+#define ORIZURU__FIELD(name, type, ctype, target) \
+    ((orizuru_field){(name), (type), (1 ? (target) : (ctype *)0), 0, false, false})
+
 #define ORIZURU_STRING(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_STRING, (const char **)(target), NULL, false, false})
-#define ORIZURU_U64(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_U64, (uint64_t *)(target), NULL, false, false})
-#define ORIZURU_I64(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_I64, (int64_t *)(target), NULL, false, false})
-#define ORIZURU_F64(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_F64, (double *)(target), NULL, false, false})
-#define ORIZURU_BOOL(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_BOOL, (bool *)(target), NULL, false, false})
+    ORIZURU__FIELD(name, ORIZURU_FIELD_STRING, const char *, target)
+#define ORIZURU_U64(name, target) ORIZURU__FIELD(name, ORIZURU_FIELD_U64, uint64_t, target)
+#define ORIZURU_I64(name, target) ORIZURU__FIELD(name, ORIZURU_FIELD_I64, int64_t, target)
+#define ORIZURU_F64(name, target) ORIZURU__FIELD(name, ORIZURU_FIELD_F64, double, target)
+#define ORIZURU_BOOL(name, target) ORIZURU__FIELD(name, ORIZURU_FIELD_BOOL, bool, target)
 #define ORIZURU_JSON(name, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_JSON, (const char **)(target), NULL, false, false})
-#define ORIZURU_CUSTOM(name, reader, target) \
-    ((orizuru_field){(name), ORIZURU_FIELD_CUSTOM, (target), (reader), false, false})
-/* The same field, which must be there and not null. */
+    ORIZURU__FIELD(name, ORIZURU_FIELD_JSON, const cJSON *, target)
+/* `fields` is an array of orizuru_field (not a pointer: it is counted). */
+#define ORIZURU_GROUP(name, fields)                                                   \
+    ((orizuru_field){(name), ORIZURU_FIELD_GROUP, (1 ? (fields) : (orizuru_field *)0), \
+                     ORIZURU_COUNT(fields), false, false})
+/* The same field, which must be given and not null. */
 #define ORIZURU_REQUIRED(field) orizuru_field_required(field)
 orizuru_field orizuru_field_required(orizuru_field field);
 
-/* Flags of the decoders. */
-enum {
-    /* Refuse keys that no field names (serde's deny_unknown_fields);
-     * without it they are skipped. */
-    ORIZURU_DENY_UNKNOWN_FIELDS = 1,
-};
-
-/* The instance's parameters into `fields`; a mismatch is the caller's
- * mistake, answered as invalid (400): `the parameters of instance "x" are
- * not valid: ...`. */
+/* The instance's parameters (create, update) into `fields`. */
 orizuru_error *orizuru_instance_parameters(const orizuru_instance *instance, orizuru_field *fields,
-                                           size_t count, int flags) ORIZURU_WARN_UNUSED;
-/* The binding's parameters into `fields`, the same way. */
+                                           size_t count) ORIZURU_WARN_UNUSED;
+/* The binding's parameters (bind-app) into `fields`, the same way. */
 orizuru_error *orizuru_app_parameters(const orizuru_app_binding *app, orizuru_field *fields,
-                                      size_t count, int flags) ORIZURU_WARN_UNUSED;
-/* The instance's data into `fields`; *present tells whether it had any
- * (nothing is filled in when not). Unreadable data fails (500). */
-orizuru_error *orizuru_instance_data(const orizuru_instance *instance, orizuru_field *fields,
-                                     size_t count, int flags, bool *present) ORIZURU_WARN_UNUSED;
-/* Any JSON object text into `fields`: NULL when it fits, else the sentence
- * serde_json would give (`missing field `x` at line 1 column 9`). */
-const char *orizuru_json_decode(const char *json, orizuru_field *fields, size_t count, int flags);
+                                      size_t count) ORIZURU_WARN_UNUSED;
 
-/* Writing: JSON text with serde_json's escaping, commas placed for you.
+/* ---- Instance data ------------------------------------------------------------ */
+
+/* What create or update hands to orizuru_provisioned_data is JSON text you
+ * write with cJSON, whose allocations go to the call's memory like
+ * everything else here (so cJSON_Delete is never needed):
  *
- *   orizuru_json *json = orizuru_json_new();
- *   orizuru_json_object(json);
- *   orizuru_json_key(json, "vhost");  orizuru_json_string(json, "/orders");
- *   orizuru_json_key(json, "ready");  orizuru_json_bool(json, true);
- *   orizuru_json_end(json);
- *   const char *text = orizuru_json_text(json);   // {"vhost":"/orders","ready":true}
+ *   cJSON *data = cJSON_CreateObject();
+ *   cJSON_AddStringToObject(data, "vhost", vhost);
+ *   cJSON_AddNumberToObject(data, "retention_hours", (double)retention_hours);
+ *   orizuru_provisioned_data(out, cJSON_PrintUnformatted(data));
  *
- * Keys come out in the order you write them. */
-typedef struct orizuru_json orizuru_json;
-orizuru_json *orizuru_json_new(void);
-void orizuru_json_object(orizuru_json *json); /* opens {, closed by orizuru_json_end */
-void orizuru_json_array(orizuru_json *json);  /* opens [, closed by orizuru_json_end */
-void orizuru_json_end(orizuru_json *json);
-void orizuru_json_key(orizuru_json *json, const char *key);
-void orizuru_json_string(orizuru_json *json, const char *value); /* NULL writes null */
-void orizuru_json_string_n(orizuru_json *json, const char *value, size_t len);
-void orizuru_json_u64(orizuru_json *json, uint64_t value);
-void orizuru_json_i64(orizuru_json *json, int64_t value);
-void orizuru_json_f64(orizuru_json *json, double value); /* as serde_json writes it */
-void orizuru_json_bool(orizuru_json *json, bool value);
-void orizuru_json_null(orizuru_json *json);
-void orizuru_json_raw(orizuru_json *json, const char *json_text); /* already JSON */
-void orizuru_json_strings(orizuru_json *json, orizuru_strings strings); /* an array */
-/* The text written so far; lives until the action returns. */
-const char *orizuru_json_text(const orizuru_json *json);
+ * Every later call gets it back in instance->data. orizuru_instance_data
+ * reads it into a field table as parameters are read (keys the table does
+ * not name are skipped); *present tells whether the instance has any data
+ * (nothing is filled in when not). Data that does not fit fails (500):
+ * `the data stored for instance "q" could not be read: "vhost" is missing`.
+ * Or parse instance->data with cJSON_Parse yourself. */
+orizuru_error *orizuru_instance_data(const orizuru_instance *instance, orizuru_field *fields,
+                                     size_t count, bool *present) ORIZURU_WARN_UNUSED;
 
 /* ---- What an action answers ------------------------------------------------- */
 
@@ -367,7 +326,7 @@ typedef struct orizuru_provisioned orizuru_provisioned;
 void orizuru_provisioned_ready(orizuru_provisioned *out);
 /* Still provisioning: binds answer 412 until status says up. */
 void orizuru_provisioned_pending(orizuru_provisioned *out);
-/* Remember `data` (usually JSON from orizuru_json_text) with the instance;
+/* Remember `data` (JSON text, from cJSON_PrintUnformatted) with the instance;
  * every later call gets it in instance->data. Without it, update keeps the
  * data the instance had and create stores none. */
 void orizuru_provisioned_data(orizuru_provisioned *out, const char *data);

@@ -13,7 +13,7 @@ typedef plugin_with_capabilities_list_string_t wit_strings;
 typedef plugin_with_capabilities_list_tuple2_string_string_t wit_pairs;
 typedef orizuru_service_types_error_t wit_error;
 
-/* ---- The defaults: the Rust SDK's, for every action a plugin leaves out ---- */
+/* ---- The defaults every SDK gives (CONTRACT.md), for the actions left out ---- */
 
 __attribute__((weak)) orizuru_error *service_plans(const orizuru_context *context,
                                                    orizuru_plans *plans) {
@@ -263,6 +263,7 @@ static void env_answer(const orizuru_env *env, orizuru_service_types_env_t *ret)
 bool exports_orizuru_service_handler_plans(orizuru_service_types_context_t *ctx,
                                            exports_orizuru_service_handler_list_plan_t *ret,
                                            wit_error *err) {
+    orizuru__call_start();
     orizuru_context context = context_of(ctx);
     context_free(ctx);
     orizuru_plans plans = {0};
@@ -282,6 +283,7 @@ bool exports_orizuru_service_handler_plans(orizuru_service_types_context_t *ctx,
 bool exports_orizuru_service_handler_create(orizuru_service_types_create_request_t *req,
                                             orizuru_service_types_provisioned_t *ret,
                                             wit_error *err) {
+    orizuru__call_start();
     orizuru_create_request request = {
         .instance = instance_of(&req->instance),
         .context = context_of(&req->context),
@@ -298,6 +300,7 @@ bool exports_orizuru_service_handler_create(orizuru_service_types_create_request
 bool exports_orizuru_service_handler_update(orizuru_service_types_update_request_t *req,
                                             orizuru_service_types_provisioned_t *ret,
                                             wit_error *err) {
+    orizuru__call_start();
     orizuru_update_request request = {
         .current = instance_of(&req->current),
         .next = instance_of(&req->next),
@@ -315,6 +318,7 @@ bool exports_orizuru_service_handler_update(orizuru_service_types_update_request
 bool exports_orizuru_service_handler_remove(orizuru_service_types_instance_t *inst,
                                             orizuru_service_types_context_t *ctx,
                                             wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_context context = context_of(ctx);
     orizuru_service_types_instance_free(inst);
@@ -326,6 +330,7 @@ bool exports_orizuru_service_handler_info(orizuru_service_types_instance_t *inst
                                           orizuru_service_types_context_t *ctx,
                                           exports_orizuru_service_handler_list_info_item_t *ret,
                                           wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_context context = context_of(ctx);
     orizuru_service_types_instance_free(inst);
@@ -348,6 +353,7 @@ bool exports_orizuru_service_handler_status(orizuru_service_types_instance_t *in
                                             orizuru_service_types_context_t *ctx,
                                             orizuru_service_types_instance_status_t *ret,
                                             wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_context context = context_of(ctx);
     orizuru_service_types_instance_free(inst);
@@ -379,6 +385,7 @@ bool exports_orizuru_service_handler_status(orizuru_service_types_instance_t *in
 bool exports_orizuru_service_handler_bind_app(orizuru_service_types_instance_t *inst,
                                               orizuru_service_types_app_binding_t *app,
                                               orizuru_service_types_env_t *ret, wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_app_binding binding = app_of(app);
     orizuru_service_types_instance_free(inst);
@@ -394,6 +401,7 @@ bool exports_orizuru_service_handler_bind_app(orizuru_service_types_instance_t *
 bool exports_orizuru_service_handler_unbind_app(orizuru_service_types_instance_t *inst,
                                                 orizuru_service_types_app_binding_t *app,
                                                 wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_app_binding binding = app_of(app);
     orizuru_service_types_instance_free(inst);
@@ -404,6 +412,7 @@ bool exports_orizuru_service_handler_unbind_app(orizuru_service_types_instance_t
 bool exports_orizuru_service_handler_bind_job(orizuru_service_types_instance_t *inst,
                                               orizuru_service_types_job_binding_t *job,
                                               orizuru_service_types_env_t *ret, wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_job_binding binding = job_of(job);
     orizuru_service_types_instance_free(inst);
@@ -419,6 +428,7 @@ bool exports_orizuru_service_handler_bind_job(orizuru_service_types_instance_t *
 bool exports_orizuru_service_handler_unbind_job(orizuru_service_types_instance_t *inst,
                                                 orizuru_service_types_job_binding_t *job,
                                                 wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance = instance_of(inst);
     orizuru_job_binding binding = job_of(job);
     orizuru_service_types_instance_free(inst);
@@ -430,6 +440,7 @@ bool exports_orizuru_service_handler_proxy(exports_orizuru_service_handler_insta
                                            orizuru_service_types_proxy_request_t *req,
                                            orizuru_service_types_proxy_response_t *ret,
                                            wit_error *err) {
+    orizuru__call_start();
     orizuru_instance instance;
     const orizuru_instance *which = NULL;
     if (maybe_inst) {

@@ -13,6 +13,8 @@ void *orizuru__calloc(size_t count, size_t size);
 char *orizuru__strndup(const char *text, size_t len);
 char *orizuru__vformat(const char *format, va_list args);
 void orizuru__arena_reset(void);
+/* Called as each action's call comes in: points cJSON at the arena. */
+void orizuru__call_start(void);
 _Noreturn void orizuru__out_of_memory(void);
 /* malloc that stops the call when memory runs out (for what the host frees). */
 void *orizuru__malloc(size_t size);
@@ -38,9 +40,6 @@ orizuru_error *orizuru__error(int kind, const char *message);
  * handed over): how the SDK closes what an action opened. */
 void orizuru__at_action_end(void (*fn)(void *), void *arg);
 void orizuru__action_end(void);
-
-/* A string as Rust's Debug writes it, quotes included. */
-const char *orizuru__debug_string(const char *text, size_t len);
 
 /* What the actions write into. */
 struct orizuru_plans {

@@ -29,8 +29,7 @@ static orizuru_error *refused(const char *bucket, wasi_keyvalue_store_error_t *e
         break;
     }
     wasi_keyvalue_store_error_free(error);
-    return orizuru_failed("the key-value bucket %s refused: %s",
-                          orizuru__debug_string(bucket, strlen(bucket)), why);
+    return orizuru_failed("the key-value bucket \"%s\" refused: %s", bucket, why);
 }
 
 static void close_bucket(void *arg) {

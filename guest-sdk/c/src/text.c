@@ -1,4 +1,5 @@
 /* The call arena, errors and string helpers. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,20 @@ void *orizuru__calloc(size_t count, size_t size) {
     void *memory = orizuru__alloc(count * size);
     memset(memory, 0, count * size);
     return memory;
+}
+
+/* cJSON's memory is the arena's too, so an author frees none of it. */
+static void keep_until_the_call_ends(void *memory) {
+    (void)memory;
+}
+
+void orizuru__call_start(void) {
+    static bool hooked;
+    if (!hooked) {
+        cJSON_Hooks hooks = {.malloc_fn = orizuru__alloc, .free_fn = keep_until_the_call_ends};
+        cJSON_InitHooks(&hooks);
+        hooked = true;
+    }
 }
 
 void orizuru__arena_reset(void) {
@@ -201,146 +216,4 @@ const char *orizuru_error_message(const orizuru_error *error) {
         return text;
     }
     return error->message;
-}
-
-/* ---- Text ------------------------------------------------------------------ */
-
-/* Decodes one UTF-8 character of valid text; answers its length. */
-static size_t decode_char(const unsigned char *text, uint32_t *out) {
-    unsigned char b = text[0];
-    if (b < 0x80) {
-        *out = b;
-        return 1;
-    }
-    if (b < 0xE0) {
-        *out = ((uint32_t)(b & 0x1F) << 6) | (text[1] & 0x3F);
-        return 2;
-    }
-    if (b < 0xF0) {
-        *out = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(text[1] & 0x3F) << 6) | (text[2] & 0x3F);
-        return 3;
-    }
-    *out = ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(text[1] & 0x3F) << 12) |
-           ((uint32_t)(text[2] & 0x3F) << 6) | (text[3] & 0x3F);
-    return 4;
-}
-
-/* Unicode's White_Space, as Rust's char::is_whitespace. */
-static bool is_white_space(uint32_t c) {
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
-}
-
-const char *orizuru_trim(const char *text) {
-    const unsigned char *at = (const unsigned char *)text;
-    size_t len = strlen(text);
-    size_t start = 0;
-    while (start < len) {
-        uint32_t c;
-        size_t n = decode_char(at + start, &c);
-        if (start + n > len || !is_white_space(c)) {
-            break;
-        }
-        start += n;
-    }
-    size_t end = start;
-    size_t kept = start;
-    while (end < len) {
-        uint32_t c;
-        size_t n = decode_char(at + end, &c);
-        if (end + n > len) {
-            n = len - end;
-        }
-        end += n;
-        if (!is_white_space(c)) {
-            kept = end;
-        }
-    }
-    return orizuru__strndup(text + start, kept - start);
-}
-
-bool orizuru_parse_u64(const char *text, uint64_t *out) {
-    const char *at = text;
-    if (at[0] == '+') {
-        at++;
-    }
-    if (!*at) {
-        return false;
-    }
-    uint64_t value = 0;
-    for (; *at; at++) {
-        if (*at < '0' || *at > '9') {
-            return false;
-        }
-        unsigned digit = (unsigned)(*at - '0');
-        if (value > (UINT64_MAX - digit) / 10) {
-            return false;
-        }
-        value = value * 10 + digit;
-    }
-    *out = value;
-    return true;
-}
-
-/* The length of the valid UTF-8 sequence at `b`, 0 when invalid, and in
- * *bad how many bytes form the invalid prefix to replace (at least 1). */
-static size_t utf8_sequence(const uint8_t *b, size_t left, size_t *bad) {
-    uint8_t first = b[0];
-    if (first < 0x80) {
-        return 1;
-    }
-    size_t need;
-    uint8_t low = 0x80, high = 0xBF;
-    if (first >= 0xC2 && first <= 0xDF) {
-        need = 1;
-    } else if (first == 0xE0) {
-        need = 2, low = 0xA0;
-    } else if ((first >= 0xE1 && first <= 0xEC) || first == 0xEE || first == 0xEF) {
-        need = 2;
-    } else if (first == 0xED) {
-        need = 2, high = 0x9F;
-    } else if (first == 0xF0) {
-        need = 3, low = 0x90;
-    } else if (first >= 0xF1 && first <= 0xF3) {
-        need = 3;
-    } else if (first == 0xF4) {
-        need = 3, high = 0x8F;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    size_t i = 1;
-    for (; i <= need; i++) {
-        uint8_t lo = i == 1 ? low : 0x80, hi = i == 1 ? high : 0xBF;
-        if (i >= left || b[i] < lo || b[i] > hi) {
-            *bad = i;
-            return 0;
-        }
-    }
-    return need + 1;
-}
-
-const char *orizuru_utf8_lossy(const uint8_t *bytes, size_t len, size_t *text_len) {
-    /* Each invalid byte grows to at most three. */
-    char *text = orizuru__alloc(len * 3 + 1);
-    size_t out = 0;
-    for (size_t at = 0; at < len;) {
-        size_t bad = 0;
-        size_t n = utf8_sequence(bytes + at, len - at, &bad);
-        if (n) {
-            memcpy(text + out, bytes + at, n);
-            out += n;
-            at += n;
-        } else {
-            memcpy(text + out, "\xEF\xBF\xBD", 3);
-            out += 3;
-            at += bad;
-        }
-    }
-    text[out] = '\0';
-    if (text_len) {
-        *text_len = out;
-    }
-    return text;
 }
