@@ -1,4 +1,4 @@
-/// <reference path="../generated/types/plugin.d.ts" />
+/// <reference path="../generated/types/plugin-with-capabilities.d.ts" />
 /**
  * Write a tsuru service API as an Orizuru plugin, in TypeScript or JavaScript.
  *
@@ -18,17 +18,16 @@
  *
  *     exportService(new Fake());
  *
- * Build it with `guest-sdk/js/build PLUGIN_DIR OUT.wasm`. Every error you
+ * Build it with `orizuru-build PLUGIN_DIR OUT.wasm`. Every error you
  * throw becomes the body tsuru shows its user word for word.
  */
 
 import type * as wit from "orizuru:service/types@0.1.0";
-import { Failed, Invalid, ServiceError, Unsupported } from "./errors.js";
-import { type Decoder, decodeText } from "./fields.js";
-import { writeJson } from "./json.js";
+import type * as z from "zod/v4/core";
+import { Failed, ServiceError, Unsupported } from "./errors.js";
+import { readParameters } from "./parameters.js";
 
 export { ServiceError, Invalid, NotFound, Conflict, NotReady, Failed, Unsupported, MissingParams } from "./errors.js";
-export * as fields from "./fields.js";
 export * as log from "./log.js";
 export * as config from "./config.js";
 export * as kv from "./kv.js";
@@ -47,7 +46,7 @@ export type Status = wit.InstanceStatus;
 
 /**
  * Environment variables for a bound app or job, by name. They reach tsuru
- * sorted by name, as the Rust SDK's `BTreeMap` sends them.
+ * sorted by name, whatever order they were given in.
  */
 export type Env = Record<string, string> | Map<string, string>;
 
@@ -57,17 +56,12 @@ export type Answer<T> = T | Promise<T>;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
-function decodeParameters<T>(json: string, of: string, decoder: Decoder<T> | undefined): T {
-  if (decoder === undefined) {
-    try {
-      return JSON.parse(json) as T;
-    } catch (err) {
-      throw new Invalid(`the parameters of ${of} are not valid: ${(err as Error).message}`);
-    }
-  }
-  const result = decodeText(json, decoder);
-  if (!result.ok) throw new Invalid(`the parameters of ${of} are not valid: ${result.reason}`);
-  return result.value;
+/** A zod schema (from `zod` or `zod/mini`) describing parameters or data. */
+export type Schema = z.$ZodType;
+
+/** The parsed parameters object, for a plugin that reads it without a schema. */
+function parsedParameters(json: string): Record<string, unknown> {
+  return JSON.parse(json) as Record<string, unknown>;
 }
 
 /** What the host keeps for an instance and hands to every call on it. */
@@ -93,31 +87,46 @@ export class Instance implements wit.Instance {
   }
 
   /**
-   * The parameters (`tsuru service instance add ... -p KEY=VALUE`) read with
-   * `decoder` (see `fields`); a mismatch is the caller's mistake, thrown as
-   * {@link Invalid} with the same sentence the Rust SDK gives. Without a
-   * decoder, the parsed JSON object.
+   * The parameters (`tsuru service instance add ... -p KEY=VALUE`) read
+   * with a zod schema, typed as it declares them. tsuru sends every value
+   * as text; text that reads as a field's type is taken as that type
+   * (`"48"` for `z.int()`, `"false"` for `z.boolean()`). A parameter the
+   * schema does not declare, or a value it refuses, is the caller's
+   * mistake, thrown as {@link Invalid} with a sentence naming it. Without a
+   * schema, the parsed object as it came.
    */
-  parametersAs<T = Record<string, unknown>>(decoder?: Decoder<T>): T {
-    return decodeParameters(this.parameters, `instance "${this.name}"`, decoder);
+  parametersAs(): Record<string, unknown>;
+  parametersAs<S extends Schema>(schema: S): z.output<S>;
+  parametersAs(schema?: Schema): unknown {
+    if (schema === undefined) return parsedParameters(this.parameters);
+    return readParameters(this.parameters, `instance ${JSON.stringify(this.name)}`, schema);
   }
 
   /**
-   * The data the plugin returned with {@link Provisioned.withData}, read
-   * with `decoder` (or parsed as JSON without one); `undefined` when it
+   * The data the plugin returned with {@link ProvisionedBuilder.withData},
+   * parsed, and checked with `schema` when one is given; `undefined` when it
    * returned none.
    */
-  dataAs<T = unknown>(decoder?: Decoder<T>): T | undefined {
+  dataAs<T = unknown>(): T | undefined;
+  dataAs<S extends Schema>(schema: S): z.output<S> | undefined;
+  dataAs(schema?: Schema): unknown {
     if (this.data === undefined) return undefined;
-    if (decoder === undefined) {
-      try {
-        return JSON.parse(this.data) as T;
-      } catch (err) {
-        throw new Failed(`the data stored for instance "${this.name}" could not be read: ${(err as Error).message}`);
-      }
+    const unreadable = (why: string) =>
+      new Failed(`the data stored for instance ${JSON.stringify(this.name)} could not be read: ${why}`);
+    let data: unknown;
+    try {
+      data = JSON.parse(this.data);
+    } catch (err) {
+      throw unreadable((err as Error).message);
     }
-    const result = decodeText(this.data, decoder);
-    if (!result.ok) throw new Failed(`the data stored for instance "${this.name}" could not be read: ${result.reason}`);
+    if (schema === undefined) return data;
+    const result = schema["~standard"].validate(data);
+    if (result instanceof Promise) throw unreadable("its schema has async checks; give dataAs a synchronous one");
+    if (result.issues !== undefined) {
+      const [issue] = result.issues;
+      const at = (issue.path ?? []).map((step) => String(typeof step === "object" ? step.key : step)).join(".");
+      throw unreadable(at === "" ? issue.message : `${at}: ${issue.message}`);
+    }
     return result.value;
   }
 }
@@ -173,17 +182,16 @@ export class AppBinding implements wit.AppBinding {
     this.context = from.context;
   }
 
-  /** The binding's parameters read with `decoder`, as {@link Instance.parametersAs}. */
-  parametersAs<T = Record<string, unknown>>(decoder?: Decoder<T>): T {
-    return decodeParameters(this.parameters, `the binding of app "${this.appName}"`, decoder);
+  /** The binding's parameters (`tsuru service instance bind ... -p KEY=VALUE`), read as {@link Instance.parametersAs} reads an instance's. */
+  parametersAs(): Record<string, unknown>;
+  parametersAs<S extends Schema>(schema: S): z.output<S>;
+  parametersAs(schema?: Schema): unknown {
+    if (schema === undefined) return parsedParameters(this.parameters);
+    return readParameters(this.parameters, `the binding of app ${JSON.stringify(this.appName)}`, schema);
   }
 }
 
 export type JobBinding = wit.JobBinding;
-
-function asciiLower(text: string): string {
-  return text.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
-}
 
 /** A call tsuru forwards as it came (`tsuru service instance proxy`). */
 export class ProxyRequest implements wit.ProxyRequest {
@@ -211,8 +219,8 @@ export class ProxyRequest implements wit.ProxyRequest {
 
   /** The first value of a header, by case-insensitive name. */
   header(name: string): string | undefined {
-    const wanted = asciiLower(name);
-    return this.headers.find(([key]) => asciiLower(key) === wanted)?.[1];
+    const wanted = name.toLowerCase();
+    return this.headers.find(([key]) => key.toLowerCase() === wanted)?.[1];
   }
 
   /** The body as text (invalid UTF-8 replaced by U+FFFD). */
@@ -263,15 +271,20 @@ export class ProvisionedBuilder {
   }
 
   /**
-   * Remember `data` with the instance (written as JSON; bigints stay exact);
-   * every later call gets it back through {@link Instance.dataAs}.
+   * Remember `data` with the instance, written with `JSON.stringify`; every
+   * later call gets it back through {@link Instance.dataAs}.
    */
   withData(data: unknown): ProvisionedBuilder {
-    let text: string;
+    let text: string | undefined;
     try {
-      text = writeJson(data);
+      text = JSON.stringify(data);
     } catch (err) {
-      throw new Failed(`the plugin's instance data could not be encoded: ${(err as Error).message}`);
+      throw new Failed(`the plugin's instance data could not be written as JSON: ${(err as Error).message}`);
+    }
+    if (text === undefined) {
+      throw new Failed(
+        `the plugin's instance data (${typeof data}) cannot be written as JSON; give an object, array, string, number or boolean`,
+      );
     }
     return new ProvisionedBuilder(this.tag, text);
   }
@@ -395,30 +408,23 @@ export function __exportedService(): boolean {
 
 export { registerCapabilities as __registerCapabilities } from "./internal.js";
 
-/** Compares as Rust compares `String`s: by UTF-8 bytes, that is by code point. */
-function byCodePoint(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
-}
-
 function envList(env: Env, action: string): wit.Env {
   if (env === null || typeof env !== "object") {
-    throw new Failed(`the plugin's ${action} answered ${String(env)} where env vars (an object of name: value) were expected`);
+    throw new Failed(
+      `the plugin's ${action} answered ${String(env)} where env vars (an object of name: value) were expected`,
+    );
   }
   const entries: [string, unknown][] = env instanceof Map ? [...env.entries()] : Object.entries(env);
   const vars = new Map<string, string>();
   for (const [name, value] of entries) {
     if (typeof value !== "string") {
-      throw new Failed(`the plugin's ${action} answered env var "${name}" as a ${typeof value}; give every value as a string`);
+      throw new Failed(
+        `the plugin's ${action} answered env var "${name}" as a ${typeof value}; give every value as a string`,
+      );
     }
     vars.set(name, value);
   }
-  return [...vars.keys()].sort(byCodePoint).map((name) => [name, vars.get(name)!]);
+  return [...vars.keys()].sort().map((name) => [name, vars.get(name)!]);
 }
 
 type WitResult<T> = { tag: "ok"; val: T } | { tag: "err"; val: wit.Error };
@@ -427,7 +433,10 @@ async function run<T>(action: string, call: (service: Service) => Answer<T>): Pr
   if (exported === undefined) {
     return {
       tag: "err",
-      val: { tag: "failed", val: "the plugin exported no service; call exportService(new YourService()) in its entry module" },
+      val: {
+        tag: "failed",
+        val: "the plugin exported no service; call exportService(new YourService()) in its entry module",
+      },
     };
   }
   try {
@@ -445,7 +454,9 @@ async function run<T>(action: string, call: (service: Service) => Answer<T>): Pr
 
 function provisioned(answer: Provisioned, action: string): wit.Provisioned {
   if (answer === null || typeof answer !== "object" || (answer.tag !== "ready" && answer.tag !== "pending")) {
-    throw new Failed(`the plugin's ${action} answered ${String(answer)}; answer Provisioned.ready() or Provisioned.pending()`);
+    throw new Failed(
+      `the plugin's ${action} answered ${String(answer)}; answer Provisioned.ready() or Provisioned.pending()`,
+    );
   }
   return answer.tag === "ready" ? { tag: "ready", val: answer.val } : { tag: "pending", val: answer.val };
 }

@@ -36,7 +36,7 @@ export function capability<K extends keyof Capabilities>(name: K): NonNullable<C
   const found = capabilities[name];
   if (found === undefined) {
     throw new Failed(
-      `this plugin was built without the ${name} capability; build it with \`guest-sdk/js/build PLUGIN_DIR OUT.wasm --with ${name}\` and grant it with ${GRANTS[name]} in its [[services]] entry`,
+      `this plugin was built without the ${name} capability; build it with \`orizuru-build PLUGIN_DIR OUT.wasm --with ${name}\` and grant it with ${GRANTS[name]} in its [[services]] entry`,
     );
   }
   return found as NonNullable<Capabilities[K]>;

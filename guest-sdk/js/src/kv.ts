@@ -6,14 +6,13 @@
 //
 //     import { kv } from "orizuru-sdk";
 //     const bucket = kv.Bucket.open("ports");
-//     const port = 5000n + bucket.increment("next", 1n);
-//     bucket.setJson("instance:orders", port);
-//     const kept = bucket.getJson<bigint>("instance:orders");
+//     const port = 5000 + bucket.increment("next", 1);
+//     bucket.setJson("instance:orders", { port });
+//     const kept = bucket.getJson<{ port: number }>("instance:orders");
 
 import type { Bucket as WitBucket, Error as StoreError } from "wasi:keyvalue/store@0.2.0-draft";
 import { Failed } from "./errors.js";
 import { capability, importError } from "./internal.js";
-import { writeJson } from "./json.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -85,13 +84,16 @@ export class Bucket {
     this.call(() => this.inner.set(key, bytes));
   }
 
-  /** Sets `key` to `value` written as JSON (bigints stay exact). */
+  /** Sets `key` to `value` written with `JSON.stringify`. */
   setJson(key: string, value: unknown): void {
-    let text: string;
+    let text: string | undefined;
     try {
-      text = writeJson(value);
+      text = JSON.stringify(value);
     } catch (err) {
       throw new Failed(`the value for ${JSON.stringify(key)} cannot be written as JSON: ${(err as Error).message}`);
+    }
+    if (text === undefined) {
+      throw new Failed(`the value for ${JSON.stringify(key)} (${typeof value}) cannot be written as JSON`);
     }
     this.set(key, text);
   }
@@ -119,11 +121,22 @@ export class Bucket {
   }
 
   /**
-   * Adds `delta` to the number at `key` (0 when missing) in one step no
-   * other call can split, and answers the new number.
+   * Adds `delta` (a whole number) to the number at `key` (0 when missing)
+   * in one step no other call can split, and answers the new number.
    */
-  increment(key: string, delta: bigint | number): bigint {
+  increment(key: string, delta: number): number {
+    if (!Number.isSafeInteger(delta)) {
+      throw new Failed(
+        `bucket ${JSON.stringify(this.name)} can only increment ${JSON.stringify(key)} by a whole number, not ${delta}`,
+      );
+    }
     const { atomics } = capability("keyvalue");
-    return this.call(() => atomics.increment(this.inner, key, BigInt(delta)));
+    const total = this.call(() => atomics.increment(this.inner, key, BigInt(delta)));
+    if (total > BigInt(Number.MAX_SAFE_INTEGER) || total < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new Failed(
+        `the number at ${JSON.stringify(key)} in bucket ${JSON.stringify(this.name)} is ${total}, beyond what a JavaScript number holds exactly`,
+      );
+    }
+    return Number(total);
   }
 }

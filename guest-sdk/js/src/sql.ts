@@ -82,10 +82,10 @@ export class Connection {
   }
 
   /** Runs one statement and answers how many rows it changed. */
-  execute(statement: string, params: readonly Param[] = []): bigint {
+  execute(statement: string, params: readonly Param[] = []): number {
     const wit = capability("sql");
     try {
-      return wit.execute(this.name, statement, texts(params));
+      return Number(wit.execute(this.name, statement, texts(params)));
     } catch (err) {
       throw new SqlFailure(this.name, importError(err) as SqlError);
     }
@@ -154,14 +154,20 @@ export class Row {
     return value;
   }
 
-  /** The value of `column` as a whole number (exact); `undefined` when it is NULL. */
-  integer(column: string): bigint | undefined {
+  /** The value of `column` as a whole number; `undefined` when it is NULL. */
+  integer(column: string): number | undefined {
     const text = this.get(column);
     if (text === undefined) return undefined;
+    const value = Number(text);
     if (!/^[+-]?[0-9]+$/.test(text)) {
       throw new Failed(`column "${column}" of the query's row holds "${text}", which cannot be read as a whole number`);
     }
-    return BigInt(text);
+    if (!Number.isSafeInteger(value)) {
+      throw new Failed(
+        `column "${column}" of the query's row holds ${text}, beyond what a JavaScript number holds exactly; read it with get() as text, or BigInt(get())`,
+      );
+    }
+    return value;
   }
 
   /** The value of `column` as a number; `undefined` when it is NULL. */

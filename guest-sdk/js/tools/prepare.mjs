@@ -1,27 +1,25 @@
-// Prepares the SDK: TypeScript types generated from the WIT contract
-// (generated/types, by jco's type generator) and the SDK compiled to
-// JavaScript with its .d.ts (dist/). Skipped when its inputs did not change.
+// Prepares the SDK in an Orizuru checkout, as it is packed and published:
+// the WIT contract copied from guest-sdk/wit into wit/ (the package carries
+// it), TypeScript types generated from it (generated/types, by jco's type
+// generator) and the SDK compiled with its .d.ts (dist/). Skipped when its
+// inputs did not change. `npm pack` runs it forced (prepack).
 //
 //   node tools/prepare.mjs [--force]
 
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-export const SDK_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
-export const WIT_DIR = join(SDK_DIR, "..", "wit");
+const SDK_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+/** The contract's source in the checkout; wit/ beside package.json is its packed copy. */
+const CHECKOUT_WIT = join(SDK_DIR, "..", "wit");
+const WIT = join(SDK_DIR, "wit");
 const GENERATED = join(SDK_DIR, "generated");
 const STAMP = join(GENERATED, "inputs.sha256");
-
-/** The WIT packages a plugin world needs, flattened as wit-parser wants them under deps/. */
-export const WIT_DEPS = {
-  "orizuru-service": join(WIT_DIR, "service.wit"),
-  logging: join(WIT_DIR, "deps", "logging"),
-  config: join(WIT_DIR, "deps", "config"),
-  keyvalue: join(WIT_DIR, "deps", "keyvalue"),
-};
+const require = createRequire(import.meta.url);
 
 function fail(sentence) {
   console.error(`orizuru js sdk: ${sentence}`);
@@ -40,7 +38,7 @@ function inputsHash() {
   const hash = createHash("sha256");
   const inputs = [
     ...files(join(SDK_DIR, "src")),
-    ...files(WIT_DIR),
+    ...files(CHECKOUT_WIT),
     join(SDK_DIR, "tsconfig.json"),
     join(SDK_DIR, "package-lock.json"),
     fileURLToPath(import.meta.url),
@@ -52,25 +50,15 @@ function inputsHash() {
   return hash.digest("hex");
 }
 
-/** Writes a WIT package whose world `plugin` holds `imports` besides the handler export. */
-export function writeWorld(dir, imports) {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, "deps"), { recursive: true });
-  for (const [name, source] of Object.entries(WIT_DEPS)) {
-    const target = join(dir, "deps", name);
-    mkdirSync(target, { recursive: true });
-    for (const file of files(source)) {
-      writeFileSync(join(target, relative(statSync(source).isFile() ? dirname(source) : source, file)), readFileSync(file));
-    }
+function copyWit() {
+  if (!existsSync(join(CHECKOUT_WIT, "service.wit"))) {
+    fail(`${CHECKOUT_WIT} has no service.wit; prepare the SDK inside an Orizuru checkout (guest-sdk/js)`);
   }
-  const lines = imports.map((name) => `    import ${name};`);
-  writeFileSync(
-    join(dir, "world.wit"),
-    `package orizuru:js-plugin;\n\nworld plugin {\n    include orizuru:service/plugin@0.1.0;\n${lines.join("\n")}\n}\n`,
-  );
+  rmSync(WIT, { recursive: true, force: true });
+  cpSync(CHECKOUT_WIT, WIT, { recursive: true });
 }
 
-/** Finds a package under node_modules as Node would from `fromDir`. */
+/** Finds a package under node_modules as Node would from `fromDir` (their exports hide package.json). */
 function findPackage(fromDir, name) {
   for (let dir = fromDir; ; dir = dirname(dir)) {
     const candidate = join(dir, "node_modules", ...name.split("/"));
@@ -90,45 +78,45 @@ async function generateTypes() {
   _setPreopens({ "/": "/" });
   const { generateGuestTypes } = await import(pathToFileURL(join(transpileDir, "dist", "index.js")).href);
 
-  const witDir = join(GENERATED, "wit");
-  writeWorld(witDir, [
-    "wasi:logging/logging@0.1.0-draft",
-    "wasi:config/store@0.2.0-rc.1",
-    "wasi:keyvalue/store@0.2.0-draft",
-    "wasi:keyvalue/atomics@0.2.0-draft",
-    "orizuru:service/sql@0.1.0",
-  ]);
+  // The world with every capability, so the SDK's wrappers see them all; a
+  // plugin's own build imports only those it asks for.
   const outDir = join(GENERATED, "types");
   rmSync(outDir, { recursive: true, force: true });
-  const generated = await generateGuestTypes(witDir, { worldName: "plugin", outDir: `${outDir}/` });
+  const generated = await generateGuestTypes(WIT, { worldName: "plugin-with-capabilities", outDir: `${outDir}/` });
   for (const [path, bytes] of Object.entries(generated)) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, bytes);
   }
-  rmSync(witDir, { recursive: true, force: true });
 }
 
 function compileSdk() {
   rmSync(join(SDK_DIR, "dist"), { recursive: true, force: true });
-  const tsc = join(SDK_DIR, "node_modules", "typescript", "bin", "tsc");
+  const tsc = require.resolve("typescript/bin/tsc");
   const run = spawnSync(process.execPath, [tsc, "-p", join(SDK_DIR, "tsconfig.json")], { stdio: "inherit" });
   if (run.status !== 0) fail("the SDK's TypeScript did not compile (see above)");
   // The SDK's declarations name the WIT modules; make dist/index.d.ts bring
-  // their generated declarations along, so a plugin's editor sees them too.
+  // their generated declarations along, so a plugin's compiler sees them too.
   const index = join(SDK_DIR, "dist", "index.d.ts");
-  writeFileSync(index, `/// <reference path="../generated/types/plugin.d.ts" />\n${readFileSync(index, "utf8")}`);
+  writeFileSync(
+    index,
+    `/// <reference path="../generated/types/plugin-with-capabilities.d.ts" />\n${readFileSync(index, "utf8")}`,
+  );
 }
 
-/** Makes generated/ and dist/ current; answers whether it had to. */
+/** Makes wit/, generated/ and dist/ current; answers whether it had to. */
 export async function prepare({ force = false } = {}) {
   if (!existsSync(join(SDK_DIR, "node_modules", "typescript"))) {
     fail("the SDK's tools are not installed; run guest-sdk/js/install");
   }
   const hash = inputsHash();
-  if (!force && existsSync(STAMP) && readFileSync(STAMP, "utf8") === hash && existsSync(join(SDK_DIR, "dist", "index.js"))) {
-    return false;
-  }
+  const current =
+    existsSync(STAMP) &&
+    readFileSync(STAMP, "utf8") === hash &&
+    existsSync(join(SDK_DIR, "dist", "index.js")) &&
+    existsSync(join(WIT, "service.wit"));
+  if (current && !force) return false;
   mkdirSync(GENERATED, { recursive: true });
+  copyWit();
   await generateTypes();
   compileSdk();
   writeFileSync(STAMP, hash);
@@ -138,5 +126,9 @@ export async function prepare({ force = false } = {}) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = Date.now();
   const did = await prepare({ force: process.argv.includes("--force") });
-  console.log(did ? `orizuru js sdk: types generated and SDK compiled in ${Date.now() - started} ms` : "orizuru js sdk: up to date");
+  console.log(
+    did
+      ? `orizuru js sdk: prepared (WIT copied, types generated, SDK compiled) in ${Date.now() - started} ms`
+      : "orizuru js sdk: up to date",
+  );
 }

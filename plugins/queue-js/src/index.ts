@@ -1,8 +1,8 @@
 // A message-queue service, the stateful example, in TypeScript: the same
-// plugin as plugins/queue (Rust), answering tsuru word for word as it does.
-// Two plans, parameters decoded into a typed struct, the instance's own data
-// kept by the host, a large plan that provisions in the background (pending,
-// then up), per-app credentials, info lines and a proxied backup call.
+// plugin as plugins/queue (Rust), answering tsuru alike. Two plans, typed
+// parameters read with a zod schema, the instance's own data kept by the
+// host, a large plan that provisions in the background (pending, then up),
+// per-app credentials, info lines and a proxied backup call.
 //
 // It provisions nothing real; a real service would call its broker where
 // this one only computes names and credentials.
@@ -28,128 +28,115 @@ import {
   Service,
   Status,
   exportService,
-  fields,
 } from "orizuru-sdk";
+import { z } from "zod";
 
-const PLANS: [string, string][] = [
-  ["small", "One queue, 100 messages a second"],
-  ["large", "Ten queues, 10,000 messages a second; provisioning takes a while"],
+const PLANS: Plan[] = [
+  { name: "small", description: "One queue, 100 messages a second" },
+  { name: "large", description: "Ten queues, 10,000 messages a second; provisioning takes a while" },
 ];
 
-const U64 = 1n << 64n;
+/**
+ * What `tsuru service instance add queue NAME -p KEY=VALUE` may set. tsuru
+ * sends every value as text; the SDK reads "48" as 48 and "false" as false.
+ */
+const Parameters = z.object({
+  /** How long messages are kept, in hours (1 to 720). */
+  retention_hours: z.int().default(24),
+  /** How long provisioning takes, in seconds (the large plan's default is 5). */
+  provision_seconds: z.int().min(0).optional(),
+  /** Makes `status` report a broken broker, to show how tsuru displays it. */
+  simulate: z.string().optional(),
+  /** Whether messages survive a broker restart. */
+  durable: z.boolean().default(true),
+  /** At most this many messages a second; unlimited when not set. */
+  max_rate: z.number().optional(),
+});
 
-/** Rust's u64 arithmetic in a release build: it wraps. */
-const wrap = (n: bigint): bigint => ((n % U64) + U64) % U64;
-
-/** What Rust's `str::trim` removes (Unicode White_Space), at either end. */
-const RUST_TRIM = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
-
-/** Form-encoded parameters arrive as text, JSON ones as numbers: take both. */
-const wholeNumber = fields.optional(
-  fields.map(fields.untagged("NumberOrText", [fields.u64(), fields.string()]), (value): bigint => {
-    if (typeof value === "bigint") return value;
-    const text = value.replace(RUST_TRIM, "");
-    const digits = text.startsWith("+") ? text.slice(1) : text;
-    if (/^[0-9]+$/.test(digits) && BigInt(digits) < U64) return BigInt(digits);
-    throw new fields.Mismatch(`"${value}" is not a whole number`);
-  }),
-);
-
-/** What `tsuru service instance add queue NAME -p KEY=VALUE` may set. */
-const Parameters = fields.struct(
-  "Parameters",
-  {
-    /** How long messages are kept, in hours (1 to 720; 24 by default). */
-    retention_hours: wholeNumber,
-    /** How long provisioning takes, in seconds (the large plan's default is 5). */
-    provision_seconds: wholeNumber,
-    /** Makes `status` report a broken broker, to show how tsuru displays it. */
-    simulate: fields.optional(fields.string()),
-  },
-  { denyUnknownFields: true },
-);
+/** What `tsuru service instance bind ... -p KEY=VALUE` may set. */
+const BindParameters = z.object({
+  /** Given to the app as QUEUE_PREFIX. */
+  prefix: z.string().optional(),
+});
 
 /** What the plugin remembers about an instance, in the host's ledger. */
-const Data = fields.struct("Data", {
-  vhost: fields.string(),
-  retention_hours: fields.u64(),
-  ready_at: fields.u64(),
-  simulate: fields.optional(fields.string()),
-});
-type Data = fields.Infer<typeof Data>;
-
-const BindParameters = fields.struct("BindParameters", { prefix: fields.optional(fields.string()) }, { denyUnknownFields: true });
-
-function now(): bigint {
-  return BigInt(Math.floor(Date.now() / 1000));
+interface Data {
+  vhost: string;
+  retention_hours: number;
+  durable: boolean;
+  max_rate?: number;
+  /** When provisioning is done, in seconds since the epoch. */
+  ready_at: number;
+  simulate?: string;
 }
+
+const now = (): number => Math.floor(Date.now() / 1000);
 
 function checkPlan(plan: string | undefined): string {
   const name = plan ?? "small";
-  if (!PLANS.some(([known]) => known === name)) {
+  if (!PLANS.some((known) => known.name === name)) {
     throw new Invalid(`plan "${name}" does not exist; choose small or large`);
   }
   return name;
 }
 
 /** Provisions (on paper) and answers what to remember; `delay` overrides how long provisioning takes. */
-function provision(instance: Instance, delay: bigint | undefined): Provisioned {
+function provision(instance: Instance, delay?: number): Provisioned {
   const plan = checkPlan(instance.plan);
   const parameters = instance.parametersAs(Parameters);
-  const retentionHours = parameters.retention_hours ?? 24n;
-  if (retentionHours < 1n || retentionHours > 720n) {
-    throw new Invalid(`retention_hours is ${retentionHours}; give a number of hours from 1 to 720`);
+  const { retention_hours, max_rate } = parameters;
+  if (retention_hours < 1 || retention_hours > 720) {
+    throw new Invalid(`retention_hours is ${retention_hours}; give a number of hours from 1 to 720`);
   }
-  const wait = delay ?? parameters.provision_seconds ?? (plan === "large" ? 5n : 0n);
+  if (max_rate !== undefined && (!Number.isFinite(max_rate) || max_rate <= 0)) {
+    throw new Invalid(`max_rate is ${max_rate}; give a number of messages a second above 0`);
+  }
+  const wait = delay ?? parameters.provision_seconds ?? (plan === "large" ? 5 : 0);
   const data: Data = {
     vhost: `/${instance.name}`,
-    retention_hours: retentionHours,
-    ready_at: wrap(now() + wait),
+    retention_hours,
+    durable: parameters.durable,
+    max_rate,
+    ready_at: now() + wait,
     simulate: parameters.simulate,
   };
-  // Written as the Rust plugin writes it: every field, null when absent.
-  const stored = { ...data, simulate: data.simulate ?? null };
-  return (wait > 0n ? Provisioned.pending() : Provisioned.ready()).withData(stored);
+  return (wait > 0 ? Provisioned.pending() : Provisioned.ready()).withData(data);
 }
 
 function data(instance: Instance): Data {
-  const found = instance.dataAs(Data);
+  const found = instance.dataAs<Data>();
   if (found === undefined) {
     throw new Failed(`instance "${instance.name}" has no queue data; remove it and create it again`);
   }
   return found;
 }
 
-/** A password only this instance and client share (FNV-1a over "instance/client"). */
-function password(instance: string, client: string): string {
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(`${instance}/${client}`)) {
-    hash ^= BigInt(byte);
-    hash = (hash * 0x100000001b3n) % U64;
-  }
-  return hash.toString(16).padStart(16, "0");
+/** A new password for each bind (a real service would store it in its broker). */
+function newPassword(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function credentials(instance: Instance, user: string): Record<string, string> {
   const { vhost } = data(instance);
-  const secret = password(instance.name, user);
+  const password = newPassword();
   return {
-    QUEUE_URL: `amqp://${user}:${secret}@queue.example.com:5672${vhost}`,
+    QUEUE_URL: `amqp://${user}:${password}@queue.example.com:5672${vhost}`,
     QUEUE_HOST: "queue.example.com",
     QUEUE_PORT: "5672",
     QUEUE_VHOST: vhost,
     QUEUE_USER: user,
-    QUEUE_PASSWORD: secret,
+    QUEUE_PASSWORD: password,
   };
 }
 
 class Queue extends Service {
   override plans(_context: Context): Plan[] {
-    return PLANS.map(([name, description]) => ({ name, description }));
+    return PLANS;
   }
 
   override create(request: CreateRequest): Provisioned {
-    return provision(request.instance, undefined);
+    return provision(request.instance);
   }
 
   override update(request: UpdateRequest): Provisioned {
@@ -157,24 +144,27 @@ class Queue extends Service {
     const next = request.next;
     if (next.parameters === "{}") next.parameters = request.current.parameters;
     // A change finishes what provisioning had left, and nothing more.
-    const left = current.ready_at - now();
-    return provision(next, left > 0n ? left : 0n);
+    return provision(next, Math.max(0, current.ready_at - now()));
   }
 
   override status(instance: Instance, _context: Context): Status {
     const { simulate, ready_at } = data(instance);
     if (simulate === "down") return Status.down("the broker does not answer");
     if (simulate === "degraded") return Status.custom("degraded: 1 of 2 nodes up");
-    if (ready_at > now()) return Status.pending(`provisioning, about ${wrap(ready_at - now())}s left`);
+    const left = ready_at - now();
+    if (left > 0) return Status.pending(`provisioning, about ${left}s left`);
     return Status.up();
   }
 
   override info(instance: Instance, _context: Context): InfoItem[] {
-    const { vhost, retention_hours } = data(instance);
+    const { vhost, retention_hours, durable, max_rate } = data(instance);
     return [
       { label: "Plan", value: instance.plan ?? "small" },
       { label: "Virtual host", value: vhost },
       { label: "Retention", value: `${retention_hours} hours` },
+      { label: "Durable", value: durable ? "yes" : "no" },
+      // String(12.5) is "12.5" and String(100) is "100": the shortest form that reads back.
+      { label: "Max rate", value: max_rate === undefined ? "unlimited" : `${max_rate} messages a second` },
     ];
   }
 
@@ -196,22 +186,24 @@ class Queue extends Service {
       throw new NotFound(`the queue service has no service-level route ${request.path}`);
     }
     if (request.method !== "POST" || request.path !== "/backup") {
-      throw new NotFound(`instance "${instance.name}" has no route ${request.method} ${request.path}; try POST /backup`);
+      throw new NotFound(
+        `instance "${instance.name}" has no route ${request.method} ${request.path}; try POST /backup`,
+      );
     }
-    // Keys in the order serde_json's map writes them (sorted), as the Rust plugin answers.
+    const { context } = request;
     const echo = {
-      body: request.text(),
-      cluster: request.context.clusterName ?? null,
-      cluster_addresses: request.context.clusterAddresses,
-      event_id: request.context.eventId ?? null,
-      header: request.header("x-backup-note") ?? null,
       instance: instance.name,
       method: request.method,
-      names: request.queryValues("names"),
       path: request.path,
-      pool: request.context.poolName ?? null,
-      request_id: request.context.requestId ?? null,
-      user: request.context.user ?? null,
+      names: request.queryValues("names"),
+      header: request.header("x-backup-note") ?? null,
+      body: request.text(),
+      user: context.user ?? null,
+      event_id: context.eventId ?? null,
+      request_id: context.requestId ?? null,
+      pool: context.poolName ?? null,
+      cluster: context.clusterName ?? null,
+      cluster_addresses: context.clusterAddresses,
     };
     return new ProxyResponse(202, JSON.stringify(echo))
       .header("content-type", "application/json")

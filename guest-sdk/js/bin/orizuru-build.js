@@ -1,23 +1,39 @@
+#!/usr/bin/env node
 // Turns a plugin's source directory into an Orizuru plugin component.
 //
-//   node tools/build.mjs PLUGIN_DIR OUT.wasm [--with logging,config,keyvalue,sql]
+//   orizuru-build PLUGIN_DIR OUT.wasm [--with logging,config,keyvalue,sql]
 //
-// 1. type-checks and compiles the plugin with tsc (its entry is src/index.ts,
+// 1. type-checks the plugin with tsc (its entry is src/index.ts,
 //    src/index.js, index.ts or index.js; its own tsconfig.json is extended
-//    when it has one), "orizuru-sdk" resolving to this SDK;
-// 2. bundles the output, the SDK and the plugin's own npm dependencies into
-//    one ES module with rolldown, the WIT interfaces left as imports;
+//    when it has one);
+// 2. bundles it, this SDK and the plugin's npm dependencies into one ES
+//    module with rolldown, the WIT interfaces left as imports;
 // 3. componentizes it with componentize-js against a world holding the
 //    handler export and exactly the capabilities asked for with --with (an
 //    interpreted component imports every interface of its world, and the
 //    host refuses a plugin importing one its service is not granted).
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { SDK_DIR, prepare, writeWorld } from "./prepare.mjs";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const SDK_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
+const WIT = join(SDK_DIR, "wit");
+/** Only an Orizuru checkout has the tools that prepare the SDK; a package is shipped prepared. */
+const PREPARE = join(SDK_DIR, "tools", "prepare.mjs");
+const require = createRequire(import.meta.url);
 
 const CAPABILITIES = {
   logging: {
@@ -46,10 +62,10 @@ const CAPABILITIES = {
   },
 };
 
-const USAGE = "usage: guest-sdk/js/build PLUGIN_DIR OUT.wasm [--with logging,config,keyvalue,sql]";
+const USAGE = "usage: orizuru-build PLUGIN_DIR OUT.wasm [--with logging,config,keyvalue,sql]";
 
 function fail(sentence) {
-  console.error(`build: ${sentence}`);
+  console.error(`orizuru-build: ${sentence}`);
   process.exit(1);
 }
 
@@ -64,7 +80,12 @@ function parseArgs(argv) {
     } else if (arg === "--with" || arg.startsWith("--with=")) {
       const value = arg === "--with" ? argv[++i] : arg.slice("--with=".length);
       if (value === undefined) fail(`--with needs a list of capabilities (${Object.keys(CAPABILITIES).join(",")})`);
-      caps.push(...value.split(",").map((c) => c.trim()).filter((c) => c !== ""));
+      caps.push(
+        ...value
+          .split(",")
+          .map((c) => c.trim())
+          .filter((c) => c !== ""),
+      );
     } else if (arg.startsWith("-")) {
       fail(`unknown option ${arg}; ${USAGE}`);
     } else {
@@ -74,7 +95,9 @@ function parseArgs(argv) {
   if (positional.length !== 2) fail(USAGE);
   for (const cap of caps) {
     if (!(cap in CAPABILITIES)) {
-      fail(`unknown capability "${cap}" in --with; choose from ${Object.keys(CAPABILITIES).join(", ")} (outbound HTTP is not offered to JavaScript plugins)`);
+      fail(
+        `unknown capability "${cap}" in --with; choose from ${Object.keys(CAPABILITIES).join(", ")} (outbound HTTP is not offered to JavaScript plugins)`,
+      );
     }
   }
   caps = Object.keys(CAPABILITIES).filter((c) => caps.includes(c));
@@ -85,25 +108,59 @@ function findEntry(pluginDir) {
   for (const candidate of ["src/index.ts", "src/index.js", "index.ts", "index.js"]) {
     if (existsSync(join(pluginDir, candidate))) return join(pluginDir, candidate);
   }
-  fail(`${pluginDir} has no entry module; write src/index.ts (or src/index.js) calling exportService(new YourService())`);
+  fail(
+    `${pluginDir} has no entry module; write src/index.ts (or src/index.js) calling exportService(new YourService())`,
+  );
+}
+
+function files(path) {
+  if (statSync(path).isFile()) return [path];
+  return readdirSync(path).flatMap((name) => files(join(path, name)));
+}
+
+/**
+ * Writes a WIT package whose world `plugin` holds the handler export and
+ * `imports`, with the contract and the capability packages flattened under
+ * deps/ as wit-parser wants them.
+ */
+function writeWorld(dir, imports) {
+  const packages = {
+    "orizuru-service": join(WIT, "service.wit"),
+    ...Object.fromEntries(readdirSync(join(WIT, "deps")).map((name) => [name, join(WIT, "deps", name)])),
+  };
+  for (const [name, source] of Object.entries(packages)) {
+    const target = join(dir, "deps", name);
+    mkdirSync(target, { recursive: true });
+    for (const file of files(source)) {
+      writeFileSync(
+        join(target, relative(statSync(source).isFile() ? dirname(source) : source, file)),
+        readFileSync(file),
+      );
+    }
+  }
+  const lines = imports.map((name) => `    import ${name};`);
+  writeFileSync(
+    join(dir, "world.wit"),
+    `package orizuru:js-plugin;\n\nworld plugin {\n    include orizuru:service/plugin@0.1.0;\n${lines.join("\n")}\n}\n`,
+  );
 }
 
 function typecheck(pluginDir, entry, work) {
   const ownConfig = join(pluginDir, "tsconfig.json");
-  const outDir = join(work, "out");
+  const paths = { "orizuru-sdk": [join(SDK_DIR, "dist", "index.d.ts")] };
+  // In a checkout a plugin may have no node_modules of its own: what it
+  // imports (zod) comes from the SDK's.
+  if (existsSync(PREPARE)) paths["*"] = [join(SDK_DIR, "node_modules", "*")];
   const compilerOptions = {
-    outDir,
-    rootDir: pluginDir,
-    noEmit: false,
-    noEmitOnError: true,
-    declaration: false,
-    sourceMap: false,
+    noEmit: true,
     allowJs: true,
+    // Each file is compiled alone by the bundler, so tsc checks that it can be.
+    isolatedModules: true,
     module: "ES2022",
     moduleResolution: "bundler",
     target: "ES2022",
     types: [],
-    paths: { "orizuru-sdk": [join(SDK_DIR, "dist", "index.d.ts")] },
+    paths,
   };
   const config = existsSync(ownConfig)
     ? { extends: ownConfig, compilerOptions, files: [entry], include: [] }
@@ -112,41 +169,46 @@ function typecheck(pluginDir, entry, work) {
           ...compilerOptions,
           strict: true,
           noImplicitOverride: true,
+          skipLibCheck: true,
           lib: ["ES2023", "DOM", "ESNext.Disposable"],
         },
         files: [entry],
       };
   const configPath = join(work, "tsconfig.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const tsc = join(SDK_DIR, "node_modules", "typescript", "bin", "tsc");
-  const run = spawnSync(process.execPath, [tsc, "-p", configPath], { stdio: "inherit" });
-  if (run.status !== 0) fail(`the plugin in ${pluginDir} did not type-check (tsc's errors are above); fix them and build again`);
-  const emitted = join(outDir, relative(pluginDir, entry)).replace(/\.ts$/, ".js");
-  if (!existsSync(emitted)) fail(`tsc wrote no ${emitted}; check that the plugin's tsconfig.json does not set noEmit or emitDeclarationOnly`);
-  return emitted;
+  const run = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", configPath], {
+    stdio: "inherit",
+  });
+  if (run.status !== 0)
+    fail(`the plugin in ${pluginDir} did not type-check (tsc's errors are above); fix them and build again`);
 }
 
-async function bundle(pluginDir, emittedEntry, caps, work) {
-  const entry = join(work, "entry.js");
+async function bundle(entry, caps, work) {
+  const main = join(work, "entry.js");
   const lines = [
     `import { __handler, __registerCapabilities, __exportedService } from "orizuru-sdk";`,
     ...caps.map((c) => CAPABILITIES[c].code),
-    `import ${JSON.stringify("./" + relative(work, emittedEntry))};`,
+    `import ${JSON.stringify(entry)};`,
     `__registerCapabilities({ ${caps.map((c) => CAPABILITIES[c].value).join(", ")} });`,
     `if (!__exportedService()) {`,
     `  throw new Error("the plugin's entry module did not call exportService(new YourService()); call it once at its top level");`,
     `}`,
     `export { __handler as handler };`,
   ];
-  writeFileSync(entry, lines.join("\n") + "\n");
-  const { rolldown } = await import(pathToFileURL(join(SDK_DIR, "node_modules", "rolldown", "dist", "index.mjs")).href);
+  writeFileSync(main, lines.join("\n") + "\n");
+  const { rolldown } = await import("rolldown");
   const build = await rolldown({
-    input: entry,
+    input: main,
     external: [/^wasi:/, /^orizuru:/],
     platform: "neutral",
+    // The plugin's tsconfig is for tsc and editors; its `paths` must not
+    // send the bundler to declaration files.
+    tsconfig: false,
     resolve: {
+      // One SDK module for the plugin and the entry: exportService and the
+      // handler share its state.
       alias: { "orizuru-sdk": join(SDK_DIR, "dist", "index.js") },
-      modules: [join(pluginDir, "node_modules"), "node_modules"],
+      modules: ["node_modules", join(SDK_DIR, "node_modules")],
     },
     logLevel: "warn",
   });
@@ -158,10 +220,12 @@ async function bundle(pluginDir, emittedEntry, caps, work) {
 
 async function componentizeBundle(bundlePath, caps, work) {
   const witDir = join(work, "wit");
-  writeWorld(witDir, caps.flatMap((c) => CAPABILITIES[c].imports));
-  const { componentize } = await import(
-    pathToFileURL(join(SDK_DIR, "node_modules", "@bytecodealliance", "componentize-js", "src", "componentize.js")).href
+  writeWorld(
+    witDir,
+    caps.flatMap((c) => CAPABILITIES[c].imports),
   );
+  // Called directly: jco 1.35's `componentize` command cannot build this.
+  const { componentize } = await import("@bytecodealliance/componentize-js");
   const cwd = process.cwd();
   process.chdir(work);
   try {
@@ -182,15 +246,20 @@ async function componentizeBundle(bundlePath, caps, work) {
 
 const started = Date.now();
 const { pluginDir, out, caps } = parseArgs(process.argv.slice(2));
-if (!existsSync(pluginDir) || !statSync(pluginDir).isDirectory()) fail(`${pluginDir} is not a directory; give the plugin's source directory`);
-if (!existsSync(dirname(out))) fail(`the directory of ${out} does not exist; create it or write the component elsewhere`);
+if (!existsSync(pluginDir) || !statSync(pluginDir).isDirectory())
+  fail(`${pluginDir} is not a directory; give the plugin's source directory`);
+if (!existsSync(dirname(out)))
+  fail(`the directory of ${out} does not exist; create it or write the component elsewhere`);
 
-await prepare();
+if (existsSync(PREPARE)) {
+  const { prepare } = await import(pathToFileURL(PREPARE).href);
+  await prepare();
+}
 const entry = findEntry(pluginDir);
 const work = mkdtempSync(join(tmpdir(), "orizuru-js-build-"));
 try {
-  const emitted = typecheck(pluginDir, entry, work);
-  const bundled = await bundle(pluginDir, emitted, caps, work);
+  typecheck(pluginDir, entry, work);
+  const bundled = await bundle(entry, caps, work);
   let component;
   try {
     component = await componentizeBundle(bundled, caps, work);
