@@ -214,12 +214,16 @@ fn calls_on_a_data_dir_add_up_and_instances_lists_them() {
         "orders",
         "--app",
         "web",
+        "-p",
+        "prefix=orders-",
         "--data-dir",
         data,
     ]);
     let text = stdout(&bind);
     assert!(text.starts_with("201 Created\n"), "{text}");
     assert!(text.contains("\"QUEUE_URL\""), "{text}");
+    // A bind's --param are the binding's, as tsuru's `bind -p` sends them.
+    assert!(text.contains("\"QUEUE_PREFIX\": \"orders-\""), "{text}");
 
     let table = orizuru(&["instances", "--service", "queue", "--data-dir", data]);
     assert!(table.status.success(), "{}", stderr(&table));

@@ -39,7 +39,10 @@ pub struct Args {
     /// A tag of the instance (create, update); repeat for more.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
-    /// A parameter of the instance, as `tsuru service-instance-add -p key=value` sends it; repeat for more.
+    /// A parameter, as tsuru's `-p key=value` sends it (as text); repeat for more. For
+    /// create and update, the instance's; for bind-app, the binding's
+    /// (`tsuru service instance bind -p`); for other actions, those of the instance the
+    /// throw-away ledger records.
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     params: Vec<String>,
     /// The app to bind or unbind (bind-app, unbind-app).
@@ -381,6 +384,12 @@ fn request_body(args: &Args) -> String {
             for host in &args.app_hosts {
                 form.append_pair("app-hosts", host);
             }
+            if args.action == Action::BindApp {
+                for param in &args.params {
+                    let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                    form.append_pair(&format!("parameters.{key}"), value);
+                }
+            }
         }
         _ => {}
     }
@@ -396,8 +405,14 @@ async fn seed(host: &Arc<Host>, service: &str, args: &Args) -> Result<(), String
     if matches!(args.action, Action::Plans | Action::Create) {
         return Ok(());
     }
+    // A bind's --param are the binding's, sent with the bind itself.
     let mut parameters = Map::new();
-    for param in &args.params {
+    let instance_params = if args.action == Action::BindApp {
+        &[][..]
+    } else {
+        &args.params[..]
+    };
+    for param in instance_params {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         parameters.insert(key.to_owned(), Value::String(value.to_owned()));
     }
