@@ -1,22 +1,21 @@
 """A message-queue service, the stateful example, in Python: two plans,
-parameters decoded into a dataclass, the instance's own data kept by the
+typed parameters read into a dataclass, the instance's own data kept by the
 host, a large plan that provisions in the background (pending, then up),
 per-app credentials, info lines and a proxied backup call.
 
-It answers tsuru exactly as the Rust example (plugins/queue) does, byte for
-byte, so either can serve the same service. It provisions nothing real; a
-real service would call its broker where this one only computes names and
-credentials.
+It answers tsuru as the Rust example (plugins/queue) does, so either can
+serve the same service. It provisions nothing real; a real service would
+call its broker where this one only computes names and credentials.
 
 Build: guest-sdk/python/build plugins/queue-python queue-python.wasm
 """
 
 from __future__ import annotations
 
-import json
+import math
+import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
 
 import orizuru
 from orizuru import (
@@ -37,47 +36,33 @@ from orizuru import (
     UpdateRequest,
 )
 
-PLANS = [
-    ("small", "One queue, 100 messages a second"),
-    ("large", "Ten queues, 10,000 messages a second; provisioning takes a while"),
-]
-
-# What Rust's str::trim takes off (Unicode White_Space).
-_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_U64_MAX = 2**64 - 1
-
-
-def whole_number(value: Any) -> Optional[int]:
-    """Form-encoded parameters arrive as text, JSON ones as numbers: take both."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _U64_MAX:
-        return value
-    if isinstance(value, str):
-        digits = value.strip(_WHITE_SPACE)
-        digits = digits[1:] if digits.startswith("+") else digits
-        if digits and digits.isascii() and digits.isdigit() and int(digits) <= _U64_MAX:
-            return int(digits)
-        raise ValueError(f'"{value}" is not a whole number')
-    # The sentence serde gives the Rust example for anything else.
-    raise ValueError("data did not match any variant of untagged enum NumberOrText")
+PLANS = {
+    "small": "One queue, 100 messages a second",
+    "large": "Ten queues, 10,000 messages a second; provisioning takes a while",
+}
 
 
 @dataclass
 class Parameters:
     """What `tsuru service instance add queue NAME -p KEY=VALUE` may set."""
 
-    # How long messages are kept, in hours (1 to 720; 24 by default).
-    retention_hours: Optional[int] = orizuru.parse_with(whole_number)
-    # How long provisioning takes, in seconds (the large plan's default is 5).
-    provision_seconds: Optional[int] = orizuru.parse_with(whole_number)
+    # How long messages are kept, in hours (1 to 720).
+    retention_hours: int = 24
+    # How long provisioning takes, in seconds (5 on the large plan, else 0).
+    provision_seconds: int | None = None
     # Makes `status` report a broken broker, to show how tsuru displays it.
-    simulate: Optional[str] = None
+    simulate: str | None = None
+    # Whether messages survive a broker restart.
+    durable: bool = True
+    # Messages a second at most; none means unlimited.
+    max_rate: float | None = None
 
 
 @dataclass
 class BindParameters:
-    prefix: Optional[str] = None
+    """What `tsuru service instance bind queue NAME -p KEY=VALUE` may set."""
+
+    prefix: str | None = None
 
 
 @dataclass
@@ -85,41 +70,37 @@ class Data:
     """What the plugin remembers about an instance, in the host's ledger."""
 
     vhost: str
-    retention_hours: int
+    # When provisioning is done, in seconds since the epoch.
     ready_at: int
-    simulate: Optional[str]
+    parameters: Parameters
 
 
 def now() -> int:
     return int(time.time())
 
 
-def check_plan(plan: Optional[str]) -> str:
-    plan = plan if plan is not None else "small"
-    if plan not in (name for name, _ in PLANS):
-        raise Invalid(f'plan "{plan}" does not exist; choose small or large')
-    return plan
+def number(value: float) -> str:
+    """The shortest text that reads back as ``value``, without ".0"."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
-def provision(instance: Instance, delay: Optional[int]) -> Provisioned:
-    """Provisions (on paper) and answers what to remember; `delay`
+def provision(instance: Instance, delay: int | None) -> Provisioned:
+    """Provisions (on paper) and answers what to remember; ``delay``
     overrides how long provisioning takes."""
-    plan = check_plan(instance.plan)
+    plan = instance.plan or "small"
+    if plan not in PLANS:
+        raise Invalid(f'plan "{plan}" does not exist; choose small or large')
     parameters = instance.parameters_as(Parameters)
-    retention_hours = parameters.retention_hours if parameters.retention_hours is not None else 24
-    if not 1 <= retention_hours <= 720:
-        raise Invalid(f"retention_hours is {retention_hours}; give a number of hours from 1 to 720")
+    if not 1 <= parameters.retention_hours <= 720:
+        raise Invalid(f"retention_hours is {parameters.retention_hours}; give a number of hours from 1 to 720")
+    rate = parameters.max_rate
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise Invalid(f"max_rate is {number(rate)}; give a number of messages a second above 0")
     if delay is None:
         delay = parameters.provision_seconds
     if delay is None:
         delay = 5 if plan == "large" else 0
-    data = Data(
-        vhost=f"/{instance.name}",
-        retention_hours=retention_hours,
-        # u64 arithmetic, wrapping as the Rust example's release build does.
-        ready_at=(now() + delay) & _U64_MAX,
-        simulate=parameters.simulate,
-    )
+    data = Data(vhost=f"/{instance.name}", ready_at=now() + delay, parameters=parameters)
     return Provisioned.pending(data) if delay > 0 else Provisioned.ready(data)
 
 
@@ -130,32 +111,23 @@ def data(instance: Instance) -> Data:
     return kept
 
 
-def password(instance: str, client: str) -> str:
-    """A password only this instance and client share (FNV-1a, 64 bits; a
-    real service would generate one at bind and store it in the broker)."""
-    hash_ = 0xCBF29CE484222325
-    for byte in instance.encode() + b"/" + client.encode():
-        hash_ ^= byte
-        hash_ = (hash_ * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{hash_:016x}"
-
-
 def credentials(instance: Instance, user: str) -> dict[str, str]:
-    kept = data(instance)
-    secret = password(instance.name, user)
+    vhost = data(instance).vhost
+    # New at every bind: a real service would set it in its broker.
+    password = secrets.token_hex(16)
     return {
-        "QUEUE_URL": f"amqp://{user}:{secret}@queue.example.com:5672{kept.vhost}",
+        "QUEUE_URL": f"amqp://{user}:{password}@queue.example.com:5672{vhost}",
         "QUEUE_HOST": "queue.example.com",
         "QUEUE_PORT": "5672",
-        "QUEUE_VHOST": kept.vhost,
+        "QUEUE_VHOST": vhost,
         "QUEUE_USER": user,
-        "QUEUE_PASSWORD": secret,
+        "QUEUE_PASSWORD": password,
     }
 
 
 class Queue(orizuru.Service):
     def plans(self, context: Context) -> list[Plan]:
-        return [Plan(name, description) for name, description in PLANS]
+        return [Plan(name, description) for name, description in PLANS.items()]
 
     def create(self, request: CreateRequest) -> Provisioned:
         return provision(request.instance, None)
@@ -170,20 +142,24 @@ class Queue(orizuru.Service):
 
     def status(self, instance: Instance, context: Context) -> Status:
         kept = data(instance)
-        if kept.simulate == "down":
+        left = kept.ready_at - now()
+        if kept.parameters.simulate == "down":
             return Status.down("the broker does not answer")
-        if kept.simulate == "degraded":
+        if kept.parameters.simulate == "degraded":
             return Status.custom("degraded: 1 of 2 nodes up")
-        if kept.ready_at > now():
-            return Status.pending(f"provisioning, about {kept.ready_at - now()}s left")
+        if left > 0:
+            return Status.pending(f"provisioning, about {left}s left")
         return Status.UP
 
     def info(self, instance: Instance, context: Context) -> list[InfoItem]:
         kept = data(instance)
+        rate = kept.parameters.max_rate
         return [
-            InfoItem("Plan", instance.plan if instance.plan is not None else "small"),
+            InfoItem("Plan", instance.plan or "small"),
             InfoItem("Virtual host", kept.vhost),
-            InfoItem("Retention", f"{kept.retention_hours} hours"),
+            InfoItem("Retention", f"{kept.parameters.retention_hours} hours"),
+            InfoItem("Durable", "yes" if kept.parameters.durable else "no"),
+            InfoItem("Max rate", "unlimited" if rate is None else f"{number(rate)} messages a second"),
         ]
 
     def bind_app(self, instance: Instance, app: AppBinding) -> dict[str, str]:
@@ -199,7 +175,7 @@ class Queue(orizuru.Service):
     def bind_job(self, instance: Instance, job: JobBinding) -> dict[str, str]:
         return credentials(instance, f"job-{job.job_name}")
 
-    def proxy(self, instance: Optional[Instance], request: ProxyRequest) -> ProxyResponse:
+    def proxy(self, instance: Instance | None, request: ProxyRequest) -> ProxyResponse:
         if instance is None:
             raise NotFound(f"the queue service has no service-level route {request.path}")
         if request.method != "POST" or request.path != "/backup":
@@ -221,13 +197,7 @@ class Queue(orizuru.Service):
             "cluster": context.cluster_name,
             "cluster_addresses": context.cluster_addresses,
         }
-        # serde_json writes an object's keys sorted, without spaces.
-        body = json.dumps(echo, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return (
-            ProxyResponse(202, body)
-            .header("content-type", "application/json")
-            .header("x-queue-backup", "started")
-        )
+        return ProxyResponse.json(202, echo).header("x-queue-backup", "started")
 
 
 orizuru.export(Queue)

@@ -1,7 +1,7 @@
-//! The Python SDK's own unit tests (`guest-sdk/python/tests`), which check
-//! its decoding sentences against serde_json's under plain CPython, run as
-//! part of the workspace's tests. The SDK end to end is the conformance
-//! suite's `python` cases (`tests/contract.rs`).
+//! The Python SDK's own unit tests (`guest-sdk/python/tests`), run as part of
+//! the workspace's tests under plain CPython: its reading of parameters (the
+//! sentences of `guest-sdk/CONTRACT.md`) and `orizuru-build`'s checks. The
+//! SDK end to end is the conformance suite's `python` cases (`tests/contract.rs`).
 
 use std::path::Path;
 use std::process::Command;

@@ -14,7 +14,11 @@ offers, and exports it::
 
     orizuru.export(Fake)
 
-Build it with ``guest-sdk/python/build PLUGIN_DIR plugin.wasm``.
+Build it with ``orizuru-build PLUGIN_DIR plugin.wasm``.
+
+Parameters are declared as a dataclass and read with
+``instance.parameters_as(Parameters)``: a field typed ``int``, ``float`` or
+``bool`` also takes the text tsuru's CLI sends (``-p size_mb=128``).
 
 Every error you raise becomes the body tsuru shows its user word for word,
 so write it as one sentence that names the thing and what to do. Another
@@ -26,7 +30,6 @@ Capabilities, each granted per service by the operator and built in with
 :mod:`orizuru.sql`.
 """
 
-from ._decode import parse_with
 from ._errors import Conflict, Error, Failed, Invalid, MissingParams, NotFound, NotReady, Unsupported
 from ._service import Service, export
 from ._types import (
@@ -69,5 +72,4 @@ __all__ = [
     "Unsupported",
     "UpdateRequest",
     "export",
-    "parse_with",
 ]

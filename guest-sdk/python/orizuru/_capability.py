@@ -34,12 +34,12 @@ def bindings(module: str, wrapper: str, flag: str, grant: str) -> Optional[Modul
     except ImportError:
         raise ImportError(
             f"the plugin uses orizuru.{wrapper}, but it is being built without that capability; "
-            f"build it with `guest-sdk/python/build PLUGIN_DIR OUT.wasm --with {flag}` "
+            f"build it with `orizuru-build PLUGIN_DIR OUT.wasm --with {flag}` "
             f"(and the operator grants it with {grant})"
         ) from None
 
 
 def outside(wrapper: str) -> Failed:
     return Failed(
-        f"orizuru.{wrapper} works only inside a plugin built by guest-sdk/python/build and served by Orizuru"
+        f"orizuru.{wrapper} works only inside a plugin built by orizuru-build and served by Orizuru"
     )

@@ -15,8 +15,8 @@ from typing import Any, Callable
 from componentize_py_types import Err
 from orizuru_wit.imports import orizuru_service_types_0_1_0 as wit
 
-from ._decode import _fields_of as fields_of
 from ._errors import Conflict, Error, Failed, Invalid, MissingParams, NotFound, NotReady, Unsupported
+from ._parameters import warm
 from ._service import Service, exported
 from ._types import (
     AppBinding,
@@ -195,9 +195,9 @@ def _warm(module_name: str) -> None:
     for value in list(vars(module).values()) if module is not None else []:
         if isinstance(value, type) and dataclasses.is_dataclass(value):
             try:
-                fields_of(value)
+                warm(value)
             except (TypeError, NameError):
-                pass  # a type decode_object cannot read: it says so when used
+                pass  # not one the SDK reads (its data, say): if it is used, the call says why
 
 
 def handler() -> type:

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Optional, TypeVar, Union
 
-from ._decode import DecodeError, decode_object
 from ._errors import Failed, Invalid
+from ._parameters import Mismatch, Unknown, names, read, shown
 
 T = TypeVar("T")
 
@@ -40,16 +40,28 @@ class Context:
     cluster_kube_config: Optional[str] = None
 
 
-def _decode_parameters(text: str, cls: Optional[type], of: str) -> Any:
+def _dict(text: str, of: str) -> dict[str, Any]:
     try:
-        if cls is None:
-            value = json.loads(text)
-            if not isinstance(value, dict):
-                raise DecodeError("they are not a JSON object")
-            return value
-        return decode_object(text, cls)
-    except DecodeError as err:
-        raise Invalid(f"the parameters of {of} are not valid: {err}") from None
+        value = json.loads(text)
+    except ValueError as err:
+        raise Invalid(f"the parameters of {of} are not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise Invalid(f"the parameters of {of} are not a JSON object but {shown(value)}")
+    return value
+
+
+def _parameters(text: str, cls: type[T], of: str) -> T:
+    """The parameters in ``text`` read into ``cls``, or :class:`Invalid` in
+    the words of guest-sdk/CONTRACT.md."""
+    try:
+        return read(cls, _dict(text, of))
+    except Mismatch as err:
+        raise Invalid(f'parameter "{err.key}" of {of} {err.problem}') from None
+    except Unknown as err:
+        declared = names(cls)
+        if not declared:
+            raise Invalid(f'{of} has no parameter "{err.key}"; it takes no parameters') from None
+        raise Invalid(f'{of} has no parameter "{err.key}"; the parameters are: {", ".join(declared)}') from None
 
 
 @dataclass
@@ -74,29 +86,31 @@ class Instance:
         Form-encoded keys such as ``parameters.db.size`` arrive nested, and
         their values as text; JSON ones typed.
         """
-        return _decode_parameters(self.parameters, None, f'instance "{self.name}"')
+        return _dict(self.parameters, f'instance "{self.name}"')
 
     def parameters_as(self, cls: type[T]) -> T:
-        """The parameters decoded into the dataclass ``cls``.
+        """The parameters read into the dataclass ``cls``.
 
-        A field the dataclass does not declare, or a value of the wrong type,
-        is the caller's mistake, answered as :class:`Invalid` (400).
+        A field takes its JSON value or the text tsuru's CLI sends for it
+        (``"128"`` for an ``int``). A value that does not fit, a parameter
+        ``cls`` does not declare or a required one absent is the caller's
+        mistake, answered as :class:`Invalid` (400) with a sentence naming it.
         """
-        return _decode_parameters(self.parameters, cls, f'instance "{self.name}"')
+        return _parameters(self.parameters, cls, f'instance "{self.name}"')
 
     def data_as(self, cls: Optional[type[T]] = None) -> Optional[T]:
         """The data returned with ``Provisioned.ready(data=...)``, decoded.
 
         ``None`` when the plugin returned none. With ``cls`` (a dataclass) it
-        is built into one; without, it is the JSON value.
+        is built into one, read as parameters are, ignoring fields ``cls`` no
+        longer declares; without, it is the JSON value.
         """
         if self.data is None:
             return None
         try:
-            if cls is None:
-                return json.loads(self.data)
-            return decode_object(self.data, cls, deny_unknown=False)
-        except (DecodeError, ValueError) as err:
+            value = json.loads(self.data)
+            return value if cls is None else read(cls, value, strict=False)
+        except ValueError as err:
             raise Failed(f'the data stored for instance "{self.name}" could not be read: {err}') from None
 
 
@@ -133,11 +147,12 @@ class AppBinding:
 
     def parameters_dict(self) -> dict[str, Any]:
         """The binding's parameters as a dict."""
-        return _decode_parameters(self.parameters, None, f'the binding of app "{self.app_name}"')
+        return _dict(self.parameters, f'the binding of app "{self.app_name}"')
 
     def parameters_as(self, cls: type[T]) -> T:
-        """The binding's parameters decoded into the dataclass ``cls``."""
-        return _decode_parameters(self.parameters, cls, f'the binding of app "{self.app_name}"')
+        """The binding's parameters read into the dataclass ``cls``, as
+        :meth:`Instance.parameters_as` reads an instance's."""
+        return _parameters(self.parameters, cls, f'the binding of app "{self.app_name}"')
 
 
 @dataclass
@@ -203,7 +218,7 @@ class ProxyResponse:
     @classmethod
     def json(cls, status: int, value: Any) -> "ProxyResponse":
         """A JSON body, with ``content-type: application/json``."""
-        body = json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+        body = to_json(value)
         return cls(status, body).header("content-type", "application/json")
 
 
@@ -271,15 +286,16 @@ class Status:
 Status.UP = Status("up")
 
 
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses as dicts of their fields, in order; everything else as is."""
+def _jsonable(value: Any) -> Any:
+    """What ``json`` writes for a dataclass: a dict of its fields, in order."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {key: to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(item) for item in value]
-    return value
+        return dataclasses.asdict(value)
+    raise TypeError(f"a {type(value).__name__} cannot be written as JSON")
+
+
+def to_json(value: Any) -> str:
+    """``value`` as compact JSON; dataclasses as objects."""
+    return json.dumps(value, default=_jsonable, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 _KEEP = object()
@@ -314,7 +330,7 @@ def _encode_data(data: Any) -> Optional[str]:
     if data is _KEEP or data is None:
         return None
     try:
-        return json.dumps(to_jsonable(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return to_json(data)
     except (TypeError, ValueError) as err:
         raise Failed(f"the plugin's instance data could not be encoded: {err}") from None
 

@@ -18,9 +18,9 @@ import json
 from typing import Any, Optional, Union
 
 from ._capability import Err, bindings, outside
-from ._decode import rust_debug
 from ._errors import Failed
-from ._types import to_jsonable
+from ._parameters import shown
+from ._types import to_json
 
 _store = bindings("wasi_keyvalue_store_0_2_0_draft", "kv", "keyvalue", "`keyvalue = true`")
 _atomics = bindings("wasi_keyvalue_atomics_0_2_0_draft", "kv", "keyvalue", "`keyvalue = true`")
@@ -34,7 +34,7 @@ def _refused(bucket: str, err: Err) -> Failed:
         why = "this service is not granted the key-value store (keyvalue = true)"
     else:
         why = str(getattr(err.value, "value", err.value))
-    return Failed(f"the key-value bucket {rust_debug(bucket)} refused: {why}")
+    return Failed(f"the key-value bucket {shown(bucket)} refused: {why}")
 
 
 class Bucket:
@@ -70,7 +70,7 @@ class Bucket:
             return json.loads(raw)
         except ValueError as err:
             raise Failed(
-                f"the value of {rust_debug(key)} in bucket {rust_debug(self.name)} is not the JSON expected: {err}"
+                f"the value of {shown(key)} in bucket {shown(self.name)} is not the JSON expected: {err}"
             ) from None
 
     def set(self, key: str, value: Union[bytes, str]) -> None:
@@ -84,9 +84,9 @@ class Bucket:
     def set_json(self, key: str, value: Any) -> None:
         """Sets ``key`` to ``value`` written as JSON (dataclasses as objects)."""
         try:
-            text = json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            text = to_json(value)
         except (TypeError, ValueError) as err:
-            raise Failed(f"the value for {rust_debug(key)} cannot be written as JSON: {err}") from None
+            raise Failed(f"the value for {shown(key)} cannot be written as JSON: {err}") from None
         self.set(key, text)
 
     def delete(self, key: str) -> None:
