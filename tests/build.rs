@@ -43,6 +43,7 @@ fn main() {
         "guest-sdk/src",
         "guest-sdk/wit",
         "guest-sdk/python/build",
+        "guest-sdk/python/pyproject.toml",
         "guest-sdk/python/orizuru",
         "guest-sdk/js/build",
         "guest-sdk/js/bin",

@@ -39,6 +39,7 @@ function inputsHash() {
   const inputs = [
     ...files(join(SDK_DIR, "src")),
     ...files(CHECKOUT_WIT),
+    join(SDK_DIR, "..", "..", "LICENSE"),
     join(SDK_DIR, "tsconfig.json"),
     join(SDK_DIR, "package-lock.json"),
     fileURLToPath(import.meta.url),
@@ -56,6 +57,8 @@ function copyWit() {
   }
   rmSync(WIT, { recursive: true, force: true });
   cpSync(CHECKOUT_WIT, WIT, { recursive: true });
+  // The repository's licence text, which npm packs from the package's root.
+  cpSync(join(SDK_DIR, "..", "..", "LICENSE"), join(SDK_DIR, "LICENSE"));
 }
 
 /** Finds a package under node_modules as Node would from `fromDir` (their exports hide package.json). */
