@@ -110,18 +110,23 @@ const FOREIGN: &[&str] = &["python", "js", "c"];
 fn build_foreign(workspace: &Path, built: &Path) {
     std::fs::create_dir_all(built).expect("the plugins' output dir can be made");
     // While one SDK is being changed, the others can be tested alone:
-    // ORIZURU_TEST_LANGUAGES=python,c builds only those (a language left out
-    // has no plugin, so its tests fail rather than pass). Unset: all of them.
+    // ORIZURU_TEST_LANGUAGES=python,c builds only those. A language left out
+    // loses the plugin an earlier build left, so its tests fail rather than
+    // pass on a stale one. Unset: all of them.
     let chosen = env::var("ORIZURU_TEST_LANGUAGES").ok();
-    let foreign: Vec<&str> = FOREIGN
-        .iter()
-        .copied()
-        .filter(|language| {
-            chosen
-                .as_deref()
-                .is_none_or(|list| list.split(',').any(|item| item.trim() == *language))
-        })
-        .collect();
+    let (foreign, left_out): (Vec<&str>, Vec<&str>) = FOREIGN.iter().partition(|language| {
+        chosen
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|item| item.trim() == **language))
+    });
+    for language in left_out {
+        let stale = built.join(format!("queue_{language}.wasm"));
+        if let Err(err) = std::fs::remove_file(&stale)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            panic!("cannot remove {}: {err}", stale.display());
+        }
+    }
     // Each build is mostly one single-threaded step, so they run side by side.
     let failures: Vec<String> = std::thread::scope(|scope| {
         let builds: Vec<_> = foreign

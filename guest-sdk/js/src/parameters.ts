@@ -186,7 +186,9 @@ class ParameterReader {
         return this.bigint(schema as z.$ZodBigInt, value, key);
       case "boolean":
         if (typeof value === "boolean") return value;
-        if (typeof value === "string" && /^(true|false)$/i.test(value)) return value.toLowerCase() === "true";
+        if (typeof value === "string" && /^(true|false)$/i.test(value.trim())) {
+          return value.trim().toLowerCase() === "true";
+        }
         return this.refuse(key, value, schema);
       case "string":
         return typeof value === "string" ? value : this.refuse(key, value, schema);

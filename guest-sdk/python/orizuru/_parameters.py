@@ -207,8 +207,8 @@ def _number(value: Any, key: str) -> float:
 def _bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     raise must_be("true or false", value, key)
 
 

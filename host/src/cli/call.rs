@@ -356,6 +356,14 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
         .header("x-tsuru-user", "orizuru-call"))
 }
 
+/// Each `--param key=value` as its key and value (checked to hold '=' before
+/// anything runs).
+fn params(args: &Args) -> impl Iterator<Item = (&str, &str)> {
+    args.params
+        .iter()
+        .map(|param| param.split_once('=').unwrap_or((param, "")))
+}
+
 /// The form tsuru would send for the action.
 fn request_body(args: &Args) -> String {
     let mut form = form_urlencoded::Serializer::new(String::new());
@@ -372,8 +380,7 @@ fn request_body(args: &Args) -> String {
             for tag in &args.tags {
                 form.append_pair("tag", tag);
             }
-            for param in &args.params {
-                let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            for (key, value) in params(args) {
                 form.append_pair(&format!("parameters.{key}"), value);
             }
         }
@@ -385,8 +392,7 @@ fn request_body(args: &Args) -> String {
                 form.append_pair("app-hosts", host);
             }
             if args.action == Action::BindApp {
-                for param in &args.params {
-                    let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                for (key, value) in params(args) {
                     form.append_pair(&format!("parameters.{key}"), value);
                 }
             }
@@ -407,14 +413,10 @@ async fn seed(host: &Arc<Host>, service: &str, args: &Args) -> Result<(), String
     }
     // A bind's --param are the binding's, sent with the bind itself.
     let mut parameters = Map::new();
-    let instance_params = if args.action == Action::BindApp {
-        &[][..]
-    } else {
-        &args.params[..]
-    };
-    for param in instance_params {
-        let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        parameters.insert(key.to_owned(), Value::String(value.to_owned()));
+    if args.action != Action::BindApp {
+        for (key, value) in params(args) {
+            parameters.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
     }
     let mut changes = vec![Change::Put(InstanceRecord {
         instance: Instance {

@@ -142,20 +142,18 @@ fn create(args: &Args) -> Result<(PathBuf, Option<PathBuf>), String> {
         .as_ref()
         .map(|sdk| sdk.display().to_string())
         .unwrap_or_default();
-    let chosen: Vec<_> = files(template)
-        .into_iter()
-        .filter_map(|file| {
-            target_path(file.path(), template.path(), sdk.is_some()).map(|target| (target, file))
-        })
-        .collect();
-    for (target, file) in &chosen {
-        // A `.local` file replaces the published variant of the same file.
-        let replaced = chosen.iter().any(|(other, over)| {
-            other == target && over.path().extension().is_some_and(|ext| ext == "local")
-        });
-        if replaced && file.path().extension().is_none_or(|ext| ext != "local") {
+    // Where each file goes; a `.local` file replaces the published variant
+    // of the same file.
+    let mut chosen = std::collections::BTreeMap::new();
+    for file in files(template) {
+        let Some((target, local)) = target_path(file.path(), template.path(), sdk.is_some()) else {
             continue;
+        };
+        if local || !chosen.contains_key(&target) {
+            chosen.insert(target, file);
         }
+    }
+    for (target, file) in &chosen {
         let text = file.contents_utf8().ok_or_else(|| {
             format!(
                 "the template file {} is not text; this orizuru was built wrong",
@@ -193,17 +191,17 @@ fn files<'a>(dir: &'a include_dir::Dir<'a>) -> Vec<&'a include_dir::File<'a>> {
     found
 }
 
-/// Where a template file goes in the project, or `None` when it is an
-/// override and the project is on the published SDK.
-fn target_path(path: &Path, template: &Path, local: bool) -> Option<PathBuf> {
+/// Where a template file goes in the project, and whether it is an override
+/// (`.local`); `None` when it is one and the project is on the published SDK.
+fn target_path(path: &Path, template: &Path, local: bool) -> Option<(PathBuf, bool)> {
     let relative = path.strip_prefix(template).unwrap_or(path);
     let name = relative.file_name()?.to_str()?;
-    let (name, wanted) = match name.strip_suffix(".local") {
-        Some(stem) => (stem, local),
-        None => (name, true),
+    let (name, is_override) = match name.strip_suffix(".local") {
+        Some(stem) => (stem, true),
+        None => (name, false),
     };
     let name = name.strip_suffix(".tmpl").unwrap_or(name);
-    wanted.then(|| relative.with_file_name(name))
+    (local || !is_override).then(|| (relative.with_file_name(name), is_override))
 }
 
 fn write(path: &Path, text: &str, executable: bool) -> std::io::Result<()> {
@@ -253,16 +251,16 @@ mod tests {
         let config = Path::new("rust/.cargo/config.toml.local");
         assert_eq!(
             target_path(config, template, true),
-            Some(PathBuf::from(".cargo/config.toml"))
+            Some((PathBuf::from(".cargo/config.toml"), true))
         );
         assert_eq!(target_path(config, template, false), None);
         assert_eq!(
             target_path(Path::new("rust/Cargo.toml.tmpl"), template, false),
-            Some(PathBuf::from("Cargo.toml"))
+            Some((PathBuf::from("Cargo.toml"), false))
         );
         assert_eq!(
-            target_path(Path::new("rust/src/lib.rs"), template, false),
-            Some(PathBuf::from("src/lib.rs"))
+            target_path(Path::new("rust/src/lib.rs"), template, true),
+            Some((PathBuf::from("src/lib.rs"), false))
         );
     }
 
