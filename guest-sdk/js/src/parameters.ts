@@ -142,7 +142,10 @@ class ParameterReader {
   private refuse(key: string, value: unknown, schema: Schema): never {
     const what = key === "" ? `the parameters of ${this.of}` : `parameter ${JSON.stringify(key)} of ${this.of}`;
     if (value === undefined) throw new Refusal(`${what} is missing`);
-    throw new Refusal(`${what} must be ${expected(schema) ?? "something else"}, not ${show(value)}`);
+    const wanted = expected(schema);
+    // A schema kind the contract has no word for (a date, a custom check) still gets a sentence.
+    if (wanted === undefined) throw new Refusal(`${what} does not take ${show(value)}`);
+    throw new Refusal(`${what} must be ${wanted}, not ${show(value)}`);
   }
 
   private unknown(key: string): string {
