@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "postgres",
     "sql-probe",
     "http-probe",
+    "bookkeeper",
 ];
 
 fn main() {

@@ -35,6 +35,19 @@ pub const MAX_REQUEST_READ_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
 /// The longest `drain_timeout_secs`.
 pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 3600;
+/// How long a call waits for a free place under `max_instances` (the host's
+/// or its service's) before it is answered 503, unless the file says.
+pub const DEFAULT_QUEUE_WAIT_MS: u64 = 500;
+/// The longest `queue_wait_ms`.
+pub const MAX_QUEUE_WAIT_MS: u64 = 30_000;
+/// How long an answer is kept for a retry of the same tsuru event, unless the file says.
+pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 3600;
+/// The longest `replay_window_secs`: a week.
+pub const MAX_REPLAY_WINDOW_SECS: u64 = 7 * 86_400;
+/// How long events are kept, unless the file says.
+pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 90;
+/// The longest `events_retention_days`: ten years.
+pub const MAX_EVENTS_RETENTION_DAYS: u64 = 3650;
 
 /// The whole config file, as written.
 #[derive(Debug, Deserialize)]
@@ -51,6 +64,9 @@ pub struct ConfigFile {
     pub max_request_kb: Option<u64>,
     pub request_read_timeout_secs: Option<u64>,
     pub drain_timeout_secs: Option<u64>,
+    pub queue_wait_ms: Option<u64>,
+    pub replay_window_secs: Option<u64>,
+    pub events_retention_days: Option<u64>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -146,6 +162,11 @@ pub struct Config {
     /// How long a stop (Ctrl-C, SIGTERM) waits for the requests in flight
     /// before it cuts them.
     pub drain_timeout: Duration,
+    /// How long a call waits for a free place under the host's or its
+    /// service's `max_instances` before it is answered 503.
+    pub queue_wait: Duration,
+    /// How long the ledger keeps answers and events.
+    pub retention: crate::ledger::Retention,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -512,6 +533,30 @@ impl Config {
             MAX_DRAIN_TIMEOUT_SECS,
         )
         .map_err(Problem::Meaning)?;
+        let queue_wait_ms = file.queue_wait_ms.unwrap_or(DEFAULT_QUEUE_WAIT_MS);
+        if queue_wait_ms > MAX_QUEUE_WAIT_MS {
+            return Err(Problem::Meaning(format!(
+                "queue_wait_ms is {queue_wait_ms}; give a value from 0 (answer 503 at once) to {MAX_QUEUE_WAIT_MS}"
+            )));
+        }
+        let replay_window_secs = file
+            .replay_window_secs
+            .unwrap_or(DEFAULT_REPLAY_WINDOW_SECS);
+        one_to(
+            "replay_window_secs",
+            replay_window_secs,
+            MAX_REPLAY_WINDOW_SECS,
+        )
+        .map_err(Problem::Meaning)?;
+        let events_retention_days = file
+            .events_retention_days
+            .unwrap_or(DEFAULT_EVENTS_RETENTION_DAYS);
+        one_to(
+            "events_retention_days",
+            events_retention_days,
+            MAX_EVENTS_RETENTION_DAYS,
+        )
+        .map_err(Problem::Meaning)?;
         let mut ids = HashSet::new();
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -568,6 +613,11 @@ impl Config {
             max_request_bytes,
             request_read_timeout: Duration::from_secs(request_read_timeout_secs),
             drain_timeout: Duration::from_secs(drain_timeout_secs),
+            queue_wait: Duration::from_millis(queue_wait_ms),
+            retention: crate::ledger::Retention {
+                replay_window: Duration::from_secs(replay_window_secs),
+                events: Duration::from_secs(events_retention_days * 86_400),
+            },
             services,
             source: None,
         })
@@ -1067,6 +1117,38 @@ mod tests {
         assert_eq!(fake.timeout, Duration::from_secs(30));
         assert_eq!(fake.memory_bytes, 128 * 1024 * 1024);
         assert!(!format!("{fake:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn queue_wait_and_retention_have_defaults_and_ranges() {
+        let config = parse("").expect("an empty config");
+        assert_eq!(
+            config.queue_wait,
+            Duration::from_millis(DEFAULT_QUEUE_WAIT_MS)
+        );
+        assert_eq!(config.retention, crate::ledger::Retention::default());
+        let set = parse("queue_wait_ms = 0\nreplay_window_secs = 60\nevents_retention_days = 7\n")
+            .expect("valid values");
+        assert_eq!(set.queue_wait, Duration::ZERO);
+        assert_eq!(set.retention.replay_window, Duration::from_secs(60));
+        assert_eq!(set.retention.events, Duration::from_secs(7 * 86_400));
+        for (text, why) in [
+            (
+                "queue_wait_ms = 30001",
+                "queue_wait_ms is 30001; give a value from 0 (answer 503 at once) to 30000",
+            ),
+            (
+                "replay_window_secs = 0",
+                "replay_window_secs is 0; give a value from 1 to 604800",
+            ),
+            (
+                "events_retention_days = 0",
+                "events_retention_days is 0; give a value from 1 to 3650",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(why), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Host {
     /// Opens the ledger, loads every service's plugin and, if the config
     /// says so, watches the config and plugin files.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<Host>> {
-        let ledger = Arc::new(SqliteLedger::open(&config.data_dir)?);
+        let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
         let settings = RuntimeSettings {
             max_memory_bytes: config
                 .services
@@ -83,12 +83,19 @@ impl Host {
             cache_dir: Some(config.cache_dir.clone()),
             keyvalue_path: Some(config.data_dir.join("keyvalue.sqlite3")),
             max_instances: config.max_instances,
+            queue_wait: config.queue_wait,
         };
         let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
         let metrics = runtime.metrics().clone();
         let (registry, deployer) =
             Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
         let deployer = Arc::new(deployer);
+        for service in registry.all() {
+            // Creates a killed run of the host never ended are undone first thing.
+            let steward = service.steward().clone();
+            steward.spawn(async move { service.recover().await });
+        }
+        keep_pruning(ledger.clone());
         let watcher = if config.watch {
             Some(Watcher::start(deployer.clone()).await?)
         } else {
@@ -129,6 +136,31 @@ impl Host {
             _watcher: None,
         })
     }
+}
+
+/// Forgets the ledger's answers past the replay window and its events past
+/// their retention: once at start, then every ten minutes.
+fn keep_pruning(ledger: Arc<dyn Ledger>) {
+    let ledger = Arc::downgrade(&ledger);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            // Stops once the host is gone.
+            let Some(ledger) = ledger.upgrade() else {
+                return;
+            };
+            match ledger.prune().await {
+                Ok(pruned) if pruned != ledger::Pruned::default() => tracing::info!(
+                    answers = pruned.answers,
+                    events = pruned.events,
+                    "forgot answers past replay_window_secs and events past events_retention_days"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::error!("cannot prune the ledger's events: {err:#}"),
+            }
+        }
+    });
 }
 
 /// The whole HTTP surface: tsuru's contract, the admin API, the health
@@ -191,6 +223,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(host.request_read_timeout);
     let (drain_timeout, in_flight) = (host.drain_timeout, host.in_flight.clone());
+    let registry = host.registry.clone();
     let app = app(host);
     let graceful = GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -229,27 +262,49 @@ pub async fn serve(
             runtime::humanize(drain_timeout)
         );
     }
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    let drained = tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
-        .is_ok()
-    {
-        return Ok(Drained::default());
-    }
-    let cut = in_flight.now();
-    // Dropping a connection drops its request, which stops its plugin call.
-    tasks.shutdown().await;
-    for request in &cut {
+        .is_ok();
+    let cut = if drained { Vec::new() } else { in_flight.now() };
+    if !drained {
+        // Dropping a connection drops its request. A read (plans, info,
+        // status) stops there; a change already begun runs to its end below.
+        tasks.shutdown().await;
+        for request in &cut {
+            tracing::warn!(
+                method = %request.method,
+                path = %request.path,
+                request_id = %request.request_id,
+                "cut at stop after the drain timeout: {request}"
+            );
+        }
         tracing::warn!(
-            method = %request.method,
-            path = %request.path,
-            request_id = %request.request_id,
-            "cut at stop after the drain timeout: {request}"
+            "stopped after waiting {} (drain_timeout_secs): cut {} request(s) still in flight",
+            runtime::humanize(drain_timeout),
+            cut.len()
         );
     }
-    tracing::warn!(
-        "stopped after waiting {} (drain_timeout_secs): cut {} request(s) still in flight",
-        runtime::humanize(drain_timeout),
-        cut.len()
-    );
+    settle(&registry).await;
     Ok(Drained { cut })
+}
+
+/// Waits for the changes to instances that began and have not ended
+/// (their requests may be gone): each ends recorded or undone, within its
+/// plugin's deadlines, so a stop never leaves half an instance.
+async fn settle(registry: &Registry) {
+    let mut stewards: Vec<_> = registry
+        .all()
+        .iter()
+        .map(|service| service.steward().clone())
+        .collect();
+    stewards.dedup_by(|one, other| Arc::ptr_eq(one, other));
+    let running: usize = stewards.iter().map(|steward| steward.running()).sum();
+    if running > 0 {
+        tracing::info!(
+            "stopping: waiting for {running} change(s) to instances to end, recorded or undone"
+        );
+    }
+    for steward in stewards {
+        steward.settled().await;
+    }
 }

@@ -75,6 +75,7 @@ pub struct Metrics {
     request_seconds: Histograms<ActionLabels>,
     instantiate_seconds: Histograms<ServiceLabels>,
     call_seconds: Histograms<ServiceLabels>,
+    queue_wait_seconds: Histograms<ServiceLabels>,
     stops: Family<StopLabels, Counter>,
     busy: Family<ServiceLabels, Counter>,
     swaps: Family<ServiceLabels, Counter>,
@@ -119,6 +120,13 @@ impl Metrics {
             Unit::Seconds,
             call_seconds.clone(),
         );
+        let queue_wait_seconds = Histograms::new_with_constructor(phase_buckets as fn() -> _);
+        registry.register_with_unit(
+            "queue_wait_duration",
+            "Time a call waited for a free place under its service's or the host's max_instances (queue_wait_ms bounds it)",
+            Unit::Seconds,
+            queue_wait_seconds.clone(),
+        );
         let stops = Family::default();
         registry.register(
             "plugin_stops",
@@ -161,6 +169,7 @@ impl Metrics {
             request_seconds,
             instantiate_seconds,
             call_seconds,
+            queue_wait_seconds,
             stops,
             busy,
             swaps,
@@ -205,6 +214,15 @@ impl Metrics {
         self.call_seconds
             .get_or_create(&labels)
             .observe(call.as_secs_f64());
+    }
+
+    /// How long a call waited for a place under a `max_instances`.
+    pub fn queue_wait(&self, service: &str, waited: Duration) {
+        self.queue_wait_seconds
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
     }
 
     /// A plugin call the host stopped.
@@ -254,18 +272,7 @@ impl Metrics {
             self.in_use
                 .get_or_create(&labels)
                 .set(i64::try_from(service.in_use()).unwrap_or(i64::MAX));
-            let count = host
-                .ledger
-                .instance_names(service.id())
-                .await
-                .map(|names| names.len())
-                .map_err(|err| {
-                    tracing::error!("cannot count the ledger's instances for /metrics: {err:#}");
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the metrics could not be read: the ledger did not answer; the host's log says why",
-                    )
-                })?;
+            let count = host.ledger.instance_count(service.id());
             self.ledger_instances
                 .get_or_create(&labels)
                 .set(i64::try_from(count).unwrap_or(i64::MAX));

@@ -1,6 +1,8 @@
 //! What the end-to-end tests share: a host started on `127.0.0.1:0` with
 //! plugins built from source, and a tsuru-like client for it.
 
+pub mod chaos;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -340,8 +340,19 @@ async fn duplicate_create_is_409_naming_the_instance() {
             .status,
         201
     );
+    // The same create again is tsuru retrying one it gave up on: the same answer.
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "dup")])
+            .await
+            .status,
+        201
+    );
     let again = api
-        .form(Method::POST, "/resources", &[("name", "dup")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "dup"), ("plan", "large")],
+        )
         .await;
     assert_eq!(again.status, 409);
     assert_eq!(

@@ -131,14 +131,15 @@ fn sample(page: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_stops_busy_swaps_and_failed_loads() {
-    let server = Server::start(&[
+    let server = Server::start_config(&format!(
+        "admin_token = \"{ADMIN_TOKEN}\"\nqueue_wait_ms = 0\n{}{}",
         service("queue", "queue", ""),
         service(
             "misbehave",
             "misbehave",
             "timeout_ms = 500\nmax_instances = 1",
         ),
-    ])
+    ))
     .await;
     let queue = server.tsuru("queue");
     let misbehave = server.tsuru("misbehave");
@@ -148,7 +149,14 @@ async fn metrics_count_requests_stops_busy_swaps_and_failed_loads() {
         201
     );
     assert_eq!(
-        queue.form(Method::POST, "/resources", &create).await.status,
+        queue
+            .form(
+                Method::POST,
+                "/resources",
+                &[("name", "orders"), ("plan", "large")]
+            )
+            .await
+            .status,
         409
     );
     assert_eq!(
@@ -269,7 +277,7 @@ async fn metrics_count_requests_stops_busy_swaps_and_failed_loads() {
 async fn a_stop_waits_for_requests_in_flight_then_cuts_and_names_the_rest() {
     let mut server = Server::start_config(&format!(
         "drain_timeout_secs = 1\n{}",
-        service("misbehave", "misbehave", "timeout_ms = 30000")
+        service("misbehave", "misbehave", "timeout_ms = 3000")
     ))
     .await;
     let api = server.tsuru("misbehave");
@@ -283,7 +291,7 @@ async fn a_stop_waits_for_requests_in_flight_then_cuts_and_names_the_rest() {
                 .await
         })
     };
-    // One that would run for its whole 30 s deadline, one that takes 300 ms.
+    // One that would run for its whole 3 s deadline, one that takes 300 ms.
     let sleeping = send("sleep");
     let slow = send("slow");
     for _ in 0..100 {
@@ -319,6 +327,17 @@ async fn a_stop_waits_for_requests_in_flight_then_cuts_and_names_the_rest() {
         .expect("the task ends")
         .expect("the slow request is answered before the drain ends");
     assert_eq!(slow.status(), 201);
-    // The cut request's connection is closed without an answer.
+    // The cut request's connection is closed without an answer; its
+    // create ran on to its deadline, and the stop waited for it to be
+    // undone: nothing of it is in the ledger.
     assert!(sleeping.await.expect("the task ends").is_err());
+    assert_eq!(
+        server
+            .host
+            .ledger
+            .instance("misbehave", "sleep")
+            .await
+            .expect("the ledger answers"),
+        None
+    );
 }

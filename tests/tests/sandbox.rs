@@ -143,14 +143,15 @@ async fn a_looping_plugin_does_not_block_its_neighbours() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_its_instance_limit_a_service_answers_503_and_its_neighbours_serve() {
-    let server = Server::start(&[
+    let server = Server::start_config(&format!(
+        "queue_wait_ms = 200\n{}{}",
         service(
             "misbehave",
             "misbehave",
             "timeout_ms = 1500\nmax_instances = 1",
         ),
         service("fake", "fake", ""),
-    ])
+    ))
     .await;
     let api = server.tsuru("misbehave");
     // One request parks the service's only place for its deadline.
@@ -166,7 +167,7 @@ async fn past_its_instance_limit_a_service_answers_503_and_its_neighbours_serve(
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(
         refused.body,
-        "service \"misbehave\" is already running as many requests as it may at once (1); try again in a moment"
+        "service \"misbehave\" is already running as many requests as it may at once (1) and none ended within 200ms; try again in a moment"
     );
     assert_eq!(
         refused

@@ -79,26 +79,7 @@ impl IntoResponse for ApiError {
 
 impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
-        let status = match &error {
-            ActionError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
-            ActionError::Duplicate { .. } => StatusCode::CONFLICT,
-            ActionError::NotReady { .. } => StatusCode::PRECONDITION_FAILED,
-            ActionError::Unsupported { action, .. } => unsupported_status(*action),
-            ActionError::Refused { refusal, .. } => match refusal {
-                Refusal::Invalid(_) | Refusal::MissingParams(_) => StatusCode::BAD_REQUEST,
-                Refusal::NotFound(_) | Refusal::Unsupported => StatusCode::NOT_FOUND,
-                Refusal::Conflict(_) => StatusCode::CONFLICT,
-                Refusal::NotReady(_) => StatusCode::PRECONDITION_FAILED,
-                Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            ActionError::Stopped { stop, .. } => match stop {
-                Stop::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
-                Stop::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            ActionError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ActionError::Ledger { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&error);
         let mut answer = ApiError::new(status, error.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             answer
@@ -106,6 +87,38 @@ impl From<ActionError> for ApiError {
                 .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         answer
+    }
+}
+
+/// The status tsuru is answered for an action that was not done.
+fn status_of(error: &ActionError) -> StatusCode {
+    match error {
+        ActionError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+        ActionError::Duplicate { .. } => StatusCode::CONFLICT,
+        // tsuru waits and tries a bind again on 412; the rest is a conflict.
+        ActionError::BeingCreated { action, .. } => match action {
+            Action::BindApp | Action::BindJob => StatusCode::PRECONDITION_FAILED,
+            _ => StatusCode::CONFLICT,
+        },
+        ActionError::NotReady { .. } => StatusCode::PRECONDITION_FAILED,
+        ActionError::Unsupported { action, .. } => unsupported_status(*action),
+        ActionError::Refused { refusal, .. } => match refusal {
+            Refusal::Invalid(_) | Refusal::MissingParams(_) => StatusCode::BAD_REQUEST,
+            Refusal::NotFound(_) | Refusal::Unsupported => StatusCode::NOT_FOUND,
+            Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::NotReady(_) => StatusCode::PRECONDITION_FAILED,
+            Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        ActionError::Stopped { stop, .. } => match stop {
+            Stop::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
+            Stop::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        ActionError::Busy { .. } | ActionError::HostBusy => StatusCode::SERVICE_UNAVAILABLE,
+        ActionError::Ledger { .. } | ActionError::Interrupted { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        ActionError::Shared(error) => status_of(error),
     }
 }
 

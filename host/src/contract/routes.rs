@@ -208,7 +208,7 @@ fn app_binding(fields: &Fields, legacy: &[&str]) -> Result<AppBinding, ApiError>
 
 /// Binds the app a bind body names; `legacy` as in [`app_binding`].
 async fn bind_app_with(
-    service: &Service,
+    service: &Arc<Service>,
     name: &str,
     context: Context,
     fields: &Fields,
@@ -223,7 +223,7 @@ async fn bind_app_with(
 
 /// Unbinds the app an unbind body names; `legacy` as in [`app_binding`].
 async fn unbind_app_with(
-    service: &Service,
+    service: &Arc<Service>,
     name: &str,
     context: Context,
     fields: &Fields,

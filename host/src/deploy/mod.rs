@@ -26,7 +26,7 @@ use crate::ledger::{Deployments, Ledger, PluginEvent, now, timestamp};
 use crate::model::{Context, Refusal};
 use crate::registry::Registry;
 use crate::runtime::{Failure, Loaded, Origin, Plugin, Runtime};
-use crate::service::{Active, PluginVersion, Service, Source, describe_refusal};
+use crate::service::{Active, PluginVersion, Service, Source, Steward, describe_refusal};
 
 pub use store::{AddedService, Deployment, FailedLoad, KeptVersion, VersionStore};
 
@@ -89,7 +89,8 @@ struct ConfigSource {
 pub struct Deployer {
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
-    ledger: Arc<dyn Ledger>,
+    /// What every service shares to keep its instances true.
+    steward: Arc<Steward>,
     deployments: Arc<dyn Deployments>,
     store: VersionStore,
     keep_versions: usize,
@@ -130,10 +131,16 @@ impl Deployer {
             })?;
             records.insert(service, record);
         }
+        let steward = Steward::new(
+            ledger,
+            runtime.metrics().clone(),
+            config.queue_wait,
+            config.retention.replay_window,
+        );
         let deployer = Deployer {
             runtime: Arc::new(runtime),
             registry: Arc::new(Registry::default()),
-            ledger,
+            steward,
             deployments,
             store: VersionStore::open(&config.data_dir)?,
             keep_versions: config.keep_versions,
@@ -407,7 +414,7 @@ impl Deployer {
             None => self.registry.put(Arc::new(Service::serving(
                 service.clone(),
                 active,
-                self.ledger.clone(),
+                self.steward.clone(),
             ))),
         }
         self.forget(state, dropped);
@@ -817,7 +824,7 @@ impl Deployer {
                         plugin,
                         version: active.version.clone(),
                     },
-                    self.ledger.clone(),
+                    self.steward.clone(),
                 )));
                 let event = PluginEvent {
                     kind: "settings".into(),

@@ -60,19 +60,55 @@ pub struct Binding {
 pub enum Change {
     /// Writes an instance, keeping its creation time if it exists.
     Put(InstanceRecord),
-    /// Deletes an instance and its bindings.
-    Remove {
-        instance: String,
+    /// Turns the reservation `owner` holds into the instance a create made;
+    /// fails when the reservation is no longer that owner's.
+    Settle {
+        record: InstanceRecord,
+        owner: String,
     },
-    Bind {
-        instance: String,
-        binding: Binding,
-    },
+    /// Gives up the reservation `owner` holds, after a create that made nothing.
+    Release { instance: String, owner: String },
+    /// Marks a pending instance ready; nothing if it is gone or not pending.
+    Promote { instance: String },
+    /// Deletes an instance and its bindings, and forgets the answers kept
+    /// for retries of its events.
+    Remove { instance: String },
+    /// Records a binding; fails when the instance is gone or not created yet.
+    Bind { instance: String, binding: Binding },
+    /// Deletes a binding, and forgets the answers kept for retries of its binds.
     Unbind {
         instance: String,
         kind: BindingKind,
         target: String,
     },
+}
+
+/// How long the ledger keeps what it keeps of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// How long a success's answer (a bind's env, passwords and all) is kept
+    /// to answer a retry of the same tsuru event.
+    pub replay_window: Duration,
+    /// How long an event is kept at all.
+    pub events: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            replay_window: Duration::from_secs(crate::config::DEFAULT_REPLAY_WINDOW_SECS),
+            events: Duration::from_secs(crate::config::DEFAULT_EVENTS_RETENTION_DAYS * 86_400),
+        }
+    }
+}
+
+/// What a prune dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Answers older than the replay window.
+    pub answers: u64,
+    /// Events older than the retention.
+    pub events: u64,
 }
 
 /// What tsuru asked for and how it ended.
@@ -156,7 +192,8 @@ pub trait Deployments: Send + Sync {
         limit: usize,
     ) -> anyhow::Result<Vec<PluginEventRecord>>;
 
-    /// How many instances a service has in the ledger.
+    /// How many instances a service has in the ledger (reservations of
+    /// creates not ended are not instances).
     async fn count_instances(&self, service: &str) -> anyhow::Result<u64>;
 }
 
@@ -166,16 +203,26 @@ pub trait Deployments: Send + Sync {
 pub trait Ledger: Send + Sync {
     async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>>;
 
-    /// Takes the name for a create, as an instance in state `Creating`;
-    /// false when the name is taken. A `Creating` reservation older than
-    /// `stale_after` is taken over: no create runs that long, so its host
-    /// crashed or could not release it.
+    /// Takes the name for a create, as an instance in state `Creating`
+    /// held by `owner` (a token of the create's own); false when the name is
+    /// taken, by an instance or by another create's reservation. Only its
+    /// owner settles or releases a reservation ([`Change::Settle`],
+    /// [`Change::Release`]); one its host left behind is undone by
+    /// [`Ledger::orphans`]' caller, never taken over on a clock's guess.
     async fn reserve(
         &self,
         service: &str,
         instance: &Instance,
-        stale_after: Duration,
+        owner: &str,
     ) -> anyhow::Result<bool>;
+
+    /// The reservations of a service held by no create of `host`: creates
+    /// that an earlier run of the host began and never ended (it was
+    /// killed). `host` is the prefix of every owner token this run makes.
+    async fn orphans(&self, service: &str, host: &str) -> anyhow::Result<Vec<InstanceRecord>>;
+
+    /// The instances a service has, without scanning: kept as commits change them.
+    fn instance_count(&self, service: &str) -> u64;
 
     /// Applies the changes and records the event, all or nothing.
     async fn commit(
@@ -185,7 +232,8 @@ pub trait Ledger: Send + Sync {
         event: Option<Event>,
     ) -> anyhow::Result<()>;
 
-    /// The answer of an earlier success of the same tsuru event, if any.
+    /// The answer of an earlier success of the same tsuru event, if any
+    /// and if it is still within the replay window.
     async fn replay(
         &self,
         service: &str,
@@ -202,4 +250,7 @@ pub trait Ledger: Send + Sync {
 
     /// The events of one instance, oldest first.
     async fn events(&self, service: &str, instance: &str) -> anyhow::Result<Vec<EventRecord>>;
+
+    /// Forgets answers past the replay window and events past the retention.
+    async fn prune(&self) -> anyhow::Result<Pruned>;
 }

@@ -1,9 +1,9 @@
 //! The embedded ledger: one SQLite file under `data_dir`, written in WAL mode
 //! with a full sync at every commit, so an answered request survives a crash.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     Binding, BindingKind, Change, Deployments, Event, EventOutcome, EventRecord, InstanceRecord,
-    Ledger, PluginEvent, PluginEventRecord,
+    Ledger, PluginEvent, PluginEventRecord, Pruned, Retention,
 };
 use super::{now, timestamp};
 use crate::model::{Action, Env, Instance, InstanceState};
@@ -78,15 +78,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX plugin_events_by_service ON plugin_events (service, id);
 "#,
+    r#"
+    ALTER TABLE instances ADD COLUMN owner TEXT;
+    CREATE INDEX events_by_time ON events (at);
+"#,
 ];
 
 pub struct SqliteLedger {
     connection: Arc<Mutex<Connection>>,
+    retention: Retention,
+    /// Each service's instances, kept as commits change them, so that
+    /// `/metrics` never scans the table.
+    counts: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl SqliteLedger {
-    /// Opens (or creates) `ledger.sqlite3` in `data_dir`.
+    /// Opens (or creates) `ledger.sqlite3` in `data_dir`, keeping events as
+    /// long as the default [`Retention`] says.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(data_dir, Retention::default())
+    }
+
+    /// Opens (or creates) `ledger.sqlite3` in `data_dir`.
+    pub fn open_with(data_dir: &Path, retention: Retention) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join("ledger.sqlite3");
@@ -94,14 +108,26 @@ impl SqliteLedger {
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         connection
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+                // secure_delete: what is deleted (a removed binding's env, a
+                // forgotten answer) is overwritten, not left in free pages.
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
+                 PRAGMA secure_delete = ON;",
             )
             .context("cannot set up the ledger's journal")?;
         migrate(&mut connection)
             .with_context(|| format!("cannot update the ledger {}", path.display()))?;
+        let counts = count_all(&connection)
+            .with_context(|| format!("cannot count the instances in {}", path.display()))?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            retention,
+            counts: Arc::new(Mutex::new(counts)),
         })
+    }
+
+    /// The oldest time an answer may have been recorded and still be replayed.
+    fn replay_cutoff(&self) -> anyhow::Result<String> {
+        ago(self.retention.replay_window)
     }
 
     /// Runs `work` on the connection off the async threads.
@@ -193,27 +219,53 @@ impl Ledger for SqliteLedger {
         &self,
         service: &str,
         instance: &Instance,
-        stale_after: Duration,
+        owner: &str,
     ) -> anyhow::Result<bool> {
-        let service = service.to_owned();
+        let (service, owner) = (service.to_owned(), owner.to_owned());
         let record = InstanceRecord {
             instance: instance.clone(),
             state: InstanceState::Creating,
         };
-        let cutoff =
-            timestamp(jiff::Timestamp::now() - jiff::SignedDuration::try_from(stale_after)?);
         self.with(move |connection| {
             let transaction = connection.transaction()?;
-            let inserted = insert_instance(
-                &transaction,
-                &service,
-                &record,
-                OnConflict::TakeStale { cutoff },
-            )?;
+            let inserted =
+                insert_instance(&transaction, &service, &record, OnConflict::Keep { owner })?;
             transaction.commit()?;
             Ok(inserted)
         })
         .await
+    }
+
+    async fn orphans(&self, service: &str, host: &str) -> anyhow::Result<Vec<InstanceRecord>> {
+        let names: Vec<String> = {
+            let (service, prefix) = (service.to_owned(), format!("{host}/"));
+            self.with(move |connection| {
+                let mut statement = connection.prepare(
+                    "SELECT name FROM instances WHERE service = ?1 AND state = 'creating'
+                       AND (owner IS NULL OR substr(owner, 1, length(?2)) != ?2) ORDER BY name",
+                )?;
+                let rows =
+                    statement.query_map(params![service, prefix], |row| row.get::<_, String>(0))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?
+        };
+        let mut orphans = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(record) = self.instance(service, &name).await? {
+                orphans.push(record);
+            }
+        }
+        Ok(orphans)
+    }
+
+    fn instance_count(&self, service: &str) -> u64 {
+        self.counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(service)
+            .copied()
+            .unwrap_or(0)
     }
 
     async fn commit(
@@ -223,15 +275,22 @@ impl Ledger for SqliteLedger {
         event: Option<Event>,
     ) -> anyhow::Result<()> {
         let service = service.to_owned();
+        let counts = self.counts.clone();
         self.with(move |connection| {
             let transaction = connection.transaction()?;
+            let mut instances = 0_i64;
             for change in &changes {
-                apply(&transaction, &service, change)?;
+                instances += apply(&transaction, &service, change)?;
             }
             if let Some(event) = &event {
                 insert_event(&transaction, &service, event)?;
             }
             transaction.commit()?;
+            if instances != 0 {
+                let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                let count = counts.entry(service).or_default();
+                *count = count.saturating_add_signed(instances);
+            }
             Ok(())
         })
         .await
@@ -251,15 +310,17 @@ impl Ledger for SqliteLedger {
             instance.to_owned(),
             target.to_owned(),
             event_id.to_owned(),
+            self.replay_cutoff()?,
         );
         self.with(move |connection| {
             let answer: Option<String> = connection
                 .query_row(
                     "SELECT answer FROM events
                      WHERE service = ?1 AND action = ?2 AND instance = ?3 AND target = ?4
-                       AND event_id = ?5 AND outcome = 'succeeded'
+                       AND event_id = ?5 AND outcome = 'succeeded' AND answer IS NOT NULL
+                       AND at >= ?6
                      ORDER BY id DESC LIMIT 1",
-                    params![key.0, key.1, key.2, key.3, key.4],
+                    params![key.0, key.1, key.2, key.3, key.4, key.5],
                     |row| row.get(0),
                 )
                 .optional()?
@@ -353,6 +414,25 @@ impl Ledger for SqliteLedger {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn prune(&self) -> anyhow::Result<Pruned> {
+        let (answers_before, events_before) = (self.replay_cutoff()?, ago(self.retention.events)?);
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let answers = transaction.execute(
+                "UPDATE events SET answer = NULL WHERE answer IS NOT NULL AND at < ?1",
+                params![answers_before],
+            )?;
+            let events =
+                transaction.execute("DELETE FROM events WHERE at < ?1", params![events_before])?;
+            transaction.commit()?;
+            Ok(Pruned {
+                answers: u64::try_from(answers)?,
+                events: u64::try_from(events)?,
+            })
         })
         .await
     }
@@ -451,25 +531,41 @@ impl Deployments for SqliteLedger {
     }
 
     async fn count_instances(&self, service: &str) -> anyhow::Result<u64> {
-        let service = service.to_owned();
-        self.with(move |connection| {
-            let count: i64 = connection.query_row(
-                "SELECT COUNT(*) FROM instances WHERE service = ?1",
-                params![service],
-                |row| row.get(0),
-            )?;
-            Ok(u64::try_from(count)?)
-        })
-        .await
+        Ok(self.instance_count(service))
     }
+}
+
+/// `at` as far back from now as the ledger writes times.
+fn ago(at: std::time::Duration) -> anyhow::Result<String> {
+    let at = jiff::SignedDuration::try_from(at)?;
+    Ok(timestamp(
+        jiff::Timestamp::now()
+            .checked_sub(at)
+            .unwrap_or(jiff::Timestamp::MIN),
+    ))
+}
+
+/// Every service's instances, counted once at open.
+fn count_all(connection: &Connection) -> anyhow::Result<HashMap<String, u64>> {
+    let mut statement = connection.prepare(
+        "SELECT service, COUNT(*) FROM instances WHERE state != 'creating' GROUP BY service",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    rows.map(|row| {
+        let (service, count) = row?;
+        Ok((service, u64::try_from(count)?))
+    })
+    .collect()
 }
 
 /// What writing an instance does to one of the same name.
 enum OnConflict {
     /// Overwrites it, keeping its creation time.
     Replace,
-    /// Takes it over only if it is a `Creating` reservation older than `cutoff`.
-    TakeStale { cutoff: String },
+    /// Writes nothing (a reservation), recording who holds the new row.
+    Keep { owner: String },
 }
 
 /// Writes an instance; answers whether a row was written.
@@ -482,14 +578,14 @@ fn insert_instance(
     const OVERWRITE: &str = "state = excluded.state, plan = excluded.plan, team = excluded.team,
         description = excluded.description, tags = excluded.tags, parameters = excluded.parameters,
         data = excluded.data, updated_at = excluded.updated_at";
-    let (on_conflict, cutoff) = match on_conflict {
-        OnConflict::Replace => (format!("ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}"), None),
-        OnConflict::TakeStale { cutoff } => (
-            format!(
-                "ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}, created_at = excluded.created_at
-                 WHERE instances.state = 'creating' AND instances.updated_at < ?11"
-            ),
-            Some(cutoff),
+    let (on_conflict, owner) = match on_conflict {
+        OnConflict::Replace => (
+            format!("ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}"),
+            None,
+        ),
+        OnConflict::Keep { owner } => (
+            "ON CONFLICT (service, name) DO NOTHING".to_owned(),
+            Some(owner),
         ),
     };
     let instance = &record.instance;
@@ -498,7 +594,7 @@ fn insert_instance(
         serde_json::to_string(&instance.parameters)?,
     );
     let (at, state) = (now(), record.state.as_str());
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+    let values: Vec<&dyn rusqlite::ToSql> = vec![
         &service,
         &instance.name,
         &state,
@@ -509,27 +605,87 @@ fn insert_instance(
         &parameters,
         &instance.data,
         &at,
+        &owner,
     ];
-    if let Some(cutoff) = &cutoff {
-        values.push(cutoff);
-    }
     let written = transaction.execute(
         &format!(
             "INSERT INTO instances
-                (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) {on_conflict}"
+                (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at, owner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) {on_conflict}"
         ),
         values.as_slice(),
     )?;
     Ok(written == 1)
 }
 
-fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyhow::Result<()> {
+/// The state of an instance row, if there is one.
+fn state_of(
+    transaction: &Transaction<'_>,
+    service: &str,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    Ok(transaction
+        .query_row(
+            "SELECT state FROM instances WHERE service = ?1 AND name = ?2",
+            params![service, name],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Whether a row in `state` counts as an instance.
+fn counted(state: Option<&str>) -> i64 {
+    i64::from(matches!(state, Some(state) if state != "creating"))
+}
+
+/// Applies one change; answers how it changed the service's instance count.
+fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyhow::Result<i64> {
     match change {
         Change::Put(record) => {
+            let before = state_of(transaction, service, &record.instance.name)?;
             insert_instance(transaction, service, record, OnConflict::Replace)?;
+            Ok(counted(Some(record.state.as_str())) - counted(before.as_deref()))
+        }
+        Change::Settle { record, owner } => {
+            let instance = &record.instance;
+            let settled = transaction.execute(
+                "UPDATE instances SET state = ?3, data = ?4, owner = NULL, updated_at = ?5
+                 WHERE service = ?1 AND name = ?2 AND state = 'creating' AND owner = ?6",
+                params![
+                    service,
+                    instance.name,
+                    record.state.as_str(),
+                    instance.data,
+                    now(),
+                    owner
+                ],
+            )?;
+            if settled != 1 {
+                anyhow::bail!(
+                    "the reservation of instance {} is no longer this create's",
+                    instance.name
+                );
+            }
+            Ok(counted(Some(record.state.as_str())))
+        }
+        Change::Release { instance, owner } => {
+            transaction.execute(
+                "DELETE FROM instances
+                 WHERE service = ?1 AND name = ?2 AND state = 'creating' AND owner = ?3",
+                params![service, instance, owner],
+            )?;
+            Ok(0)
+        }
+        Change::Promote { instance } => {
+            transaction.execute(
+                "UPDATE instances SET state = 'ready', updated_at = ?3
+                 WHERE service = ?1 AND name = ?2 AND state = 'pending'",
+                params![service, instance, now()],
+            )?;
+            Ok(0)
         }
         Change::Remove { instance } => {
+            let before = state_of(transaction, service, instance)?;
             transaction.execute(
                 "DELETE FROM bindings WHERE service = ?1 AND instance = ?2",
                 params![service, instance],
@@ -538,11 +694,19 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
                 "DELETE FROM instances WHERE service = ?1 AND name = ?2",
                 params![service, instance],
             )?;
+            transaction.execute(
+                "UPDATE events SET answer = NULL
+                 WHERE service = ?1 AND instance = ?2 AND answer IS NOT NULL",
+                params![service, instance],
+            )?;
+            Ok(-counted(before.as_deref()))
         }
         Change::Bind { instance, binding } => {
-            transaction.execute(
+            let written = transaction.execute(
                 "INSERT INTO bindings (service, instance, kind, target, env, bound_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (
+                     SELECT 1 FROM instances
+                     WHERE service = ?1 AND name = ?2 AND state != 'creating')
                  ON CONFLICT (service, instance, kind, target)
                  DO UPDATE SET env = excluded.env, bound_at = excluded.bound_at",
                 params![
@@ -554,6 +718,13 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
                     now(),
                 ],
             )?;
+            if written != 1 {
+                anyhow::bail!(
+                    "instance {instance} is gone or not created yet; the binding of {} was not recorded",
+                    binding.target
+                );
+            }
+            Ok(0)
         }
         Change::Unbind {
             instance,
@@ -564,9 +735,19 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
                 "DELETE FROM bindings WHERE service = ?1 AND instance = ?2 AND kind = ?3 AND target = ?4",
                 params![service, instance, kind.as_str(), target],
             )?;
+            let binds = match kind {
+                BindingKind::App => Action::BindApp,
+                BindingKind::Job => Action::BindJob,
+            };
+            transaction.execute(
+                "UPDATE events SET answer = NULL
+                 WHERE service = ?1 AND instance = ?2 AND action = ?3 AND target = ?4
+                   AND answer IS NOT NULL",
+                params![service, instance, binds.as_str(), target],
+            )?;
+            Ok(0)
         }
     }
-    Ok(())
 }
 
 fn insert_event(transaction: &Transaction<'_>, service: &str, event: &Event) -> anyhow::Result<()> {
@@ -628,23 +809,31 @@ mod tests {
     async fn reserve_commit_replay_and_survive_reopen() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let ledger = SqliteLedger::open(dir.path())?;
-        let minute = Duration::from_secs(60);
-        assert!(ledger.reserve("svc", &instance("db"), minute).await?);
+        assert!(ledger.reserve("svc", &instance("db"), "h1/1").await?);
         assert!(
-            !ledger.reserve("svc", &instance("db"), minute).await?,
-            "a taken name is refused"
+            !ledger.reserve("svc", &instance("db"), "h1/2").await?,
+            "a taken name is refused, however old the reservation"
         );
         assert!(
-            ledger.reserve("other", &instance("db"), minute).await?,
+            ledger.reserve("other", &instance("db"), "h1/3").await?,
             "names are per service"
         );
-        assert!(ledger.reserve("svc", &instance("stale"), minute).await?);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(
-            ledger
-                .reserve("svc", &instance("stale"), Duration::from_millis(10))
-                .await?,
-            "a reservation older than any create can run is taken over"
+        assert_eq!(
+            ledger.instance_count("svc"),
+            0,
+            "a reservation is no instance"
+        );
+        assert!(ledger.reserve("svc", &instance("left"), "h0/9").await?);
+        let orphans: Vec<String> = ledger
+            .orphans("svc", "h1")
+            .await?
+            .into_iter()
+            .map(|record| record.instance.name)
+            .collect();
+        assert_eq!(
+            orphans,
+            ["left"],
+            "only another run's reservations are orphans"
         );
 
         let mut ready = instance("db");
@@ -653,16 +842,29 @@ mod tests {
             instance: ready,
             state: InstanceState::Ready,
         };
+        let settle = |owner: &str| Change::Settle {
+            record: record.clone(),
+            owner: owner.into(),
+        };
+        assert!(
+            ledger
+                .commit("svc", vec![settle("h1/2")], None)
+                .await
+                .is_err(),
+            "only the reservation's owner settles it"
+        );
         ledger
             .commit(
                 "svc",
-                vec![Change::Put(record.clone())],
+                vec![settle("h1/1")],
                 event(Action::Create, "db", "e1", json!("ready")),
             )
             .await?;
+        assert_eq!(ledger.instance_count("svc"), 1);
         drop(ledger);
 
         let ledger = SqliteLedger::open(dir.path())?;
+        assert_eq!(ledger.instance_count("svc"), 1, "counted again at open");
         assert_eq!(ledger.instance("svc", "db").await?, Some(record));
         assert_eq!(
             ledger.replay("svc", Action::Create, "db", "", "e1").await?,
@@ -692,7 +894,13 @@ mod tests {
                 event(Action::BindApp, "db", "e3", json!({"A": "1"})),
             )
             .await?;
-        assert_eq!(ledger.bindings("svc", "db").await?, vec![binding]);
+        assert_eq!(ledger.bindings("svc", "db").await?, vec![binding.clone()]);
+        assert_eq!(
+            ledger
+                .replay("svc", Action::BindApp, "db", "", "e3")
+                .await?,
+            Some(json!({"A": "1"}))
+        );
 
         ledger
             .commit(
@@ -704,7 +912,29 @@ mod tests {
             )
             .await?;
         assert_eq!(ledger.instance("svc", "db").await?, None);
+        assert_eq!(ledger.instance_count("svc"), 0);
         assert!(ledger.bindings("svc", "db").await?.is_empty());
+        assert_eq!(
+            ledger
+                .replay("svc", Action::BindApp, "db", "", "e3")
+                .await?,
+            None,
+            "a removed instance's answers are forgotten"
+        );
+        assert!(
+            ledger
+                .commit(
+                    "svc",
+                    vec![Change::Bind {
+                        instance: "db".into(),
+                        binding: binding.clone(),
+                    }],
+                    None
+                )
+                .await
+                .is_err(),
+            "no binding of an instance that is gone"
+        );
         let actions: Vec<String> = ledger
             .events("svc", "db")
             .await?
@@ -712,6 +942,77 @@ mod tests {
             .map(|e| e.action)
             .collect();
         assert_eq!(actions, ["create", "bind-app", "remove"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn prune_forgets_answers_past_the_window_and_events_past_the_retention()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let hour = std::time::Duration::from_secs(3600);
+        let ledger = SqliteLedger::open_with(
+            dir.path(),
+            Retention {
+                replay_window: hour,
+                events: 24 * hour,
+            },
+        )?;
+        for (id, age_hours) in [("old", 48_u64), ("stale", 2), ("fresh", 0)] {
+            ledger
+                .commit(
+                    "svc",
+                    Vec::new(),
+                    event(Action::BindApp, "db", id, json!({"PASSWORD": id})),
+                )
+                .await?;
+            let at = ago(std::time::Duration::from_secs(age_hours * 3600))?;
+            let id = id.to_owned();
+            ledger
+                .with(move |connection| {
+                    connection.execute(
+                        "UPDATE events SET at = ?1 WHERE event_id = ?2",
+                        params![at, id],
+                    )?;
+                    Ok(())
+                })
+                .await?;
+        }
+        assert_eq!(
+            ledger
+                .replay("svc", Action::BindApp, "db", "", "stale")
+                .await?,
+            None,
+            "past the window, a retry is not answered from the ledger"
+        );
+        assert_eq!(
+            ledger
+                .replay("svc", Action::BindApp, "db", "", "fresh")
+                .await?,
+            Some(json!({"PASSWORD": "fresh"}))
+        );
+        assert_eq!(
+            ledger.prune().await?,
+            Pruned {
+                answers: 2,
+                events: 1
+            }
+        );
+        let kept: Vec<(Option<String>, EventOutcome)> = ledger
+            .events("svc", "db")
+            .await?
+            .into_iter()
+            .map(|event| (event.event_id, event.outcome))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (Some("stale".into()), EventOutcome::Succeeded(Value::Null)),
+                (
+                    Some("fresh".into()),
+                    EventOutcome::Succeeded(json!({"PASSWORD": "fresh"}))
+                ),
+            ]
+        );
         Ok(())
     }
 }

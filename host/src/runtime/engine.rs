@@ -23,8 +23,10 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
     /// Plugin calls that may run at once, over all services; past it a call
-    /// is answered "busy" at once instead of waiting.
+    /// waits up to `queue_wait` for a place, then is answered "busy".
     pub max_instances: u32,
+    /// How long a call waits for a place under `max_instances`.
+    pub queue_wait: Duration,
     /// The largest memory any service grants its plugin.
     pub max_memory_bytes: u64,
     /// Where compiled plugins are kept between starts; `None` compiles every time.
@@ -37,6 +39,7 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
             max_instances: 100,
+            queue_wait: Duration::from_millis(crate::config::DEFAULT_QUEUE_WAIT_MS),
             max_memory_bytes: crate::config::DEFAULT_MEMORY_MB * 1024 * 1024,
             cache_dir: None,
             keyvalue_path: None,
@@ -116,8 +119,11 @@ impl Runtime {
             .transpose()?;
         let clock = EpochClock::start(engine.clone())?;
         let threads = Arc::new(
-            GuestThreads::start(usize::try_from(instances).unwrap_or(usize::MAX))
-                .map_err(wasmtime::Error::from_anyhow)?,
+            GuestThreads::start(
+                usize::try_from(instances).unwrap_or(usize::MAX),
+                settings.queue_wait,
+            )
+            .map_err(wasmtime::Error::from_anyhow)?,
         );
         let keyvalue = Arc::new(
             KvStore::open(settings.keyvalue_path.as_deref())

@@ -9,9 +9,12 @@
 //! wakes up is scheduled ahead of one that has been running.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// How much lower than the host's own threads plugin code runs (a nice value).
@@ -22,11 +25,22 @@ pub struct GuestThreads {
     /// Used only for its pool of blocking threads; the calls' timers and I/O
     /// stay with the runtime that asked for them.
     pool: Option<Runtime>,
+    /// One place per thread: a call runs only once it holds one, so no call
+    /// ever queues inside the pool, where its wait would be unbounded.
+    places: Arc<Semaphore>,
+    /// How long a call may wait for a place.
+    queue_wait: Duration,
+}
+
+/// A call's place on the pool, held until the call's thread is done with it.
+pub struct Place {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl GuestThreads {
-    /// A pool of up to `max` threads, started as calls need them.
-    pub fn start(max: usize) -> anyhow::Result<Self> {
+    /// A pool of up to `max` threads, started as calls need them; a call
+    /// waits at most `queue_wait` for one to be free.
+    pub fn start(max: usize, queue_wait: Duration) -> anyhow::Result<Self> {
         let pool = Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(max.max(1))
@@ -34,12 +48,31 @@ impl GuestThreads {
             .on_thread_start(lower_priority)
             .build()
             .context("cannot start the threads that run plugin code")?;
-        Ok(Self { pool: Some(pool) })
+        Ok(Self {
+            pool: Some(pool),
+            places: Arc::new(Semaphore::new(max.max(1))),
+            queue_wait,
+        })
+    }
+
+    /// A place for one call, as soon as one is free; `None` when none came
+    /// free within the queue wait.
+    pub async fn place(&self) -> Option<Place> {
+        let places = self.places.clone();
+        match places.clone().try_acquire_owned() {
+            Ok(permit) => Some(Place { _permit: permit }),
+            Err(_) => tokio::time::timeout(self.queue_wait, places.acquire_owned())
+                .await
+                .ok()?
+                .ok()
+                .map(|permit| Place { _permit: permit }),
+        }
     }
 
     /// Runs `call` to its end on a thread of the pool, with the timers and
-    /// I/O of the runtime this is called from.
-    pub fn run<F>(&self, call: F) -> JoinHandle<F::Output>
+    /// I/O of the runtime this is called from; `place` is given back when
+    /// the thread is done.
+    pub fn run<F>(&self, place: Place, call: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -49,7 +82,11 @@ impl GuestThreads {
             .pool
             .as_ref()
             .map_or_else(|| caller.clone(), |pool| pool.handle().clone());
-        pool.spawn_blocking(move || caller.block_on(call))
+        pool.spawn_blocking(move || {
+            let output = caller.block_on(call);
+            drop(place);
+            output
+        })
     }
 }
 

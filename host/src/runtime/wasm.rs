@@ -82,6 +82,20 @@ impl WasmPlugin {
         + 'static,
         convert: impl FnOnce(W) -> Outcome<T>,
     ) -> Outcome<T> {
+        // A place on the guest threads first: the deadline starts once the
+        // plugin can start, and no call waits longer than the queue wait.
+        let waiting = Instant::now();
+        let place = self.threads.place().await;
+        self.metrics
+            .queue_wait(&self.limits.service, waiting.elapsed());
+        let Some(place) = place else {
+            tracing::warn!(
+                service = %self.limits.service,
+                "call refused: every plugin instance of the host was in use for the whole queue wait (max_instances, queue_wait_ms)"
+            );
+            self.metrics.stop(&self.limits.service, &Stop::Busy);
+            return Err(Failure::Stopped(Stop::Busy));
+        };
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
         let metrics = self.metrics.clone();
@@ -92,7 +106,7 @@ impl WasmPlugin {
         };
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
-        let guest = self.threads.run(async move {
+        let guest = self.threads.run(place, async move {
             let begun = Instant::now();
             let mut store = Sandbox::store(&engine, &limits, tags);
             let mut phases = Phases::default();
