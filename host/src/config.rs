@@ -48,6 +48,12 @@ pub const MAX_REPLAY_WINDOW_SECS: u64 = 7 * 86_400;
 pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 90;
 /// The longest `events_retention_days`: ten years.
 pub const MAX_EVENTS_RETENTION_DAYS: u64 = 3650;
+/// Connections open at once, unless the file says: well under the usual
+/// limit of 1024 open files, which the ledger, the compiled plugins, the
+/// watcher and the SQL pools share.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The most `max_connections` a host may be given.
+pub const MAX_CONNECTIONS: u64 = 100_000;
 
 /// The whole config file, as written.
 #[derive(Debug, Deserialize)]
@@ -67,6 +73,7 @@ pub struct ConfigFile {
     pub queue_wait_ms: Option<u64>,
     pub replay_window_secs: Option<u64>,
     pub events_retention_days: Option<u64>,
+    pub max_connections: Option<u64>,
     pub watch: Option<bool>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
@@ -167,6 +174,8 @@ pub struct Config {
     pub queue_wait: Duration,
     /// How long the ledger keeps answers and events.
     pub retention: crate::ledger::Retention,
+    /// HTTP connections that may be open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -251,36 +260,44 @@ impl Origin {
     /// `http://127.0.0.1:8080`; the port defaults to the scheme's.
     pub fn parse(entry: &str) -> Result<Origin, String> {
         let hint = "write it as scheme://host or scheme://host:port, with http or https";
+        // An entry may carry a password; the messages show it without one.
+        let shown = match entry.rsplit_once('@') {
+            Some((before, after)) => match before.split_once("://") {
+                Some((scheme, _credentials)) => format!("{scheme}://...@{after}"),
+                None => format!("...@{after}"),
+            },
+            None => entry.to_owned(),
+        };
         let uri: http::Uri = entry
             .parse()
-            .map_err(|_| format!("the allowed origin {entry:?} is not a URL; {hint}"))?;
+            .map_err(|_| format!("the allowed origin {shown:?} is not a URL; {hint}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
             _ => {
                 return Err(format!(
-                    "the allowed origin {entry:?} is not http or https; {hint}"
+                    "the allowed origin {shown:?} is not http or https; {hint}"
                 ));
             }
         };
         let Some(authority) = uri.authority() else {
             return Err(format!(
-                "the allowed origin {entry:?} names no host; {hint}"
+                "the allowed origin {shown:?} names no host; {hint}"
             ));
         };
         if authority.as_str().contains('@') {
             return Err(format!(
-                "the allowed origin {entry:?} carries a user name or password; put credentials in [services.secrets] and {hint}"
+                "the allowed origin {shown:?} carries a user name or password; put credentials in [services.secrets] and {hint}"
             ));
         }
         if authority.host().is_empty() || authority.host().contains('*') {
             return Err(format!(
-                "the allowed origin {entry:?} names no single host (wildcards are not read); {hint}"
+                "the allowed origin {shown:?} names no single host (wildcards are not read); {hint}"
             ));
         }
         if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
             return Err(format!(
-                "the allowed origin {entry:?} has a path; origins allow every path of a host, so {hint}"
+                "the allowed origin {shown:?} has a path; origins allow every path of a host, so {hint}"
             ));
         }
         Ok(Origin::new(https, authority.host(), authority.port_u16()))
@@ -557,6 +574,10 @@ impl Config {
             MAX_EVENTS_RETENTION_DAYS,
         )
         .map_err(Problem::Meaning)?;
+        let max_connections = file
+            .max_connections
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS as u64);
+        one_to("max_connections", max_connections, MAX_CONNECTIONS).map_err(Problem::Meaning)?;
         let mut ids = HashSet::new();
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
@@ -618,6 +639,7 @@ impl Config {
                 replay_window: Duration::from_secs(replay_window_secs),
                 events: Duration::from_secs(events_retention_days * 86_400),
             },
+            max_connections: usize::try_from(max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
             services,
             source: None,
         })
@@ -980,23 +1002,70 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// toml's message on one line, with the line it points at.
+/// toml's message on one line, with the line it points at and the key
+/// written there. Never a value: the line may hold a password or a token.
 fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
-    let message = err.message().trim().replace('\n', "; ");
+    let message = without_value(err.message().trim()).replace('\n', "; ");
     match err.span() {
         Some(span) => {
             let before = &text.as_bytes()[..span.start.min(text.len())];
             let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
-            // The line itself names the key, which the message may not.
-            match text.lines().nth(line - 1).map(str::trim) {
-                Some(written) if !written.is_empty() && written.len() <= 120 => {
-                    format!("line {line} ({written}): {message}")
-                }
-                _ => format!("line {line}: {message}"),
+            // The key names the setting, which the message may not.
+            match text.lines().nth(line - 1).and_then(key_of) {
+                Some(key) => format!("line {line} ({key}): {message}"),
+                None => format!("line {line}: {message}"),
             }
         }
         None => message,
     }
+}
+
+/// What a config line sets, without its value: `key password` for
+/// `password = "..."`, `[services.sql.admin]` for a table header; `None`
+/// for a line of something else (a multi-line value's, say).
+fn key_of(line: &str) -> Option<String> {
+    let line = line.trim();
+    let plausible = |key: &str| {
+        !key.is_empty()
+            && key.len() <= 80
+            && key.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'' | ' ')
+            })
+    };
+    if line.starts_with('[') {
+        let brackets = if line.starts_with("[[") { 2 } else { 1 };
+        let name = line[brackets..].split(']').next()?.trim();
+        let (open, close) = ("[".repeat(brackets), "]".repeat(brackets));
+        return plausible(name).then(|| format!("{open}{name}{close}"));
+    }
+    let (key, _value) = line.split_once('=')?;
+    let key = key.trim();
+    plausible(key).then(|| format!("key {key}"))
+}
+
+/// serde's "invalid type: string \"hunter2\", expected u64" without the
+/// value it quotes: "invalid type: a string, expected u64".
+fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length: "] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some((found, expected)) = rest.split_once(", expected ") else {
+            continue;
+        };
+        let kind = match found.split([' ', '`', '"']).next().unwrap_or_default() {
+            "string" => "a string",
+            "integer" => "an integer",
+            "floating" => "a number with a fraction",
+            "boolean" => "true or false",
+            "sequence" => "an array",
+            "map" => "a table",
+            "character" => "a character",
+            _ => "another value",
+        };
+        return format!("{prefix}{kind}, expected {expected}");
+    }
+    message.to_owned()
 }
 
 #[cfg(test)]
@@ -1197,6 +1266,99 @@ mod tests {
             err.contains("drain_timeout_secs is 0; give a value from 1 to 3600"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn max_connections_has_a_default_and_a_range() {
+        assert_eq!(
+            parse("").expect("an empty config").max_connections,
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(
+            parse("max_connections = 3\n")
+                .expect("a valid cap")
+                .max_connections,
+            3
+        );
+        for value in ["0", "100001"] {
+            let err = parse(&format!("max_connections = {value}\n")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "max_connections is {value}; give a value from 1 to 100000"
+                )),
+                "{value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_key_never_the_value() {
+        let secret = "hunter2-very-secret";
+        for (text, says) in [
+            (
+                format!(
+                    "listen = \"127.0.0.1:1\"\n[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"{secret}\"\npassword = \"{secret}\"\n"
+                ),
+                "line 6 (key password): ",
+            ),
+            (
+                format!("admin_token = \"{secret}\"\nadmin_token = \"{secret}\"\n"),
+                "line 2 (key admin_token): ",
+            ),
+            (
+                format!(
+                    "[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = [\"{secret}\"]\n"
+                ),
+                "invalid type: an array, expected a string",
+            ),
+            (
+                format!("admin_token = {{ value = \"{secret}\" }}\n"),
+                "line 1 (key admin_token): ",
+            ),
+            (
+                format!("max_instances = \"{secret}\"\n"),
+                "line 1 (key max_instances): invalid type: a string, expected u32",
+            ),
+            (
+                format!("admin_token = \"\"\"\n{secret}\"\"\"\nadmin_token = 1\n"),
+                "line 3 (key admin_token): ",
+            ),
+            (
+                format!(
+                    "[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"p\"\n[services.sql.admin]\nurl_env = \"X\"\nurl_env = \"postgres://u:{secret}@h/d\"\n"
+                ),
+                "line 7 (key url_env): ",
+            ),
+        ] {
+            let err = parse(&text).expect_err(&text);
+            assert!(err.contains(says), "{text}: {err}");
+            assert!(!err.contains(secret), "{text}: {err}");
+            assert!(!err.contains("hunter2"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn meaning_errors_never_show_a_secret() {
+        let base = "[[services]]\nid = \"api\"\nplugin = \"api.wasm\"\npassword = \"p\"\n";
+        for (extra, says) in [
+            (
+                "[services.http]\nallow = [\"https://user:hunter2@api.example.com\"]\n",
+                "carries a user name or password",
+            ),
+            (
+                "[services.http]\nallow = [\"https://user:hun ter2@api.example.com\"]\n",
+                "is not a URL",
+            ),
+        ] {
+            let err = parse(&format!("{base}{extra}")).expect_err(extra);
+            assert!(err.contains(says), "{extra}: {err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("hun ter2"),
+                "{extra}: {err}"
+            );
+        }
+        let short = parse("admin_token = \"hunter2\"\n").expect_err("a short token");
+        assert!(!short.contains("hunter2"), "{short}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod connections;
 pub mod contract;
 pub mod deploy;
 pub mod drain;
@@ -17,6 +18,7 @@ pub mod health;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod private;
 pub mod registry;
 pub mod runtime;
 pub mod service;
@@ -35,6 +37,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::{Config, Secret};
+use crate::connections::Connections;
 use crate::deploy::Deployer;
 use crate::deploy::watch::Watcher;
 use crate::drain::{Drained, InFlight};
@@ -62,6 +65,8 @@ pub struct Host {
     pub request_read_timeout: std::time::Duration,
     /// How long a stop waits for the requests in flight before cutting them.
     pub drain_timeout: std::time::Duration,
+    /// Connections that may be open at once; past it, 503 and closed.
+    pub max_connections: usize,
     /// The requests being answered now.
     pub in_flight: Arc<InFlight>,
     _watcher: Option<Watcher>,
@@ -111,6 +116,7 @@ impl Host {
             max_request_bytes: config.max_request_bytes,
             request_read_timeout: config.request_read_timeout,
             drain_timeout: config.drain_timeout,
+            max_connections: config.max_connections,
             in_flight: Arc::default(),
             _watcher: watcher,
         }))
@@ -132,6 +138,7 @@ impl Host {
                 config::DEFAULT_REQUEST_READ_TIMEOUT_SECS,
             ),
             drain_timeout: std::time::Duration::from_secs(config::DEFAULT_DRAIN_TIMEOUT_SECS),
+            max_connections: config::DEFAULT_MAX_CONNECTIONS,
             in_flight: Arc::default(),
             _watcher: None,
         })
@@ -208,22 +215,28 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 /// after the host's `drain_timeout` are cut, logged one by one, and named in
 /// the answer.
 ///
-/// A client gets `request_read_timeout` to send a request's headers (then
-/// the connection is closed: hyper answers nothing there) and as long again
-/// for its body (408 with a sentence), so no slow client holds a connection,
-/// or the shutdown, for as long as it likes.
+/// It speaks HTTP/1.1 only, as tsuru does; a client opening HTTP/2 is told
+/// so in an HTTP/2 GOAWAY frame (see [`connections`]). A client gets
+/// `request_read_timeout` to send a request's first byte and headers, and
+/// an idle keep-alive connection as long for its next request (past it the
+/// connection is closed: there is no request to answer), then as long again
+/// for a body (408 with a sentence), so no slow or silent client holds a
+/// connection, or the shutdown, for as long as it likes. At most
+/// `max_connections` are open at once; one more is answered 503 and closed.
 pub async fn serve(
     listener: TcpListener,
     host: Arc<Host>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Drained> {
-    let mut connections = Builder::new(TokioExecutor::new());
-    connections
-        .http1()
+    let mut http = Builder::new(TokioExecutor::new()).http1_only();
+    http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(host.request_read_timeout);
+    let http = Arc::new(http);
     let (drain_timeout, in_flight) = (host.drain_timeout, host.in_flight.clone());
     let registry = host.registry.clone();
+    let read_timeout = host.request_read_timeout;
+    let cap = Connections::new(host.max_connections, host.metrics.clone());
     let app = app(host);
     let graceful = GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -243,13 +256,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
-        let connection = connections
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some(open) = cap.admit() else {
+            cap.refuse(stream, peer);
+            continue;
+        };
+        let (app, http, watcher) = (app.clone(), http.clone(), graceful.watcher());
         tasks.spawn(async move {
-            if let Err(err) = connection.await {
+            let _open = open;
+            let Some(stream) = connections::http1_or_close(stream, peer, read_timeout).await else {
+                return;
+            };
+            let service = TowerToHyperService::new(app);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(%peer, "a connection ended with an error: {err}");
             }
         });

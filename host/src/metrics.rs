@@ -82,6 +82,8 @@ pub struct Metrics {
     failed_loads: Family<ServiceLabels, Counter>,
     in_use: Family<ServiceLabels, Gauge>,
     ledger_instances: Family<ServiceLabels, Gauge>,
+    connections_open: Gauge,
+    connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -163,6 +165,18 @@ impl Metrics {
             "Service instances the ledger holds",
             ledger_instances.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now, idle ones included",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 and closed because max_connections were open",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -176,7 +190,24 @@ impl Metrics {
             failed_loads,
             in_use,
             ledger_instances,
+            connections_open,
+            connections_refused,
         }
+    }
+
+    /// A connection was accepted.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// An accepted connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// A connection was refused at `max_connections`.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// One request from tsuru, answered with `status` after `took`.

@@ -12,7 +12,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 use super::answer::{ApiError, quoted};
 use crate::Host;
@@ -86,9 +87,24 @@ fn matching(service: Option<&Arc<Service>>, username: &str, password: &str) -> b
         ),
         None => ("orizuru-no-such-user", "orizuru-no-such-password"),
     };
-    let user_ok = username.as_bytes().ct_eq(expected_user.as_bytes());
-    let password_ok = password.as_bytes().ct_eq(expected_password.as_bytes());
+    let user_ok = same_secret(username, expected_user);
+    let password_ok = same_secret(password, expected_password);
     service.is_some() && bool::from(user_ok & password_ok)
+}
+
+/// Whether `given` is `expected`, in constant time. Both are hashed first
+/// and their digests compared, so that neither the time nor the result of
+/// the comparison depends on how long the expected secret is.
+pub fn same_secret(given: &str, expected: &str) -> Choice {
+    same_digest(
+        &Sha256::digest(given.as_bytes()).into(),
+        &Sha256::digest(expected.as_bytes()).into(),
+    )
+}
+
+/// Compares two SHA-256 digests in constant time: always 32 bytes each.
+fn same_digest(given: &[u8; 32], expected: &[u8; 32]) -> Choice {
+    given.ct_eq(expected)
 }
 
 /// The username a request's basic-auth header names, unchecked (for
@@ -116,4 +132,32 @@ fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
     Ok((username.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_of_any_length_are_compared_as_digests() {
+        let expected = "a-long-service-password-0123456789";
+        assert!(bool::from(same_secret(expected, expected)));
+        let (longer, huge) = (format!("{expected}0"), "x".repeat(4096));
+        for given in [
+            "",
+            "a",
+            "a-long-service-password",
+            longer.as_str(),
+            huge.as_str(),
+        ] {
+            assert!(!bool::from(same_secret(given, expected)), "{given:?}");
+        }
+        // What is compared is always two 32-byte digests, whatever the lengths.
+        let (short, long) = (
+            Sha256::digest(b"a").into(),
+            Sha256::digest([b'a'; 300]).into(),
+        );
+        assert!(!bool::from(same_digest(&short, &long)));
+        assert!(bool::from(same_digest(&long, &long)));
+    }
 }

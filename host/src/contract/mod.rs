@@ -3,7 +3,7 @@
 
 pub mod answer;
 mod auth;
-pub use auth::username as basic_auth_username;
+pub use auth::{same_secret, username as basic_auth_username};
 pub mod decode;
 mod extract;
 mod routes;

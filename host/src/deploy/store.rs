@@ -108,7 +108,7 @@ pub struct VersionStore {
 impl VersionStore {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let dir = data_dir.join("plugins");
-        std::fs::create_dir_all(&dir)
+        crate::private::dir(&dir)
             .with_context(|| format!("cannot create the plugin store {}", dir.display()))?;
         Ok(Self { dir })
     }

@@ -101,9 +101,10 @@ impl SqliteLedger {
 
     /// Opens (or creates) `ledger.sqlite3` in `data_dir`.
     pub fn open_with(data_dir: &Path, retention: Retention) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
+        crate::private::dir(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let path = data_dir.join("ledger.sqlite3");
+        crate::private::database(&path)?;
         let mut connection = Connection::open(&path)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         connection

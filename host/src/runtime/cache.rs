@@ -48,7 +48,7 @@ pub fn sha256(bytes: &[u8]) -> String {
 
 impl CompiledCache {
     pub fn open(dir: &Path, engine: &Engine) -> wasmtime::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| {
+        crate::private::create_dir(dir).with_context(|| {
             format!("cannot create the compiled-plugin cache {}", dir.display())
         })?;
         let mut hasher = DefaultHasher::new();

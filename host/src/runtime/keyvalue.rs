@@ -39,7 +39,8 @@ impl KvStore {
     /// Opens (or creates) the store at `path`; `None` keeps it in memory.
     pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
         let connection = match path {
-            Some(path) => Connection::open(path)
+            Some(path) => crate::private::database(path)
+                .and_then(|()| Ok(Connection::open(path)?))
                 .with_context(|| format!("cannot open the key-value store {}", path.display()))?,
             None => Connection::open_in_memory().context("cannot open a key-value store")?,
         };

@@ -1,0 +1,78 @@
+//! What the host keeps in `data_dir` is for its own user alone: the ledger
+//! holds the passwords of services added through the admin API, and the
+//! key-value store what plugins keep. Folders are made 0700 and files 0600
+//! whatever the umask says, and a folder found wider is tightened.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+/// Makes `dir` (and any missing parent) with mode 0700, or tightens it to
+/// 0700 when it exists with access for others, saying so in the log.
+pub fn dir(dir: &Path) -> anyhow::Result<()> {
+    create_dir(dir)?;
+    tighten(dir, 0o700)
+}
+
+/// Makes `dir` (and any missing parent) with mode 0700; an existing folder
+/// is left as it is (a shared cache an operator set up, say).
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Makes the SQLite database `path` with mode 0600 before SQLite opens it
+/// (SQLite gives its `-wal` and `-shm` files the database's mode), and
+/// tightens an existing database, and those files, to 0600.
+pub fn database(path: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    tighten(path, 0o600)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = Path::new(&companion);
+        if companion.exists() {
+            tighten(companion, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets `path` to `mode` when others (group, world) may use it now.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let now = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the permissions of {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if now & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| {
+        format!(
+            "cannot make {} private (mode {mode:o}); make the host's user its owner",
+            path.display()
+        )
+    })?;
+    tracing::info!(
+        "made {} private: mode {now:o} is now {mode:o}, since it holds credentials",
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path, _mode: u32) -> anyhow::Result<()> {
+    Ok(())
+}
