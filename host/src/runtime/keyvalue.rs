@@ -370,3 +370,68 @@ impl atomics::Host for Sandbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(store: &KvStore, service: &str) -> Option<(i64, i64)> {
+        store
+            .with(|connection| {
+                connection
+                    .query_row(
+                        "SELECT keys, bytes FROM kv_usage WHERE service = ?1",
+                        params![service],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+            })
+            .ok()
+            .flatten()
+    }
+
+    #[test]
+    fn usage_is_counted_as_keys_change_and_from_a_store_older_than_quotas() {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let path = dir.path().join("keyvalue.sqlite3");
+        {
+            // A store written before quotas existed.
+            let old = Connection::open(&path).expect("an old store");
+            old.execute_batch(
+                "CREATE TABLE kv (service TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
+                     value BLOB NOT NULL, PRIMARY KEY (service, bucket, key)) WITHOUT ROWID;
+                 INSERT INTO kv VALUES ('a', 'b', 'k1', x'0102'), ('a', 'b', 'ké', x'03'), ('z', 'b', 'k', x'');",
+            )
+            .expect("old rows");
+        }
+        let store = KvStore::open(Some(&path)).expect("the store opens");
+        // Bytes of bucket, key and value: "ké" is 3 bytes.
+        assert_eq!(usage(&store, "a"), Some((2, (1 + 2 + 2) + (1 + 3 + 1))));
+        assert_eq!(usage(&store, "z"), Some((1, 2)));
+        drop(store);
+        // Opened again, it is not counted twice.
+        let store = KvStore::open(Some(&path)).expect("the store opens again");
+        assert_eq!(usage(&store, "a"), Some((2, 10)));
+
+        let write = |sql: &str| {
+            store
+                .with(|connection| connection.execute_batch(sql))
+                .map_err(|_| sql.to_owned())
+                .expect("the write");
+        };
+        write("INSERT INTO kv VALUES ('a', 'b', 'new', x'01020304')");
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 4)));
+        write("UPDATE kv SET value = x'01' WHERE service = 'a' AND key = 'new'");
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 1)));
+        write(
+            "INSERT INTO kv VALUES ('a', 'b', 'new', x'0102') ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
+        );
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 2)));
+        write("DELETE FROM kv WHERE service = 'a'");
+        assert_eq!(usage(&store, "a"), Some((0, 0)));
+        assert_eq!(usage(&store, "z"), Some((1, 2)));
+        assert_eq!(usage(&store, "new-service"), None);
+        write("INSERT INTO kv VALUES ('new-service', 'b', 'k', x'00')");
+        assert_eq!(usage(&store, "new-service"), Some((1, 3)));
+    }
+}
