@@ -254,6 +254,21 @@ async fn no_session_state_carries_over_to_the_next_statement() {
     )
     .await;
     assert_ne!(shown["rows"], json!([["leaked"]]), "a SET carried over");
+    // Even one that could stop the host's own reset is answered as it ran.
+    let set = run(
+        &api,
+        "execute",
+        json!({ "statement": "SET statement_timeout = 1" }),
+    )
+    .await;
+    assert_eq!(set, json!({ "count": 0 }));
+    let shown = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT current_setting('statement_timeout') AS t" }),
+    )
+    .await;
+    assert_eq!(shown["rows"], json!([["0"]]), "a SET carried over");
 
     let made = run(
         &api,

@@ -29,6 +29,7 @@ use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures_util::StreamExt as _;
 use tokio::time::{Instant, timeout_at};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{CancelToken, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -440,16 +441,23 @@ async fn reset(client: &Object) -> Result<Session, tokio_postgres::Error> {
     .await;
     rolled_back?;
     discarded?;
-    let in_own_transaction = open.ok().and_then(|messages| {
-        messages.into_iter().find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|value| value == "t"),
-            _ => None,
-        })
+    let messages = match open {
+        Ok(messages) => messages,
+        Err(err) if err.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
+            return Ok(Session::LeftTransactionOpen);
+        }
+        // Anything else (a `statement_timeout` the statement set, say)
+        // leaves the answer unknown: the caller closes the connection.
+        Err(err) => return Err(err),
+    };
+    let in_own_transaction = messages.into_iter().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|value| value == "t"),
+        _ => None,
     });
-    Ok(if in_own_transaction == Some(true) {
-        Session::Clean
-    } else {
+    Ok(if in_own_transaction == Some(false) {
         Session::LeftTransactionOpen
+    } else {
+        Session::Clean
     })
 }
 
