@@ -100,6 +100,10 @@ pub struct ServiceFile {
     pub logging: Option<bool>,
     /// Grants `wasi:keyvalue`.
     pub keyvalue: Option<bool>,
+    /// Keys the service may keep in the key-value store.
+    pub max_keyvalue_keys: Option<u64>,
+    /// Bytes of buckets, keys and values it may keep there.
+    pub max_keyvalue_kb: Option<u64>,
     /// Grants `wasi:config/store`, with these values.
     pub config: Option<BTreeMap<String, String>>,
     /// Grants `wasi:config/store`, with these values read at start.
@@ -132,6 +136,8 @@ pub struct SqlFile {
     pub url_file: Option<PathBuf>,
     pub max_connections: Option<u32>,
     pub timeout_ms: Option<u64>,
+    pub max_rows: Option<u64>,
+    pub max_result_kb: Option<u64>,
 }
 
 /// Where a secret of `[services.secrets]` is read from: `{ env = "NAME" }`
@@ -219,6 +225,8 @@ pub struct Grants {
     /// `keyvalue = true`: `wasi:keyvalue/store` and `atomics`, kept by the
     /// host for this service alone.
     pub keyvalue: bool,
+    /// How much it may keep there (`max_keyvalue_keys`, `max_keyvalue_kb`).
+    pub keyvalue_quota: KeyValueQuota,
     /// `[services.config]` and `[services.secrets]`: `wasi:config/store`;
     /// `None` when neither table is there.
     pub config: Option<ConfigValues>,
@@ -320,10 +328,45 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Keys a service may keep in the key-value store, unless it says otherwise.
+pub const DEFAULT_KEYVALUE_MAX_KEYS: u64 = 100_000;
+/// The most `max_keyvalue_keys` may be.
+pub const MAX_KEYVALUE_KEYS: u64 = 100_000_000;
+/// KiB of buckets, keys and values a service may keep, unless it says otherwise.
+pub const DEFAULT_KEYVALUE_MAX_KB: u64 = 64 * 1024;
+/// The most `max_keyvalue_kb` may be (64 GiB).
+pub const MAX_KEYVALUE_KB: u64 = 64 * 1024 * 1024;
+
+/// How much one service may keep in the key-value store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyValueQuota {
+    /// Keys over all its buckets (`max_keyvalue_keys`).
+    pub keys: u64,
+    /// Bytes of bucket names, keys and values over all its buckets (`max_keyvalue_kb`).
+    pub bytes: u64,
+}
+
+impl Default for KeyValueQuota {
+    fn default() -> Self {
+        Self {
+            keys: DEFAULT_KEYVALUE_MAX_KEYS,
+            bytes: DEFAULT_KEYVALUE_MAX_KB * 1024,
+        }
+    }
+}
+
 /// Connections a service's pool may open to one server, unless its table says.
 pub const DEFAULT_SQL_MAX_CONNECTIONS: u32 = 4;
 /// The most connections one `[services.sql.NAME]` pool may open.
 pub const MAX_SQL_CONNECTIONS: u32 = 100;
+/// Rows one statement may hand its plugin, unless its table says.
+pub const DEFAULT_SQL_MAX_ROWS: u64 = 10_000;
+/// The most `max_rows` may be.
+pub const MAX_SQL_ROWS: u64 = 10_000_000;
+/// KiB one statement's rows may take, unless its table says.
+pub const DEFAULT_SQL_MAX_RESULT_KB: u64 = 16 * 1024;
+/// The most `max_result_kb` may be (1 GiB).
+pub const MAX_SQL_RESULT_KB: u64 = 1024 * 1024;
 
 /// A PostgreSQL connection a service's plugin may use by name.
 #[derive(Clone, PartialEq)]
@@ -336,6 +379,11 @@ pub struct SqlConnection {
     pub max_connections: u32,
     /// How long one statement may run before it is cancelled.
     pub timeout: Duration,
+    /// Rows one statement may hand the plugin; past them it is cancelled.
+    pub max_rows: u64,
+    /// Bytes one statement's rows may take, as the host holds them plus
+    /// as the plugin receives them; past them it is cancelled.
+    pub max_result_bytes: u64,
 }
 
 impl SqlConnection {
@@ -350,6 +398,8 @@ impl std::fmt::Debug for SqlConnection {
         f.debug_struct("SqlConnection")
             .field("max_connections", &self.max_connections)
             .field("timeout", &self.timeout)
+            .field("max_rows", &self.max_rows)
+            .field("max_result_bytes", &self.max_result_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -367,7 +417,8 @@ impl std::fmt::Debug for Grants {
         let mut grants = f.debug_struct("Grants");
         grants
             .field("logging", &self.logging)
-            .field("keyvalue", &self.keyvalue);
+            .field("keyvalue", &self.keyvalue)
+            .field("keyvalue_quota", &self.keyvalue_quota);
         if let Some(config) = &self.config {
             grants
                 .field("config", &config.values.keys().collect::<Vec<_>>())
@@ -669,6 +720,8 @@ impl ServiceConfig {
             max_log_lines,
             logging,
             keyvalue,
+            max_keyvalue_keys,
+            max_keyvalue_kb,
             config,
             secrets,
             sql,
@@ -729,9 +782,19 @@ impl ServiceConfig {
         ] {
             at_least_one(key, value).map_err(|why| format!("{at}: {why}"))?;
         }
+        let max_keyvalue_keys = max_keyvalue_keys.unwrap_or(DEFAULT_KEYVALUE_MAX_KEYS);
+        one_to("max_keyvalue_keys", max_keyvalue_keys, MAX_KEYVALUE_KEYS)
+            .map_err(|why| format!("{at}: {why}"))?;
+        let max_keyvalue_kb = max_keyvalue_kb.unwrap_or(DEFAULT_KEYVALUE_MAX_KB);
+        one_to("max_keyvalue_kb", max_keyvalue_kb, MAX_KEYVALUE_KB)
+            .map_err(|why| format!("{at}: {why}"))?;
         let grants = Grants {
             logging: logging.unwrap_or(false),
             keyvalue: keyvalue.unwrap_or(false),
+            keyvalue_quota: KeyValueQuota {
+                keys: max_keyvalue_keys,
+                bytes: max_keyvalue_kb * 1024,
+            },
             config: config_values(config, secrets, base, env)
                 .map_err(|why| format!("{at}: {why}"))?,
             sql: sql_connections(sql, Duration::from_millis(timeout_ms), base, env)
@@ -923,6 +986,11 @@ fn sql_connections(
             Some(millis) => Duration::from_millis(millis),
             None => service_timeout,
         };
+        let max_rows = table.max_rows.unwrap_or(DEFAULT_SQL_MAX_ROWS);
+        one_to("max_rows", max_rows, MAX_SQL_ROWS).map_err(|why| format!("{at}: {why}"))?;
+        let max_result_kb = table.max_result_kb.unwrap_or(DEFAULT_SQL_MAX_RESULT_KB);
+        one_to("max_result_kb", max_result_kb, MAX_SQL_RESULT_KB)
+            .map_err(|why| format!("{at}: {why}"))?;
         connections.insert(
             name,
             SqlConnection {
@@ -930,6 +998,8 @@ fn sql_connections(
                 password,
                 max_connections,
                 timeout,
+                max_rows,
+                max_result_bytes: max_result_kb * 1024,
             },
         );
     }
@@ -1509,6 +1579,41 @@ mod tests {
     }
 
     #[test]
+    fn keyvalue_quotas_have_defaults_and_ranges() {
+        let parse = |extra: &str| {
+            parse(&format!(
+                "[[services]]\nid = \"kv\"\nplugin = \"kv.wasm\"\npassword = \"p\"\nkeyvalue = true\n{extra}"
+            ))
+        };
+        let quota = |extra: &str| parse(extra).expect(extra).services[0].grants.keyvalue_quota;
+        assert_eq!(quota(""), KeyValueQuota::default());
+        assert_eq!(
+            quota("max_keyvalue_keys = 10\nmax_keyvalue_kb = 2\n"),
+            KeyValueQuota {
+                keys: 10,
+                bytes: 2048
+            }
+        );
+        for (line, says) in [
+            (
+                "max_keyvalue_keys = 0",
+                "services[0] (id \"kv\"): max_keyvalue_keys is 0; give a value from 1 to 100000000",
+            ),
+            (
+                "max_keyvalue_kb = 0",
+                "services[0] (id \"kv\"): max_keyvalue_kb is 0; give a value from 1 to 67108864",
+            ),
+            (
+                "max_keyvalue_kb = 9223372036854775807",
+                "max_keyvalue_kb is 9223372036854775807; give a value from 1 to 67108864",
+            ),
+        ] {
+            let err = parse(line).expect_err(line);
+            assert!(err.contains(says), "{line}: {err}");
+        }
+    }
+
+    #[test]
     fn sql_connections_read_their_urls_and_never_show_them() {
         let dir = tempfile::tempdir().expect("a temporary dir");
         std::fs::write(
@@ -1544,6 +1649,8 @@ mod tests {
         assert_eq!(admin.password.as_ref().map(Secret::expose), Some("s3cr@t"));
         assert_eq!(admin.max_connections, 2);
         assert_eq!(admin.timeout, Duration::from_millis(9000));
+        assert_eq!(admin.max_rows, DEFAULT_SQL_MAX_ROWS);
+        assert_eq!(admin.max_result_bytes, DEFAULT_SQL_MAX_RESULT_KB * 1024);
         let reader = &sql["reader"];
         assert_eq!(reader.max_connections, DEFAULT_SQL_MAX_CONNECTIONS);
         assert_eq!(reader.timeout, Duration::from_millis(250));
@@ -1582,6 +1689,14 @@ mod tests {
             (
                 "[services.sql.admin]\nurl_env = \"PG_URL\"\ntimeout_ms = 0\n",
                 "[services.sql.admin]: timeout_ms is 0; give at least 1",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_rows = 0\n",
+                "[services.sql.admin]: max_rows is 0; give a value from 1 to 10000000",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_result_kb = 2000000\n",
+                "[services.sql.admin]: max_result_kb is 2000000; give a value from 1 to 1048576",
             ),
             (
                 "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl = \"x\"\n",

@@ -35,15 +35,97 @@ impl Write for Captured {
     }
 }
 
+/// The log of this test binary, shared by its tests (a subscriber is set once).
 fn capture_logs() -> Captured {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
-    captured
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .init();
+            captured
+        })
+        .clone()
+}
+
+/// The `configured` plugin as service `id`, its token read from a file.
+async fn configured(id: &str) -> (Server, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().expect("a temporary dir");
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("the token is written");
+    let server = Server::start(&[service(
+        id,
+        "configured",
+        &format!(
+            "logging = true\n[services.config]\nregion = \"eu-west\"\n[services.secrets]\ntoken = {{ file = \"{}\" }}\n",
+            token_file.display()
+        ),
+    )])
+    .await;
+    (server, secrets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_across_a_log_cut_is_logged_in_no_form() {
+    let logs = capture_logs();
+    let (server, _secrets) = configured("straddler").await;
+    let api = server.tsuru("straddler");
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "straddle")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    let text = logs.text();
+    // The secret is written across the cut of a long stdout line, across
+    // the end of the stdout budget, and past the cut of a wasi:logging
+    // context: no half of it, nor its first bytes, reaches the log.
+    for piece in [TOKEN, "tok-3", "f9a-very", "-secret-value"] {
+        assert!(!text.contains(piece), "{piece:?} reached the log");
+    }
+    let long_line = text
+        .lines()
+        .find(|line| line.contains(&"a".repeat(4091)))
+        .unwrap_or_else(|| panic!("the long line is not in the log"));
+    assert!(long_line.contains(&format!("{}[secret]", "a".repeat(4091))));
+    // The context is cut too.
+    let context = text
+        .lines()
+        .find(|line| line.contains("a line with a long context"))
+        .unwrap_or_else(|| panic!("the line with a context is not in the log"));
+    assert!(
+        context.contains(&format!("{} [cut]", "c".repeat(256))),
+        "{context}"
+    );
+    assert!(!context.contains(&"c".repeat(257)), "{context}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_in_plans_info_or_status_reaches_tsuru_blanked_out() {
+    let (server, _secrets) = configured("shower").await;
+    let api = server.tsuru("shower");
+    let plans = api.get("/resources/plans").await;
+    assert_eq!(plans.status, 200, "{}", plans.body);
+    assert_eq!(
+        plans.json(),
+        serde_json::json!([{ "name": "standard", "description": "uses token [secret]" }])
+    );
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "shown")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let info = api.get("/resources/shown").await;
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(
+        info.info_items(),
+        [("Token".to_owned(), "[secret]".to_owned())]
+    );
+    let status = api.get("/resources/shown/status").await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.body, "serving with token [secret]");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,3 +98,71 @@ async fn a_plugin_using_the_store_needs_the_grant() {
         refused.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_past_its_quota_is_told_the_quota_and_the_key_that_raises_it() {
+    let server = Server::start(&[
+        service("few", "counter", "keyvalue = true\nmax_keyvalue_keys = 3"),
+        service("small", "counter", "keyvalue = true\nmax_keyvalue_kb = 1"),
+    ])
+    .await;
+
+    // Keys: "creates", then one per instance.
+    let few = server.tsuru("few");
+    create(&few, "first", "small").await;
+    create(&few, "second", "small").await;
+    let refused = few
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "third"), ("plan", "small")],
+        )
+        .await;
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        "the key-value bucket \"counts\" refused: service \"few\" keeps 3 keys, its quota (max_keyvalue_keys = 3), so \"plan:third\" was not stored; delete keys it no longer needs, or ask the host's operator to raise max_keyvalue_keys"
+    );
+    // What it kept is whole, and rewriting a key takes no more room.
+    assert_eq!(
+        info(&few, "first").await,
+        items("3", "small", "creates,plan:first,plan:second")
+    );
+    // Deleting makes room.
+    let removed = few
+        .send(few.request(Method::DELETE, "/resources/first"))
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    create(&few, "third", "small").await;
+    assert_eq!(
+        info(&few, "third").await,
+        items("4", "small", "creates,plan:second,plan:third")
+    );
+
+    // Bytes: bucket names, keys and values.
+    let small = server.tsuru("small");
+    let mut refusal = None;
+    for number in 0..40 {
+        let name = format!("an-instance-with-a-long-name-{number:02}");
+        let answer = small
+            .form(
+                Method::POST,
+                "/resources",
+                &[("name", &name), ("plan", "small")],
+            )
+            .await;
+        if answer.status != 201 {
+            refusal = Some((name, answer));
+            break;
+        }
+    }
+    let (name, refused) = refusal.expect("1 KiB held 40 instances");
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert!(
+        refused.body.starts_with(&format!(
+            "the key-value bucket \"counts\" refused: storing \"plan:{name}\" would take service \"small\" to 2 KiB of keys and values, past its quota of 1 KiB (max_keyvalue_kb), so it was not stored; "
+        )) && refused.body.ends_with("or ask the host's operator to raise max_keyvalue_kb"),
+        "{}",
+        refused.body
+    );
+}

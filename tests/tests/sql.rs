@@ -234,3 +234,143 @@ async fn a_url_that_requires_tls_never_gets_plain_text() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_state_carries_over_to_the_next_statement() {
+    // One connection, so every statement runs in the same session.
+    let (_server, api, _dir) = probe(LOCAL, "max_connections = 1\n").await;
+
+    let set = run(
+        &api,
+        "execute",
+        json!({ "statement": "SET application_name = 'leaked'" }),
+    )
+    .await;
+    assert_eq!(set, json!({ "count": 0 }));
+    let shown = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT current_setting('application_name') AS name" }),
+    )
+    .await;
+    assert_ne!(shown["rows"], json!([["leaked"]]), "a SET carried over");
+    // Even one that could stop the host's own reset is answered as it ran.
+    let set = run(
+        &api,
+        "execute",
+        json!({ "statement": "SET statement_timeout = 1" }),
+    )
+    .await;
+    assert_eq!(set, json!({ "count": 0 }));
+    let shown = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT current_setting('statement_timeout') AS t" }),
+    )
+    .await;
+    assert_eq!(shown["rows"], json!([["0"]]), "a SET carried over");
+
+    let made = run(
+        &api,
+        "execute",
+        json!({ "statement": "CREATE TEMP TABLE scratch (n int)" }),
+    )
+    .await;
+    assert_eq!(made, json!({ "count": 0 }));
+    let gone = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT to_regclass('pg_temp.scratch') IS NULL AS gone" }),
+    )
+    .await;
+    assert_eq!(
+        gone["rows"],
+        json!([["true"]]),
+        "a temporary table carried over"
+    );
+
+    // A transaction cannot outlive its statement: BEGIN is refused, and
+    // a failure after it does not leave later statements failing.
+    let begun = run(&api, "execute", json!({ "statement": "BEGIN" })).await;
+    assert_eq!(
+        begun,
+        json!({
+            "error": "query-failed",
+            "code": "25000",
+            "sentence": "PostgreSQL refused a statement on SQL connection \"admin\": the statement opened a transaction, which the host rolled back: each statement runs in a transaction of its own, and its connection goes back to the pool when it ends (SQLSTATE 25000); hint: do what must be atomic in one statement (a DO block, a WITH query changing several tables, or a function) instead of BEGIN ... COMMIT",
+        })
+    );
+    let divided = run(&api, "query", json!({ "statement": "SELECT 1/0" })).await;
+    assert_eq!(divided["code"], "22012", "{divided}");
+    let after = run(&api, "query", json!({ "statement": "SELECT 1 AS one" })).await;
+    assert_eq!(after["rows"], json!([["1"]]), "{after}");
+}
+
+/// The host process's resident memory (the test host runs in this process).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_past_a_cap_are_not_read_and_the_plugin_is_told_the_key() {
+    let (_server, api, _dir) = probe(LOCAL, "").await;
+    let (_roomy, roomy, _roomy_dir) = probe(LOCAL, "max_rows = 10000000\n").await;
+    // 8 million NULLs once took the host from 274 MB to 1.34 GB.
+    let nulls =
+        json!({ "statement": "SELECT NULL::text AS nothing FROM generate_series(1, 8000000)" });
+    let before = resident_bytes();
+
+    let answer = run(&api, "query", nulls.clone()).await;
+    assert_eq!(
+        answer,
+        json!({
+            "error": "query-failed",
+            "code": "54000",
+            "sentence": "PostgreSQL refused a statement on SQL connection \"admin\": it returned more than 10000 rows, past the cap of SQL connection \"admin\" (max_rows in [services.sql.admin]), so the host stopped reading and cancelled it (SQLSTATE 54000); hint: add a LIMIT or a WHERE, or ask the host's operator to raise max_rows",
+        })
+    );
+    // With the rows allowed, their size stops them: a NULL is not free.
+    let answer = run(&roomy, "query", nulls).await;
+    assert_eq!(
+        answer,
+        json!({
+            "error": "query-failed",
+            "code": "54000",
+            "sentence": "PostgreSQL refused a statement on SQL connection \"admin\": it returned rows larger than 16 MiB, past the cap of SQL connection \"admin\" (max_result_kb in [services.sql.admin]), so the host stopped reading and cancelled it (SQLSTATE 54000); hint: add a LIMIT, or select fewer or smaller columns, or ask the host's operator to raise max_result_kb",
+        })
+    );
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 200 * 1024 * 1024,
+        "the host grew by {} MiB",
+        grown / (1024 * 1024)
+    );
+
+    // Within the caps, rows come back, on the same pools.
+    for api in [&api, &roomy] {
+        let answer = run(
+            api,
+            "query",
+            json!({ "statement": "SELECT count(*) AS n FROM (SELECT NULL::text FROM generate_series(1, 10000)) AS rows" }),
+        )
+        .await;
+        assert_eq!(answer["rows"], json!([["10000"]]), "{answer}");
+        let answer = run(
+            api,
+            "query",
+            json!({ "statement": "SELECT NULL::text AS nothing FROM generate_series(1, 10000)" }),
+        )
+        .await;
+        assert_eq!(
+            answer["rows"].as_array().map(Vec::len),
+            Some(10000),
+            "{answer}"
+        );
+    }
+}

@@ -176,6 +176,46 @@ impl Redactor {
         }
     }
 
+    /// The length of the longest secret, 0 when there is none.
+    pub fn longest(&self) -> usize {
+        self.secrets.first().map_or(0, String::len)
+    }
+
+    /// Where to cut `text` near `at` so that no secret is split: `at`,
+    /// moved to the end of any secret that starts before it and ends after.
+    pub fn cut_after_secrets(&self, text: &[u8], at: usize) -> usize {
+        let mut cut = at.min(text.len());
+        loop {
+            let moved = self.secrets.iter().find_map(|secret| {
+                let secret = secret.as_bytes();
+                (cut.saturating_sub(secret.len() - 1)..cut)
+                    .find(|&start| text[start..].starts_with(secret))
+                    .map(|start| start + secret.len())
+            });
+            match moved {
+                Some(end) if end > cut => cut = end,
+                _ => return cut,
+            }
+        }
+    }
+
+    /// How much of `text` to keep when nothing more will follow it: all
+    /// but a tail that could be the start of a secret.
+    pub fn without_secret_start(&self, text: &[u8]) -> usize {
+        let tail = self
+            .secrets
+            .iter()
+            .filter_map(|secret| {
+                let secret = secret.as_bytes();
+                (1..secret.len())
+                    .rev()
+                    .find(|&length| text.ends_with(&secret[..length]))
+            })
+            .max()
+            .unwrap_or(0);
+        text.len() - tail
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(text);
         for secret in self.secrets.iter() {
@@ -235,22 +275,30 @@ impl LogBudget {
 
 /// Longer messages are cut here.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
+/// Longer contexts are cut here: a context names where a line comes from.
+const MAX_CONTEXT_BYTES: usize = 256;
+
+/// `text` with its secrets blanked out, then cut to `max` bytes.
+fn redacted_and_cut(redactor: &Redactor, text: &str, max: usize) -> String {
+    let mut text = redactor.redact(text).into_owned();
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [cut]");
+    }
+    text
+}
 
 impl logging::Host for Sandbox {
     fn log(&mut self, level: Level, context: String, message: String) {
         if !self.log_budget.take() {
             return;
         }
-        let mut message = self.redactor.redact(&message).into_owned();
-        if message.len() > MAX_MESSAGE_BYTES {
-            let mut cut = MAX_MESSAGE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [cut]");
-        }
-        let context = self.redactor.redact(&context);
+        let message = redacted_and_cut(&self.redactor, &message, MAX_MESSAGE_BYTES);
+        let context = redacted_and_cut(&self.redactor, &context, MAX_CONTEXT_BYTES);
         let tags = &self.tags;
         macro_rules! emit {
             ($level:expr) => {
@@ -274,5 +322,45 @@ impl logging::Host for Sandbox {
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error | Level::Critical => emit!(tracing::Level::ERROR),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor(secrets: &[&str]) -> Redactor {
+        let mut secrets: Vec<String> = secrets.iter().map(|&secret| secret.to_owned()).collect();
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        Redactor {
+            secrets: secrets.into(),
+        }
+    }
+
+    #[test]
+    fn a_cut_moves_past_a_secret_it_would_split() {
+        let redactor = redactor(&["hunter2", "2xyz"]);
+        assert_eq!(redactor.longest(), 7);
+        assert_eq!(redactor.cut_after_secrets(b"abhunter2cd", 4), 9);
+        // A secret that overlaps the first's end moves the cut again.
+        assert_eq!(redactor.cut_after_secrets(b"abhunter2xyzcd", 4), 12);
+        assert_eq!(redactor.cut_after_secrets(b"abhunter2cd", 2), 2);
+        assert_eq!(redactor.cut_after_secrets(b"abhunter2cd", 9), 9);
+        assert_eq!(Redactor::default().cut_after_secrets(b"abc", 2), 2);
+    }
+
+    #[test]
+    fn a_tail_that_may_start_a_secret_is_left_out() {
+        let redactor = redactor(&["hunter2"]);
+        assert_eq!(redactor.without_secret_start(b"pw=hunt"), 3);
+        assert_eq!(redactor.without_secret_start(b"pw=hunter2"), 10);
+        assert_eq!(redactor.without_secret_start(b"pw=x"), 4);
+    }
+
+    #[test]
+    fn text_is_redacted_before_it_is_cut() {
+        let redactor = redactor(&["hunter2"]);
+        assert_eq!(redacted_and_cut(&redactor, "abchunter2", 5), "abc[s [cut]");
+        assert_eq!(redacted_and_cut(&redactor, "é", 1), " [cut]");
     }
 }

@@ -3,6 +3,8 @@
 //! Nothing a plugin prints reaches the host's own stdio. Each line is logged
 //! with the service and request it came from; past a per-call budget the
 //! rest is counted and dropped, so a chatty plugin cannot flood the log.
+//! Secrets are blanked out before a line is cut, so that a secret across a
+//! cut is not logged in two halves.
 
 use std::io;
 use std::pin::Pin;
@@ -74,15 +76,24 @@ impl GuestLog {
         let (kept, dropped) = bytes.split_at(bytes.len().min(room));
         lines.logged += kept.len();
         lines.dropped += dropped.len();
+        // A piece is cut only once a secret starting before the cut could
+        // be seen whole.
+        let hold = MAX_LINE_BYTES + lines.redactor.longest().saturating_sub(1);
         for &byte in kept {
             if byte == b'\n' {
                 lines.emit();
             } else {
                 lines.partial.push(byte);
-                if lines.partial.len() >= MAX_LINE_BYTES {
-                    lines.emit();
+                if lines.partial.len() >= hold {
+                    lines.emit_piece();
                 }
             }
+        }
+        if !dropped.is_empty() {
+            // The line is cut by the budget: no more of it will come to
+            // complete a secret it ends with the start of.
+            let keep = lines.redactor.without_secret_start(&lines.partial);
+            lines.partial.truncate(keep);
         }
     }
 
@@ -108,6 +119,17 @@ impl GuestLog {
 }
 
 impl Lines {
+    /// Logs the first piece of a long line: its first `MAX_LINE_BYTES`, or
+    /// up to the end of a secret across that cut.
+    fn emit_piece(&mut self) {
+        let cut = self
+            .redactor
+            .cut_after_secrets(&self.partial, MAX_LINE_BYTES);
+        let rest = self.partial.split_off(cut);
+        self.emit();
+        self.partial = rest;
+    }
+
     fn emit(&mut self) {
         if self.lines_left == 0 {
             self.dropped_lines += 1;

@@ -2,6 +2,12 @@
 //! (`data_dir/keyvalue.sqlite3`), namespaced per service: a plugin can never
 //! reach another service's keys, and its own outlive restarts and hot swaps
 //! because they were never in the plugin.
+//!
+//! Each service has a quota of keys and of bytes (bucket names, keys and
+//! values), `max_keyvalue_keys` and `max_keyvalue_kb`: a write that would
+//! take it past either is refused, while deleting and shrinking always
+//! work. What a service keeps is counted as it changes (`kv_usage`, kept
+//! by triggers), so checking the quota costs one lookup.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use super::sandbox::Sandbox;
+use crate::config::KeyValueQuota;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -53,7 +60,35 @@ impl KvStore {
                      key     TEXT NOT NULL,
                      value   BLOB NOT NULL,
                      PRIMARY KEY (service, bucket, key)
-                 ) WITHOUT ROWID;",
+                 ) WITHOUT ROWID;
+                 BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS kv_usage (
+                     service TEXT PRIMARY KEY,
+                     keys    INTEGER NOT NULL,
+                     bytes   INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 -- A store from before the quotas: count what it holds, once
+                 -- (the triggers below keep every service's row from then on).
+                 INSERT INTO kv_usage (service, keys, bytes)
+                     SELECT service, count(*), sum(length(CAST(bucket AS BLOB)) + length(CAST(key AS BLOB)) + length(value))
+                     FROM kv
+                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'kv_usage_insert')
+                     GROUP BY service;
+                 CREATE TRIGGER IF NOT EXISTS kv_usage_insert AFTER INSERT ON kv BEGIN
+                     INSERT INTO kv_usage (service, keys, bytes)
+                         VALUES (NEW.service, 1, length(CAST(NEW.bucket AS BLOB)) + length(CAST(NEW.key AS BLOB)) + length(NEW.value))
+                         ON CONFLICT (service) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes;
+                 END;
+                 CREATE TRIGGER IF NOT EXISTS kv_usage_update AFTER UPDATE ON kv BEGIN
+                     UPDATE kv_usage SET bytes = bytes + length(NEW.value) - length(OLD.value)
+                         WHERE service = NEW.service;
+                 END;
+                 CREATE TRIGGER IF NOT EXISTS kv_usage_delete AFTER DELETE ON kv BEGIN
+                     UPDATE kv_usage SET keys = keys - 1,
+                         bytes = bytes - length(CAST(OLD.bucket AS BLOB)) - length(CAST(OLD.key AS BLOB)) - length(OLD.value)
+                         WHERE service = OLD.service;
+                 END;
+                 COMMIT;",
             )
             .context("cannot set up the key-value store")?;
         Ok(Self {
@@ -82,6 +117,60 @@ impl KvStore {
 pub struct Namespace {
     pub store: Arc<KvStore>,
     pub service: Arc<str>,
+    pub quota: KeyValueQuota,
+}
+
+impl Namespace {
+    /// Refuses a write of `value_bytes` under `bucket`/`key` that would take
+    /// the service past its quota; one that takes nothing more always passes.
+    fn check_quota(
+        &self,
+        connection: &Connection,
+        bucket: &str,
+        key: &str,
+        value_bytes: usize,
+    ) -> rusqlite::Result<Result<(), String>> {
+        // SQLite counts in i64; a count is never negative.
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let (keys, bytes) = connection
+            .query_row(
+                "SELECT keys, bytes FROM kv_usage WHERE service = ?1",
+                params![&*self.service],
+                |row| Ok((count(row.get(0)?), count(row.get(1)?))),
+            )
+            .optional()?
+            .unwrap_or((0, 0));
+        let old = connection
+            .query_row(
+                "SELECT length(value) FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
+                params![&*self.service, bucket, key],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(count);
+        let service = &self.service;
+        let (next_keys, next_bytes) = match old {
+            Some(old) => (keys, (bytes + value_bytes as u64).saturating_sub(old)),
+            None => (
+                keys + 1,
+                bytes + (bucket.len() + key.len() + value_bytes) as u64,
+            ),
+        };
+        if next_keys > keys && next_keys > self.quota.keys {
+            return Ok(Err(format!(
+                "service \"{service}\" keeps {keys} keys, its quota (max_keyvalue_keys = {}), so {key:?} was not stored; delete keys it no longer needs, or ask the host's operator to raise max_keyvalue_keys",
+                self.quota.keys
+            )));
+        }
+        if next_bytes > bytes && next_bytes > self.quota.bytes {
+            return Ok(Err(format!(
+                "storing {key:?} would take service \"{service}\" to {} KiB of keys and values, past its quota of {} KiB (max_keyvalue_kb), so it was not stored; delete or shrink what it no longer needs, or ask the host's operator to raise max_keyvalue_kb",
+                next_bytes.div_ceil(1024),
+                self.quota.bytes / 1024
+            )));
+        }
+        Ok(Ok(()))
+    }
 }
 
 /// An open bucket of the calling service.
@@ -160,15 +249,23 @@ impl store::HostBucket for Sandbox {
             )));
         }
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace.store.with(|connection| {
-            connection
-                .execute(
+        namespace
+            .store
+            .with(|connection| {
+                let transaction = connection.transaction()?;
+                if let Err(refusal) =
+                    namespace.check_quota(&transaction, &bucket, &key, value.len())?
+                {
+                    return Ok(Err(refusal));
+                }
+                transaction.execute(
                     "INSERT INTO kv (service, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
                     params![&*namespace.service, bucket, key, value],
-                )
-                .map(drop)
-        })
+                )?;
+                transaction.commit().map(Ok)
+            })?
+            .map_err(Error::Other)
     }
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), Error> {
@@ -256,6 +353,10 @@ impl atomics::Host for Sandbox {
                 refusal = Some(format!("incrementing {key:?} by {delta} would overflow"));
                 return Ok(None);
             };
+            if let Err(why) = namespace.check_quota(&transaction, &bucket, &key, next.to_string().len())? {
+                refusal = Some(why);
+                return Ok(None);
+            }
             transaction.execute(
                 "INSERT INTO kv (service, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
@@ -268,5 +369,70 @@ impl atomics::Host for Sandbox {
             (Some(next), _) => Ok(next),
             (None, refusal) => Err(Error::Other(refusal.unwrap_or_default())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(store: &KvStore, service: &str) -> Option<(i64, i64)> {
+        store
+            .with(|connection| {
+                connection
+                    .query_row(
+                        "SELECT keys, bytes FROM kv_usage WHERE service = ?1",
+                        params![service],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+            })
+            .ok()
+            .flatten()
+    }
+
+    #[test]
+    fn usage_is_counted_as_keys_change_and_from_a_store_older_than_quotas() {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let path = dir.path().join("keyvalue.sqlite3");
+        {
+            // A store written before quotas existed.
+            let old = Connection::open(&path).expect("an old store");
+            old.execute_batch(
+                "CREATE TABLE kv (service TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
+                     value BLOB NOT NULL, PRIMARY KEY (service, bucket, key)) WITHOUT ROWID;
+                 INSERT INTO kv VALUES ('a', 'b', 'k1', x'0102'), ('a', 'b', 'ké', x'03'), ('z', 'b', 'k', x'');",
+            )
+            .expect("old rows");
+        }
+        let store = KvStore::open(Some(&path)).expect("the store opens");
+        // Bytes of bucket, key and value: "ké" is 3 bytes.
+        assert_eq!(usage(&store, "a"), Some((2, (1 + 2 + 2) + (1 + 3 + 1))));
+        assert_eq!(usage(&store, "z"), Some((1, 2)));
+        drop(store);
+        // Opened again, it is not counted twice.
+        let store = KvStore::open(Some(&path)).expect("the store opens again");
+        assert_eq!(usage(&store, "a"), Some((2, 10)));
+
+        let write = |sql: &str| {
+            store
+                .with(|connection| connection.execute_batch(sql))
+                .map_err(|_| sql.to_owned())
+                .expect("the write");
+        };
+        write("INSERT INTO kv VALUES ('a', 'b', 'new', x'01020304')");
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 4)));
+        write("UPDATE kv SET value = x'01' WHERE service = 'a' AND key = 'new'");
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 1)));
+        write(
+            "INSERT INTO kv VALUES ('a', 'b', 'new', x'0102') ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
+        );
+        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 2)));
+        write("DELETE FROM kv WHERE service = 'a'");
+        assert_eq!(usage(&store, "a"), Some((0, 0)));
+        assert_eq!(usage(&store, "z"), Some((1, 2)));
+        assert_eq!(usage(&store, "new-service"), None);
+        write("INSERT INTO kv VALUES ('new-service', 'b', 'k', x'00')");
+        assert_eq!(usage(&store, "new-service"), Some((1, 3)));
     }
 }

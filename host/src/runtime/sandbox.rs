@@ -88,6 +88,7 @@ impl Limits {
             keyvalue: service.grants.keyvalue.then(|| Namespace {
                 store: store.clone(),
                 service: Arc::from(service.id.as_str()),
+                quota: service.grants.keyvalue_quota,
             }),
         }
     }

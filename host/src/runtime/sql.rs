@@ -7,8 +7,18 @@
 //! when a call first needs it. Parameters are sent as text, so the server
 //! reads each `$n` as the type it infers (as libpq's `PQexecParams` does),
 //! and results come back as text for the types a plugin can read without a
-//! cast. Every statement is bounded by the connection's `timeout_ms` and
-//! cancelled on the server when it runs past it or its call is cut.
+//! cast. Every statement is bounded by the connection's `timeout_ms`, its
+//! `max_rows` and its `max_result_kb`, and cancelled on the server when it
+//! runs past one of them or its call is cut.
+//!
+//! A connection goes back to the pool as it was taken: after each
+//! statement the host rolls back what it left open and runs `DISCARD ALL`,
+//! so no `SET`, temporary table, prepared statement, advisory lock or
+//! transaction carries over to the next statement, whichever call runs it.
+//! A statement that opens a transaction (`BEGIN`) is refused, since the
+//! transaction could not outlive it: work that must be atomic goes in one
+//! statement (a `DO` block, a `WITH` query changing several tables, a
+//! function).
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -19,6 +29,7 @@ use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures_util::StreamExt as _;
 use tokio::time::{Instant, timeout_at};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{CancelToken, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -39,8 +50,13 @@ mod bindings {
 
 use bindings::orizuru::service::sql::{self, DbError, RowSet, SqlError};
 
-/// The most text one statement's rows may hand a plugin.
-const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// What a row costs beyond its values: the host's `Vec` of values (24
+/// bytes) and the plugin's `list` of them (8 bytes on wasm32).
+const ROW_COST: u64 = 24 + 8;
+/// What a value costs beyond its text: the host's `Option<String>` (24
+/// bytes) and the plugin's `option<string>` (12 bytes); its text is held
+/// by both, so it counts twice.
+const VALUE_COST: u64 = 24 + 12;
 /// How long a cancel request may take to reach the server.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,6 +71,8 @@ struct Connection {
     pool: Result<Pool, String>,
     tls: Tls,
     timeout: Duration,
+    max_rows: u64,
+    max_result_bytes: u64,
 }
 
 /// How a connection talks to its server.
@@ -129,6 +147,8 @@ impl Connection {
             pool,
             tls,
             timeout: connection.timeout,
+            max_rows: connection.max_rows,
+            max_result_bytes: connection.max_result_bytes,
         }
     }
 }
@@ -310,7 +330,11 @@ async fn run(
         client: Some(client),
         tls: connection.tls.clone(),
     };
-    match timeout_at(deadline, running.run(name, statement, params, want)).await {
+    let caps = Caps {
+        rows: connection.max_rows,
+        bytes: connection.max_result_bytes,
+    };
+    match timeout_at(deadline, running.run(name, statement, params, want, caps)).await {
         Ok(answer) => answer,
         // Dropping the statement's future cancelled it (see `Running`).
         Err(_elapsed) => Err(SqlError::Timeout(format!(
@@ -357,16 +381,105 @@ impl Running {
         statement: &str,
         params: Vec<Option<String>>,
         want: Want,
+        caps: Caps,
     ) -> Result<Done, SqlError> {
-        let answer = match &self.client {
-            Some(client) => statement_on(client, name, statement, params, want).await,
-            None => Err(SqlError::ConnectionFailed(format!(
+        let Some(client) = &self.client else {
+            return Err(SqlError::ConnectionFailed(format!(
                 "SQL connection \"{name}\" lost its connection; try again"
-            ))),
+            )));
         };
-        // Ended: the connection goes back to the pool, nothing to cancel.
+        let answer = match statement_on(client, name, statement, params, want, caps).await {
+            Ok(done) => Ok(done),
+            Err(Stopped::Answered(error)) => Err(error),
+            // Rows are still coming: dropping `self` cancels the statement
+            // and closes the connection instead of reading the rest.
+            Err(Stopped::Cut(error)) => return Err(error),
+        };
+        match reset(client).await {
+            Ok(Session::Clean) => {}
+            Ok(Session::LeftTransactionOpen) => {
+                return Err(SqlError::QueryFailed(DbError {
+                    code: "25000".into(),
+                    message: "the statement opened a transaction, which the host rolled back: each statement runs in a transaction of its own, and its connection goes back to the pool when it ends".into(),
+                    detail: None,
+                    hint: Some("do what must be atomic in one statement (a DO block, a WITH query changing several tables, or a function) instead of BEGIN ... COMMIT".into()),
+                }));
+            }
+            Err(err) => {
+                // A connection the host could not reset never serves again.
+                if let Some(client) = self.client.take() {
+                    drop(Object::take(client));
+                }
+                tracing::warn!("cannot reset a SQL connection after a statement: {err}");
+            }
+        }
+        // Ended and reset: the connection goes back to the pool.
         drop(self.client.take());
         answer
+    }
+}
+
+/// What a connection was left with by the statement it ran.
+enum Session {
+    Clean,
+    LeftTransactionOpen,
+}
+
+/// Rolls back what a statement left open and discards its session state
+/// (`SET`, temporary tables, prepared statements, advisory locks, `LISTEN`),
+/// saying whether it had left a transaction open. The three requests are
+/// pipelined: one round trip.
+async fn reset(client: &Object) -> Result<Session, tokio_postgres::Error> {
+    // Outside a transaction block, a statement's transaction starts with
+    // it; inside one (even a failed one, which refuses the query), it began
+    // at an earlier statement.
+    let (open, rolled_back, discarded) = futures_util::future::join3(
+        client.simple_query("SELECT transaction_timestamp() = statement_timestamp()"),
+        client.batch_execute("ROLLBACK"),
+        client.batch_execute("DISCARD ALL"),
+    )
+    .await;
+    rolled_back?;
+    discarded?;
+    let messages = match open {
+        Ok(messages) => messages,
+        Err(err) if err.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
+            return Ok(Session::LeftTransactionOpen);
+        }
+        // Anything else (a `statement_timeout` the statement set, say)
+        // leaves the answer unknown: the caller closes the connection.
+        Err(err) => return Err(err),
+    };
+    let in_own_transaction = messages.into_iter().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|value| value == "t"),
+        _ => None,
+    });
+    Ok(if in_own_transaction == Some(false) {
+        Session::LeftTransactionOpen
+    } else {
+        Session::Clean
+    })
+}
+
+/// How much of a statement's rows the host reads before it stops.
+#[derive(Clone, Copy)]
+struct Caps {
+    rows: u64,
+    bytes: u64,
+}
+
+/// Why a statement gave no answer.
+enum Stopped {
+    /// It ended with an error; the connection is fit to reuse.
+    Answered(SqlError),
+    /// The host stopped reading its rows (past a cap, or at a value it
+    /// cannot hand over) while the server may still be sending them.
+    Cut(SqlError),
+}
+
+impl From<SqlError> for Stopped {
+    fn from(error: SqlError) -> Self {
+        Stopped::Answered(error)
     }
 }
 
@@ -376,7 +489,8 @@ async fn statement_on(
     statement: &str,
     params: Vec<Option<String>>,
     want: Want,
-) -> Result<Done, SqlError> {
+    caps: Caps,
+) -> Result<Done, Stopped> {
     // Not cached: a provisioner's statements carry names and differ every
     // time, and a cache per connection would only grow.
     let prepared = client
@@ -385,7 +499,7 @@ async fn statement_on(
         .map_err(|err| failed(name, &err))?;
     let expected = prepared.params().len();
     if expected != params.len() {
-        return Err(SqlError::QueryFailed(DbError {
+        return Err(Stopped::Answered(SqlError::QueryFailed(DbError {
             code: "08P01".into(),
             message: format!(
                 "the statement takes {expected} parameters but was given {}",
@@ -393,7 +507,7 @@ async fn statement_on(
             ),
             detail: None,
             hint: Some("pass one value for each of $1..$n".into()),
-        }));
+        })));
     }
     let params: Vec<TextParam> = params.into_iter().map(TextParam).collect();
     let params = params.iter().map(|param| param as &(dyn ToSql + Sync));
@@ -416,25 +530,58 @@ async fn statement_on(
             .map_err(|err| failed(name, &err))?
     );
     let mut rows = Vec::new();
-    let mut bytes = 0usize;
+    let mut bytes = 0u64;
     while let Some(row) = stream.next().await {
         let row = row.map_err(|err| failed(name, &err))?;
-        let values = texts(&row, name)?;
-        bytes += values.iter().flatten().map(String::len).sum::<usize>() + values.len();
-        if bytes > MAX_RESULT_BYTES {
-            return Err(SqlError::QueryFailed(DbError {
-                code: "54000".into(),
-                message: format!(
-                    "the rows of the statement on SQL connection \"{name}\" are larger than {} MiB, the most the host hands a plugin",
-                    MAX_RESULT_BYTES / (1024 * 1024)
-                ),
-                detail: None,
-                hint: Some("add a LIMIT, or select fewer or smaller columns".into()),
-            }));
+        if rows.len() as u64 == caps.rows {
+            return Err(Stopped::Cut(capped(
+                name,
+                format!("more than {} rows", caps.rows),
+                "max_rows",
+                "add a LIMIT or a WHERE",
+            )));
+        }
+        let values = texts(&row, name).map_err(Stopped::Cut)?;
+        bytes += cost(&values);
+        if bytes > caps.bytes {
+            return Err(Stopped::Cut(capped(
+                name,
+                format!("rows larger than {}", kib(caps.bytes)),
+                "max_result_kb",
+                "add a LIMIT, or select fewer or smaller columns",
+            )));
         }
         rows.push(values);
     }
     Ok(Done::Rows(RowSet { columns, rows }))
+}
+
+/// What a row costs in memory: as the host holds it, and again as the
+/// plugin receives it.
+fn cost(values: &[Option<String>]) -> u64 {
+    let texts: usize = values.iter().flatten().map(String::len).sum();
+    ROW_COST + VALUE_COST * values.len() as u64 + 2 * texts as u64
+}
+
+/// A size as an operator writes it in `max_result_kb`.
+fn kib(bytes: u64) -> String {
+    if bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
+/// The refusal of a statement whose rows passed a cap of its connection.
+fn capped(name: &str, what: String, key: &str, hint: &str) -> SqlError {
+    SqlError::QueryFailed(DbError {
+        code: "54000".into(),
+        message: format!(
+            "it returned {what}, past the cap of SQL connection \"{name}\" ({key} in [services.sql.{name}]), so the host stopped reading and cancelled it"
+        ),
+        detail: None,
+        hint: Some(format!("{hint}, or ask the host's operator to raise {key}")),
+    })
 }
 
 /// A column read as `T` and written as text.
@@ -559,6 +706,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rows_cost_what_they_take_in_the_host_and_the_plugin() {
+        // A NULL is not free: 8 million of them took the host past 1 GB.
+        assert_eq!(cost(&[None]), 32 + 36);
+        assert_eq!(cost(&[Some("abc".into()), None]), 32 + 2 * 36 + 6);
+        assert_eq!(kib(16 * 1024 * 1024), "16 MiB");
+        assert_eq!(kib(1536), "2 KiB");
+    }
+
+    #[test]
     fn floats_read_as_postgres_writes_them() {
         assert_eq!(float(1.5), "1.5");
         assert_eq!(float(f64::NAN), "NaN");
@@ -589,6 +745,8 @@ mod tests {
                     password: Some(crate::config::Secret::new("hunter2")),
                     max_connections: 1,
                     timeout: Duration::from_secs(1),
+                    max_rows: 1,
+                    max_result_bytes: 1024,
                 },
             )]),
             ..Default::default()

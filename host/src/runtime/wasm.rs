@@ -193,6 +193,17 @@ impl WasmPlugin {
         stop
     }
 
+    /// Plugin text shown to whoever reads the service or the instance in
+    /// tsuru (plans, info, status), with the service's secrets blanked out.
+    /// Env vars and proxied bodies are left whole: handing credentials to
+    /// an app, or answering its own API, is what they are for.
+    fn clean(&self, text: String) -> String {
+        match self.limits.redactor.redact(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(clean) => clean,
+        }
+    }
+
     fn contract(&self, what: String) -> Failure {
         tracing::error!(service = %self.limits.service, "plugin broke the contract: {what}");
         Failure::Stopped(Stop::Contract(format!(
@@ -275,8 +286,8 @@ impl Plugin for WasmPlugin {
                 Ok(plans
                     .into_iter()
                     .map(|plan| Plan {
-                        name: plan.name,
-                        description: plan.description,
+                        name: self.clean(plan.name),
+                        description: self.clean(plan.description),
                     })
                     .collect())
             },
@@ -374,8 +385,8 @@ impl Plugin for WasmPlugin {
                 Ok(items
                     .into_iter()
                     .map(|item| InfoItem {
-                        label: item.label,
-                        value: item.value,
+                        label: self.clean(item.label),
+                        value: self.clean(item.value),
                     })
                     .collect())
             },
@@ -399,9 +410,9 @@ impl Plugin for WasmPlugin {
             |status| {
                 Ok(match status {
                     wit::InstanceStatus::Up => Status::Up,
-                    wit::InstanceStatus::Pending(note) => Status::Pending(note),
-                    wit::InstanceStatus::Down(reason) => Status::Down(reason),
-                    wit::InstanceStatus::Custom(text) => Status::Custom(text),
+                    wit::InstanceStatus::Pending(note) => Status::Pending(self.clean(note)),
+                    wit::InstanceStatus::Down(reason) => Status::Down(self.clean(reason)),
+                    wit::InstanceStatus::Custom(text) => Status::Custom(self.clean(text)),
                 })
             },
         )
