@@ -45,10 +45,7 @@ impl Service for Configured {
             // Starts 5 bytes before the cut of a long line.
             let line = format!("{}{token}\n", "a".repeat(LINE_CUT - 5));
             // Starts 5 bytes before the end of the stream's budget.
-            let cut = format!(
-                "{}{token}",
-                "b".repeat(STDOUT_BUDGET - line.len() - 5)
-            );
+            let cut = format!("{}{token}", "b".repeat(STDOUT_BUDGET - line.len() - 5));
             let mut stdout = std::io::stdout();
             stdout
                 .write_all(line.as_bytes())
