@@ -257,6 +257,26 @@ impl Tsuru {
         self.send(self.request(method, path).form(fields)).await
     }
 
+    /// `POST /resources/{instance}/bind-app` for `app`, as tsuru binds an app.
+    pub async fn bind_app(&self, instance: &str, app: &str) -> Answer {
+        self.form(
+            Method::POST,
+            &format!("/resources/{instance}/bind-app"),
+            &[("app-name", app)],
+        )
+        .await
+    }
+
+    /// `DELETE /resources/{instance}/bind-app` for `app`.
+    pub async fn unbind_app(&self, instance: &str, app: &str) -> Answer {
+        self.form(
+            Method::DELETE,
+            &format!("/resources/{instance}/bind-app"),
+            &[("app-name", app)],
+        )
+        .await
+    }
+
     /// A JSON call, as tsuru sends to services registered with `encoding: json`.
     pub async fn json(&self, method: Method, path: &str, body: serde_json::Value) -> Answer {
         self.send(self.request(method, path).json(&body)).await

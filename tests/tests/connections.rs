@@ -122,13 +122,7 @@ async fn idle_and_half_open_connections_are_closed_while_tsuru_is_served() {
         .form(Method::POST, "/resources", &[("name", "db1")])
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let bound = tsuru
-        .form(
-            Method::POST,
-            "/resources/db1/bind-app",
-            &[("app-name", "web")],
-        )
-        .await;
+    let bound = tsuru.bind_app("db1", "web").await;
     assert_eq!(bound.status, 201, "{}", bound.body);
     assert_eq!(bound.json()["SOMEVAR"], "somevalue");
 

@@ -70,13 +70,7 @@ async fn the_data_dir_and_every_file_in_it_are_private() {
         .form(Method::POST, "/resources", &[("name", "db1")])
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let bound = fake
-        .form(
-            Method::POST,
-            "/resources/db1/bind-app",
-            &[("app-name", "web")],
-        )
-        .await;
+    let bound = fake.bind_app("db1", "web").await;
     assert_eq!(bound.status, 201, "{}", bound.body);
 
     let data_dir = server.data_dir().to_owned();

@@ -108,13 +108,7 @@ async fn a_create_cut_halfway_ends_recorded_whole_and_is_no_instance_until_then(
         (status.status, status.body.as_str()),
         (202, "instance \"slow\" is still being created")
     );
-    let bind = api
-        .form(
-            Method::POST,
-            "/resources/slow/bind-app",
-            &[("app-name", "web")],
-        )
-        .await;
+    let bind = api.bind_app("slow", "web").await;
     assert_eq!((bind.status, bind.body.as_str()), (412, being_created));
     let info = api.get("/resources/slow").await;
     assert_eq!((info.status, info.body.as_str()), (409, being_created));
@@ -136,13 +130,7 @@ async fn a_create_cut_halfway_ends_recorded_whole_and_is_no_instance_until_then(
     .await;
     assert_eq!(api.get("/resources/slow/status").await.status, 204);
     assert_eq!(books(&api).await, ["instance:slow"]);
-    let bind = api
-        .form(
-            Method::POST,
-            "/resources/slow/bind-app",
-            &[("app-name", "web")],
-        )
-        .await;
+    let bind = api.bind_app("slow", "web").await;
     assert_eq!(
         (bind.status, bind.body.as_str()),
         (201, "{\"BOOK\":\"slow\"}")
@@ -566,13 +554,7 @@ async fn a_binds_env_is_kept_only_while_a_retry_can_come() {
     let unbind = || {
         let api = api.clone();
         async move {
-            let answer = api
-                .form(
-                    Method::DELETE,
-                    "/resources/orders/bind-app",
-                    &[("app-name", "web")],
-                )
-                .await;
+            let answer = api.unbind_app("orders", "web").await;
             assert_eq!(answer.status, 200, "{}", answer.body);
         }
     };
