@@ -76,6 +76,7 @@ impl Host {
     /// Opens the ledger, loads every service's plugin and, if the config
     /// says so, watches the config and plugin files.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<Host>> {
+        open_files_for(config.max_connections);
         let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
         let settings = RuntimeSettings {
             max_memory_bytes: config
@@ -142,6 +143,37 @@ impl Host {
             in_flight: Arc::default(),
             _watcher: None,
         })
+    }
+}
+
+/// Files the host keeps open besides its connections: the ledger, the
+/// key-value store, compiled plugins, the watcher, SQL pools, its threads.
+const FILES_BESIDES_CONNECTIONS: u64 = 256;
+
+/// Raises the process's soft limit of open files to its hard limit, as Go
+/// and most servers do, so that `max_connections` can be reached; warns
+/// when even the hard limit leaves too little room.
+fn open_files_for(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            if let Err(err) = setrlimit(Resource::Nofile, limit.clone()) {
+                tracing::warn!("cannot raise the limit of open files to its maximum: {err}");
+            }
+        }
+        let needed = u64::try_from(max_connections)
+            .unwrap_or(u64::MAX)
+            .saturating_add(FILES_BESIDES_CONNECTIONS);
+        if let Some(current) = getrlimit(Resource::Nofile).current
+            && current < needed
+        {
+            tracing::warn!(
+                "the process may open {current} files, fewer than max_connections ({max_connections}) needs with the host's own {FILES_BESIDES_CONNECTIONS}; lower max_connections or raise the limit (ulimit -n, LimitNOFILE=)"
+            );
+        }
     }
 }
 

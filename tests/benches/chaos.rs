@@ -28,7 +28,7 @@ fn main() {
         let report = runtime.block_on(orizuru_tests::chaos::run(
             operations,
             20,
-            12,
+            50,
             first_seed.wrapping_add(round),
         ));
         println!("round {}: {report}", round + 1);
