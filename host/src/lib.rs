@@ -160,7 +160,7 @@ fn open_files_for(max_connections: usize) {
         let mut limit = getrlimit(Resource::Nofile);
         if limit.current < limit.maximum {
             limit.current = limit.maximum;
-            if let Err(err) = setrlimit(Resource::Nofile, limit.clone()) {
+            if let Err(err) = setrlimit(Resource::Nofile, limit) {
                 tracing::warn!("cannot raise the limit of open files to its maximum: {err}");
             }
         }
