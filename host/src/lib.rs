@@ -70,6 +70,8 @@ pub struct Host {
     /// The requests being answered now.
     pub in_flight: Arc<InFlight>,
     _watcher: Option<Watcher>,
+    /// Holds `data_dir` for this host alone while it runs.
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 impl Host {
@@ -77,6 +79,7 @@ impl Host {
     /// says so, watches the config and plugin files.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<Host>> {
         open_files_for(config.max_connections);
+        let data_dir_lock = private::lock(&config.data_dir)?;
         let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
         let settings = RuntimeSettings {
             max_memory_bytes: config
@@ -120,6 +123,7 @@ impl Host {
             max_connections: config.max_connections,
             in_flight: Arc::default(),
             _watcher: watcher,
+            _data_dir_lock: Some(data_dir_lock),
         }))
     }
 
@@ -142,6 +146,7 @@ impl Host {
             max_connections: config::DEFAULT_MAX_CONNECTIONS,
             in_flight: Arc::default(),
             _watcher: None,
+            _data_dir_lock: None,
         })
     }
 }

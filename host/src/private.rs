@@ -3,9 +3,48 @@
 //! key-value store what plugins keep. Folders are made 0700 and files 0600
 //! whatever the umask says, and a folder found wider is tightened.
 
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::Path;
 
 use anyhow::Context as _;
+
+/// Takes `data_dir` for this host alone, for as long as the returned file
+/// is open: its ledger's reservations are this host's, so a create
+/// another run left unfinished can be undone at start. A second host on
+/// the same folder is refused, naming the process that holds it.
+pub fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    dir(data_dir)?;
+    let path = data_dir.join("host.lock");
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            file.read_to_string(&mut holder).ok();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            anyhow::bail!(
+                "data_dir {} is in use by another Orizuru host{holder}; give each host a data_dir of its own",
+                data_dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
 
 /// Makes `dir` (and any missing parent) with mode 0700, or tightens it to
 /// 0700 when it exists with access for others, saying so in the log.

@@ -476,6 +476,43 @@ async fn a_create_a_killed_host_left_behind_is_undone_at_the_next_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_on_the_same_data_dir_is_refused() {
+    // Its reservations would be the first one's, undone as a killed run's.
+    let server = books_server("").await;
+    let dir = server.data_dir().to_owned();
+    let overrides = orizuru::config::Overrides {
+        listen: Some("127.0.0.1:0".parse().expect("an address")),
+        data_dir: Some(dir.clone()),
+    };
+    let config = orizuru::config::Config::parse(
+        &service("books", "bookkeeper", BOOKS),
+        &dir,
+        &overrides,
+        |_| None,
+    )
+    .expect("a valid config");
+    let refused = orizuru::Host::start(&config)
+        .await
+        .err()
+        .expect("the second host is refused");
+    assert_eq!(
+        format!("{refused:#}"),
+        format!(
+            "data_dir {} is in use by another Orizuru host (process {}); give each host a data_dir of its own",
+            dir.display(),
+            std::process::id()
+        )
+    );
+    let api = server.tsuru("books");
+    assert_eq!(
+        api.form(Method::POST, "/resources", &[("name", "still")])
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_run_leaves_the_ledger_and_the_plugin_agreeing() {
     let seed = std::env::var("ORIZURU_CHAOS_SEED")
         .ok()
