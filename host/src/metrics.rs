@@ -125,7 +125,7 @@ impl Metrics {
         let queue_wait_seconds = Histograms::new_with_constructor(phase_buckets as fn() -> _);
         registry.register_with_unit(
             "queue_wait_duration",
-            "Time a call waited for a free place under its service's or the host's max_instances (queue_wait_ms bounds it)",
+            "Time calls waited for a free place under their service's or the host's max_instances, for each call that had to wait (queue_wait_ms bounds it)",
             Unit::Seconds,
             queue_wait_seconds.clone(),
         );

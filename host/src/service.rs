@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch};
@@ -532,23 +531,13 @@ impl Service {
     /// runs fewer requests than it may; refused when none ends within the
     /// queue wait.
     async fn plugin(&self) -> Result<Pinned, ActionError> {
-        let permit = match self.running.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                let waiting = Instant::now();
-                let permit = tokio::time::timeout(
-                    self.steward.queue_wait,
-                    self.running.clone().acquire_owned(),
-                )
-                .await
-                .ok()
-                .and_then(Result::ok);
-                self.steward
-                    .metrics
-                    .queue_wait(self.id(), waiting.elapsed());
-                permit
-            }
-        };
+        let permit = crate::runtime::within(
+            &self.running,
+            self.steward.queue_wait,
+            &self.steward.metrics,
+            self.id(),
+        )
+        .await;
         let Some(permit) = permit else {
             tracing::warn!(
                 service = self.id(),

@@ -68,14 +68,25 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     panic!("never came true: {what}");
 }
 
-fn creates_recorded(events: &[orizuru::ledger::EventRecord]) -> usize {
-    events
+/// The successful creates the ledger recorded for an instance, and its events.
+async fn creates_recorded(
+    server: &Server,
+    name: &str,
+) -> (usize, Vec<orizuru::ledger::EventRecord>) {
+    let events = server
+        .host
+        .ledger
+        .events("books", name)
+        .await
+        .expect("the ledger answers");
+    let creates = events
         .iter()
         .filter(|event| {
             event.action == Action::Create.as_str()
                 && matches!(event.outcome, orizuru::ledger::EventOutcome::Succeeded(_))
         })
-        .count()
+        .count();
+    (creates, events)
 }
 
 async fn metric(server: &Server, series: &str) -> Option<f64> {
@@ -225,17 +236,8 @@ async fn a_retried_create_gets_the_answer_of_the_first() {
     ] {
         assert_eq!(answer.status, 201, "{}", answer.body);
     }
-    let events = server
-        .host
-        .ledger
-        .events("books", "twice")
-        .await
-        .expect("the ledger answers");
-    assert_eq!(
-        creates_recorded(&events),
-        1,
-        "the plugin created it once: {events:?}"
-    );
+    let (creates, events) = creates_recorded(&server, "twice").await;
+    assert_eq!(creates, 1, "the plugin created it once: {events:?}");
     assert_eq!(books(&api).await, ["instance:twice"]);
 
     // A create tsuru gave up on, retried once it ended: the same answer, not 409.
@@ -389,13 +391,8 @@ async fn a_duplicate_create_queued_behind_a_full_pool_never_runs_twice() {
         let answer = answer.await.expect("answered");
         assert_eq!(answer.status, 201, "{}", answer.body);
     }
-    let events = server
-        .host
-        .ledger
-        .events("books", "dup")
-        .await
-        .expect("the ledger answers");
-    assert_eq!(creates_recorded(&events), 1, "{events:?}");
+    let (creates, events) = creates_recorded(&server, "dup").await;
+    assert_eq!(creates, 1, "{events:?}");
     assert_eq!(books(&api).await, ["instance:dup", "instance:holder"]);
 }
 

@@ -26,6 +26,7 @@ use crate::model::{
 
 pub use cache::{Origin, sha256};
 pub use engine::{CONTRACT, CONTRACT_RANGE, Inspection, Loaded, Runtime, RuntimeSettings};
+pub use threads::within;
 pub use wasm::WasmPlugin;
 
 /// The answer of one plugin call.

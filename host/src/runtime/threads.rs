@@ -17,6 +17,8 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metrics;
+
 /// How much lower than the host's own threads plugin code runs (a nice value).
 #[cfg(target_os = "linux")]
 const GUEST_NICENESS: i32 = 10;
@@ -55,18 +57,12 @@ impl GuestThreads {
         })
     }
 
-    /// A place for one call, as soon as one is free; `None` when none came
-    /// free within the queue wait.
-    pub async fn place(&self) -> Option<Place> {
-        let places = self.places.clone();
-        match places.clone().try_acquire_owned() {
-            Ok(permit) => Some(Place { _permit: permit }),
-            Err(_) => tokio::time::timeout(self.queue_wait, places.acquire_owned())
-                .await
-                .ok()?
-                .ok()
-                .map(|permit| Place { _permit: permit }),
-        }
+    /// A place for one call of `service`, as soon as one is free; `None`
+    /// when none came free within the queue wait.
+    pub async fn place(&self, metrics: &Metrics, service: &str) -> Option<Place> {
+        within(&self.places, self.queue_wait, metrics, service)
+            .await
+            .map(|permit| Place { _permit: permit })
     }
 
     /// Runs `call` to its end on a thread of the pool, with the timers and
@@ -98,6 +94,27 @@ impl Drop for GuestThreads {
             pool.shutdown_background();
         }
     }
+}
+
+/// A permit of `places` as soon as one is free, waiting at most `wait`
+/// for it; `None` when none came free. A call that had to wait has its
+/// wait recorded in `metrics` for `service`.
+pub async fn within(
+    places: &Arc<Semaphore>,
+    wait: Duration,
+    metrics: &Metrics,
+    service: &str,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = places.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    let waiting = std::time::Instant::now();
+    let permit = tokio::time::timeout(wait, places.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    metrics.queue_wait(service, waiting.elapsed());
+    permit
 }
 
 /// Lowers the calling thread's priority (on Linux, a nice value is per thread).

@@ -84,11 +84,11 @@ impl WasmPlugin {
     ) -> Outcome<T> {
         // A place on the guest threads first: the deadline starts once the
         // plugin can start, and no call waits longer than the queue wait.
-        let waiting = Instant::now();
-        let place = self.threads.place().await;
-        self.metrics
-            .queue_wait(&self.limits.service, waiting.elapsed());
-        let Some(place) = place else {
+        let Some(place) = self
+            .threads
+            .place(&self.metrics, &self.limits.service)
+            .await
+        else {
             tracing::warn!(
                 service = %self.limits.service,
                 "call refused: every plugin instance of the host was in use for the whole queue wait (max_instances, queue_wait_ms)"
