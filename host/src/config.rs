@@ -40,12 +40,11 @@ pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_QUEUE_WAIT_MS: u64 = 500;
 /// The longest `queue_wait_ms`.
 pub const MAX_QUEUE_WAIT_MS: u64 = 30_000;
-/// How long an answer is kept for a retry of the same tsuru event, unless the file says.
-pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 3600;
+/// How long an answer is kept for a retry of the same tsuru event, and how
+/// long events are kept, unless the file says: the ledger's defaults.
+pub use crate::ledger::{DEFAULT_EVENTS_RETENTION_DAYS, DEFAULT_REPLAY_WINDOW_SECS};
 /// The longest `replay_window_secs`: a week.
 pub const MAX_REPLAY_WINDOW_SECS: u64 = 7 * 86_400;
-/// How long events are kept, unless the file says.
-pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 90;
 /// The longest `events_retention_days`: ten years.
 pub const MAX_EVENTS_RETENTION_DAYS: u64 = 3650;
 /// Connections open at once, unless the file says: well under the usual

@@ -83,7 +83,14 @@ pub enum Change {
     },
 }
 
-/// How long the ledger keeps what it keeps of events.
+/// How long an answer is kept for a retry of the same tsuru event, unless the
+/// config file says (`replay_window_secs`).
+pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 3600;
+/// How long events are kept, unless the config file says (`events_retention_days`).
+pub const DEFAULT_EVENTS_RETENTION_DAYS: u64 = 90;
+
+/// How long the ledger keeps what it keeps of events. The config builds it;
+/// the ledger knows nothing of the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// How long a success's answer (a bind's env, passwords and all) is kept
@@ -96,8 +103,8 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Self {
-            replay_window: Duration::from_secs(crate::config::DEFAULT_REPLAY_WINDOW_SECS),
-            events: Duration::from_secs(crate::config::DEFAULT_EVENTS_RETENTION_DAYS * 86_400),
+            replay_window: Duration::from_secs(DEFAULT_REPLAY_WINDOW_SECS),
+            events: Duration::from_secs(DEFAULT_EVENTS_RETENTION_DAYS * 86_400),
         }
     }
 }
