@@ -178,7 +178,7 @@ fn check(encoding: Encoding, body: &[u8]) {
         }
     }
     // The ledger keeps the parameters as JSON text and reads them back as a
-    // `Map<String, Value>` (ledger/sqlite.rs): they must come back the same.
+    // `Map<String, Value>` (ledger/sqlite/instances.rs, ledger/sqlite/changes.rs): they must come back the same.
     if *SKIP_KNOWN && (has_magic_key(fields.parameters()) || depth(fields.parameters()) >= 127) {
         return;
     }
