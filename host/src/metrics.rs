@@ -302,7 +302,7 @@ impl Metrics {
             };
             self.in_use
                 .get_or_create(&labels)
-                .set(i64::try_from(service.in_use()).unwrap_or(i64::MAX));
+                .set(i64::try_from(service.calls_running()).unwrap_or(i64::MAX));
             let count = host.ledger.instance_count(service.id());
             self.ledger_instances
                 .get_or_create(&labels)
