@@ -22,7 +22,7 @@ use crate::model::{
     Action, AppBinding, Context, Env, InfoItem, Instance, InstanceState, JobBinding, Plan,
     Provisioned, ProxyRequest, ProxyResponse, Refusal, Status,
 };
-use crate::runtime::{Failure, Origin, Outcome, Plugin, Stop};
+use crate::runtime::{CompiledFrom, Failure, Outcome, Plugin, PluginVersion, Stop};
 
 /// One tsuru service: its config, its plugin and its share of the ledger.
 ///
@@ -242,29 +242,25 @@ impl std::ops::Deref for Pinned {
 pub struct Active {
     pub plugin: Arc<dyn Plugin>,
     /// `None` for a plugin that is not a wasm component.
-    pub version: Option<PluginVersion>,
+    pub version: Option<ActiveVersion>,
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if let Some(version) = &self.version {
+        if let Some(active) = &self.version {
             tracing::debug!(
-                sha256 = %version.sha256,
+                sha256 = %active.version.sha256,
                 "plugin version released: no request runs on it any more"
             );
         }
     }
 }
 
-/// Which wasm component serves a service, and how it was loaded.
+/// Which wasm component serves a service, and how it came to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginVersion {
-    /// The sha256 of the component, in hex.
-    pub sha256: String,
-    pub size: usize,
-    /// The version of `orizuru:service/handler` it exports.
-    pub wit: String,
-    pub origin: Origin,
+pub struct ActiveVersion {
+    pub version: PluginVersion,
+    pub compiled_from: CompiledFrom,
     /// How long loading took (reading, compiling or loading from the cache, checking).
     pub took: std::time::Duration,
     /// When it started serving.
@@ -509,7 +505,7 @@ impl Service {
     }
 
     /// The wasm component serving this service; `None` for a plugin that is not wasm.
-    pub fn version(&self) -> Option<PluginVersion> {
+    pub fn version(&self) -> Option<ActiveVersion> {
         self.active.load().version.clone()
     }
 
