@@ -21,11 +21,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::Host;
 use crate::contract::answer::{self, ApiError};
-use crate::deploy::{DeployError, Deployed, Deployer, NewService};
+use crate::deploy::{
+    AddedView, DeployError, DeployedView, Deployer, ErrorKind, NewService, RemovedView, ServiceView,
+};
 
 /// The admin routes, answering "off" when no token is configured.
 pub fn routes(host: &Arc<Host>) -> Router {
@@ -90,22 +91,25 @@ impl FromRequestParts<Arc<Host>> for Admin {
 
 impl From<DeployError> for ApiError {
     fn from(error: DeployError) -> Self {
-        let status = match &error {
-            DeployError::Invalid(_) => StatusCode::BAD_REQUEST,
-            DeployError::NotFound(_) => StatusCode::NOT_FOUND,
-            DeployError::Conflict(_) => StatusCode::CONFLICT,
-            DeployError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            DeployError::Host(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match error.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Host => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
     }
 }
 
-async fn list(Admin(deployer): Admin) -> Json<Value> {
+async fn list(Admin(deployer): Admin) -> Json<Vec<ServiceView>> {
     Json(deployer.describe_all().await)
 }
 
-async fn show(Admin(deployer): Admin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    Admin(deployer): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceView>, ApiError> {
     Ok(Json(deployer.describe_one(&id).await?))
 }
 
@@ -114,10 +118,10 @@ async fn upload(
     State(host): State<Arc<Host>>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeployedView>, ApiError> {
     let body = plugin_body(&host, body)?;
     let deployed = deployer.upload(&id, body).await?;
-    Ok(Json(deployed_json(&deployed)))
+    Ok(Json(DeployedView::from(&deployed)))
 }
 
 #[derive(Deserialize)]
@@ -130,10 +134,10 @@ async fn rollback(
     Admin(deployer): Admin,
     Path(id): Path<String>,
     query: Result<Query<RollbackQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeployedView>, ApiError> {
     let Query(query) = query.map_err(|err| query_error(err, "to=<sha256>"))?;
     let deployed = deployer.rollback(&id, query.to.as_deref()).await?;
-    Ok(Json(deployed_json(&deployed)))
+    Ok(Json(DeployedView::from(&deployed)))
 }
 
 #[derive(Deserialize)]
@@ -151,7 +155,7 @@ async fn add(
     Path(id): Path<String>,
     query: Result<Query<AddQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AddedView>), ApiError> {
     let Query(query) = query
         .map_err(|err| query_error(err, "username, timeout_ms, memory_mb and max_instances"))?;
     let body = plugin_body(&host, body)?;
@@ -162,11 +166,7 @@ async fn add(
         max_instances: query.max_instances,
     };
     let added = deployer.add(&id, settings, body).await?;
-    let mut answer = deployed_json(&added.deployed);
-    answer["username"] = added.username.into();
-    answer["password"] = added.password.expose().into();
-    answer["endpoint"] = format!("/services/{id}").into();
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((StatusCode::CREATED, Json(AddedView::from(&added))))
 }
 
 #[derive(Deserialize)]
@@ -180,10 +180,10 @@ async fn remove(
     Admin(deployer): Admin,
     Path(id): Path<String>,
     query: Result<Query<RemoveQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemovedView>, ApiError> {
     let Query(query) = query.map_err(|err| query_error(err, "force=true"))?;
     deployer.remove(&id, query.force).await?;
-    Ok(Json(json!({ "removed": id })))
+    Ok(Json(RemovedView { removed: id }))
 }
 
 /// The uploaded component, or why it cannot be read.
@@ -214,18 +214,4 @@ fn query_error(rejection: QueryRejection, known: &str) -> ApiError {
         "the query string is not valid ({}); this route takes {known}",
         rejection.body_text()
     ))
-}
-
-fn deployed_json(deployed: &Deployed) -> Value {
-    json!({
-        "service": deployed.service,
-        "sha256": deployed.version.sha256,
-        "previous": deployed.previous,
-        "unchanged": deployed.unchanged,
-        "size": deployed.version.size,
-        "wit": deployed.version.wit,
-        "from": deployed.version.origin.as_str(),
-        "load_ms": deployed.version.took.as_millis() as u64,
-        "took_ms": deployed.took.as_millis() as u64,
-    })
 }

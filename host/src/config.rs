@@ -727,13 +727,15 @@ impl ServiceConfig {
             http,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
-        check_service_id(&id).map_err(|why| format!("{at}: {why}"))?;
-        let username = username.unwrap_or_else(|| id.clone());
-        if username.is_empty() || username.contains(':') {
-            return Err(format!(
-                "{at}: username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
-            ));
-        }
+        let settings = ServiceSettings::new(&id, username, timeout_ms, memory_mb, max_instances);
+        settings.check().map_err(|why| format!("{at}: {why}"))?;
+        let ServiceSettings {
+            username,
+            timeout_ms,
+            memory_mb,
+            max_instances,
+            ..
+        } = settings;
         let (password, password_source) = secret("password", password, password_env, env)
             .map_err(|why| format!("{at}: {why}"))?
             .ok_or_else(|| {
@@ -744,18 +746,6 @@ impl ServiceConfig {
         if password.expose().is_empty() {
             return Err(format!("{at}: the password is empty; tsuru requires one"));
         }
-        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(format!("{at}: timeout_ms must be at least 1"));
-        }
-        let memory_mb = memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
-        if !(1..=MAX_MEMORY_MB).contains(&memory_mb) {
-            return Err(format!(
-                "{at}: memory_mb is {memory_mb}; give a value from 1 to {MAX_MEMORY_MB}"
-            ));
-        }
-        let max_instances = max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES);
-        check_instances("max_instances", max_instances).map_err(|why| format!("{at}: {why}"))?;
         let defaults = AnswerLimits::default();
         let kib = |key: &str, value: Option<u64>, default: u64| match value {
             Some(kb) => in_bytes(key, kb, 1024).map_err(|why| format!("{at}: {why}")),
@@ -815,6 +805,58 @@ impl ServiceConfig {
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb * 1024 * 1024,
         })
+    }
+}
+
+/// The settings every service has, whether the config file or the admin
+/// API defines it: both check them here, with the same sentences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    pub id: String,
+    pub username: String,
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    pub max_instances: u32,
+}
+
+impl ServiceSettings {
+    /// The settings given, and the defaults for those not given (the
+    /// username defaults to the id).
+    pub fn new(
+        id: &str,
+        username: Option<String>,
+        timeout_ms: Option<u64>,
+        memory_mb: Option<u64>,
+        max_instances: Option<u32>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            username: username.unwrap_or_else(|| id.to_owned()),
+            timeout_ms: timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            memory_mb: memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+            max_instances: max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES),
+        }
+    }
+
+    /// The first setting that cannot be used, as a sentence.
+    pub fn check(&self) -> Result<(), String> {
+        check_service_id(&self.id)?;
+        let username = &self.username;
+        if username.is_empty() || username.contains(':') {
+            return Err(format!(
+                "username \"{username}\" cannot be used for basic auth; use a non-empty name without ':'"
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err("timeout_ms must be at least 1".into());
+        }
+        if !(1..=MAX_MEMORY_MB).contains(&self.memory_mb) {
+            return Err(format!(
+                "memory_mb is {}; give a value from 1 to {MAX_MEMORY_MB}",
+                self.memory_mb
+            ));
+        }
+        check_instances("max_instances", self.max_instances)
     }
 }
 

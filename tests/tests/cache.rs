@@ -1,17 +1,17 @@
 //! Compiled plugins are kept in `data_dir`: a restart serves without
 //! compiling, and a damaged cache entry is compiled again, never a crash.
 
-use orizuru::runtime::Origin;
+use orizuru::runtime::CompiledFrom;
 use orizuru_tests::{Server, file_names, service};
 
-fn origins(server: &Server) -> Vec<(String, Origin)> {
+fn origins(server: &Server) -> Vec<(String, CompiledFrom)> {
     ["fake", "queue"]
         .into_iter()
         .map(|id| {
             let service = server.host.registry.by_id(id).expect("configured");
-            let version = service.version().expect("a wasm plugin");
-            assert_eq!(version.sha256.len(), 64, "a sha256 in hex");
-            (id.to_owned(), version.origin)
+            let active = service.version().expect("a wasm plugin");
+            assert_eq!(active.version.sha256.len(), 64, "a sha256 in hex");
+            (id.to_owned(), active.compiled_from)
         })
         .collect()
 }
@@ -22,14 +22,14 @@ async fn a_restart_loads_from_the_cache_and_a_damaged_entry_is_compiled_again() 
     assert!(
         origins(&server)
             .iter()
-            .all(|(_, origin)| *origin == Origin::Compiled)
+            .all(|(_, origin)| *origin == CompiledFrom::Wasm)
     );
 
     let server = server.restart().await;
     assert!(
         origins(&server)
             .iter()
-            .all(|(_, origin)| *origin == Origin::Cache),
+            .all(|(_, origin)| *origin == CompiledFrom::Cache),
         "served from the cache without compiling: {:?}",
         origins(&server)
     );
@@ -59,7 +59,7 @@ async fn a_restart_loads_from_the_cache_and_a_damaged_entry_is_compiled_again() 
     assert!(
         origins(&server)
             .iter()
-            .all(|(_, origin)| *origin == Origin::Compiled)
+            .all(|(_, origin)| *origin == CompiledFrom::Wasm)
     );
     assert_eq!(
         server.tsuru("queue").get("/resources/plans").await.status,
@@ -88,6 +88,6 @@ async fn a_restart_loads_from_the_cache_and_a_damaged_entry_is_compiled_again() 
     assert!(
         origins(&server)
             .iter()
-            .all(|(_, origin)| *origin == Origin::Cache)
+            .all(|(_, origin)| *origin == CompiledFrom::Cache)
     );
 }

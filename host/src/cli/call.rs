@@ -152,12 +152,8 @@ async fn call(args: Args) -> Result<StatusCode, String> {
             .describe_one(&service.id)
             .await
             .ok()
-            .and_then(|described| {
-                described
-                    .pointer("/last_failure/reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
+            .and_then(|described| described.last_failure)
+            .map(|failure| failure.reason)
             .unwrap_or_else(|| "the lines above say why".to_owned());
         return Err(format!("the plugin cannot be served: {reason}"));
     }

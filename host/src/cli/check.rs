@@ -58,9 +58,9 @@ pub fn run(args: Args) -> ExitCode {
         let report = json!({
             "plugin": label,
             "valid": true,
-            "contract": format!("orizuru:service/handler@{}", inspection.wit),
-            "size_bytes": inspection.size,
-            "sha256": inspection.sha256,
+            "contract": format!("orizuru:service/handler@{}", inspection.version.wit),
+            "size_bytes": inspection.version.size,
+            "sha256": inspection.version.sha256,
             "compile_ms": inspection.took.as_millis() as u64,
             "capabilities": capabilities,
         });
@@ -70,12 +70,12 @@ pub fn run(args: Args) -> ExitCode {
     println!("{label}: a valid Orizuru plugin");
     println!(
         "  contract      orizuru:service/handler@{} (this host serves {CONTRACT_RANGE})",
-        inspection.wit
+        inspection.version.wit
     );
     println!(
         "  size          {} (sha256 {})",
-        size(inspection.size),
-        inspection.sha256
+        size(inspection.version.size),
+        inspection.version.sha256
     );
     println!(
         "  compiled in   {:.2} s (once per version: a host keeps it compiled in its cache_dir)",

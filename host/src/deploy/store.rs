@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::sha256;
+use super::added::AddedService;
+use crate::runtime::{PluginVersion, sha256};
 use crate::service::Source;
 
 /// A service's record, as kept in the ledger.
@@ -37,39 +38,26 @@ pub struct Deployment {
     pub last_failure: Option<FailedLoad>,
 }
 
-/// A service added through the admin API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AddedService {
-    pub username: String,
-    pub password: String,
-    pub timeout_ms: u64,
-    pub memory_mb: u64,
-    #[serde(default = "default_max_instances")]
-    pub max_instances: u32,
-    pub added_at: String,
-}
-
-fn default_max_instances() -> u32 {
-    crate::config::DEFAULT_SERVICE_MAX_INSTANCES
-}
-
+/// A version kept for rollback: which component, and when and how it first
+/// served this service. Its JSON is the version's fields and these, flat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeptVersion {
-    pub sha256: String,
-    pub size: usize,
-    pub wit: String,
+    #[serde(flatten)]
+    pub version: PluginVersion,
     /// When it first served this service, RFC 3339.
     pub added_at: String,
     pub source: Source,
 }
 
+/// A load that failed. The admin API shows it as it is serialised, so its
+/// fields are in the order the admin API has always given them (by name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedLoad {
     pub at: String,
+    pub reason: String,
     /// The sha256 of the wasm that failed, when it was wasm at all.
     pub sha256: Option<String>,
     pub source: Source,
-    pub reason: String,
 }
 
 impl Deployment {
@@ -77,12 +65,12 @@ impl Deployment {
     /// (moved there if it is kept already);
     /// gives back the versions that no longer fit in `keep`.
     pub fn activate(&mut self, version: KeptVersion, keep: usize) -> Vec<KeptVersion> {
-        self.active = Some(version.sha256.clone());
+        self.active = Some(version.version.sha256.clone());
         // A version kept already keeps when and how it first came.
         let version = match self
             .versions
             .iter()
-            .position(|kept| kept.sha256 == version.sha256)
+            .position(|kept| kept.version.sha256 == version.version.sha256)
         {
             Some(index) => self.versions.remove(index),
             None => version,
@@ -96,7 +84,9 @@ impl Deployment {
     }
 
     pub fn kept(&self, sha256: &str) -> Option<&KeptVersion> {
-        self.versions.iter().find(|kept| kept.sha256 == sha256)
+        self.versions
+            .iter()
+            .find(|kept| kept.version.sha256 == sha256)
     }
 }
 
@@ -175,9 +165,11 @@ mod tests {
 
     fn version(sha256: &str) -> KeptVersion {
         KeptVersion {
-            sha256: sha256.into(),
-            size: 1,
-            wit: "0.1.0".into(),
+            version: PluginVersion {
+                sha256: sha256.into(),
+                size: 1,
+                wit: "0.1.0".into(),
+            },
             added_at: String::new(),
             source: Source::Upload,
         }
@@ -200,11 +192,29 @@ mod tests {
         let order: Vec<_> = deployment
             .versions
             .iter()
-            .map(|v| v.sha256.as_str())
+            .map(|kept| kept.version.sha256.as_str())
             .collect();
         assert_eq!(order, ["a", "c", "b"]);
         let dropped = deployment.activate(version("d"), 3);
         assert_eq!(dropped, [version("b")]);
         assert!(deployment.kept("b").is_none());
+    }
+
+    /// A record written by an earlier host, field for field.
+    const RECORD: &str = r#"{"active":"a","added":{"added_at":"2026-01-02T03:04:05.000Z","max_instances":4,"memory_mb":64,"password":"p","timeout_ms":900,"username":"u"},"file_sha256":null,"last_failure":{"at":"2026-01-02T03:04:06.000Z","reason":"it broke","sha256":"b","source":"upload"},"versions":[{"added_at":"2026-01-02T03:04:05.000Z","sha256":"a","size":12,"source":"config-file","wit":"0.1.0"}]}"#;
+
+    #[test]
+    fn records_of_earlier_hosts_read_and_write_back_the_same() {
+        let value: serde_json::Value = serde_json::from_str(RECORD).expect("json");
+        let record: Deployment = serde_json::from_value(value.clone()).expect("a record");
+        assert_eq!(record.versions[0].version.size, 12);
+        assert_eq!(record.versions[0].source, Source::ConfigFile);
+        assert_eq!(
+            record.added.as_ref().map(|added| added.max_instances),
+            Some(4)
+        );
+        let written = serde_json::to_value(&record).expect("serialisable");
+        assert_eq!(written, value);
+        assert_eq!(written.to_string(), RECORD);
     }
 }

@@ -16,21 +16,21 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::error::Context as _;
 
-/// Where a component came from.
+/// Where a plugin's compiled code came from: the cache, or compiling its wasm now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum CompiledFrom {
     /// Loaded from the cache, without compiling.
     Cache,
-    /// Compiled now (and cached for next time).
-    Compiled,
+    /// Compiled now from the wasm (and cached for next time).
+    Wasm,
 }
 
-impl Origin {
+impl CompiledFrom {
     /// How the admin API and the log name it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Origin::Cache => "cache",
-            Origin::Compiled => "compiled",
+            CompiledFrom::Cache => "cache",
+            CompiledFrom::Wasm => "compiled",
         }
     }
 }
@@ -99,11 +99,11 @@ impl CompiledCache {
         engine: &Engine,
         wasm_sha256: &str,
         bytes: &[u8],
-    ) -> wasmtime::Result<(Component, Origin)> {
+    ) -> wasmtime::Result<(Component, CompiledFrom)> {
         let (path, checksum) = self.entry(wasm_sha256);
         if path.exists() {
             match self.load(engine, &path, &checksum) {
-                Ok(component) => return Ok((component, Origin::Cache)),
+                Ok(component) => return Ok((component, CompiledFrom::Cache)),
                 Err(err) => tracing::warn!(
                     entry = %path.display(),
                     "a compiled-plugin cache entry cannot be used; compiling again: {err:#}"
@@ -115,7 +115,7 @@ impl CompiledCache {
             // The plugin still serves; only the next start compiles again.
             tracing::warn!(entry = %path.display(), "cannot write a compiled-plugin cache entry: {err:#}");
         }
-        Ok((component, Origin::Compiled))
+        Ok((component, CompiledFrom::Wasm))
     }
 
     /// Removes the entry of a component no longer kept. A host still

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::cache::{CompiledCache, Origin};
+use super::cache::{CompiledCache, CompiledFrom};
 use super::capabilities;
 use super::keyvalue::KvStore;
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
@@ -59,12 +59,21 @@ pub struct Runtime {
     _clock: EpochClock,
 }
 
-/// What a component is, as `orizuru check` reports it.
-pub struct Inspection {
-    /// The version of `orizuru:service/handler` the component exports.
-    pub wit: String,
+/// Which wasm component a plugin is: the one version type that `orizuru
+/// check`, the load pipeline, the serving service and the kept versions
+/// share. Its field names are those of the deployment store's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginVersion {
+    /// The sha256 of the component, in hex.
     pub sha256: String,
     pub size: usize,
+    /// The version of `orizuru:service/handler` the component exports.
+    pub wit: String,
+}
+
+/// What a component is, as `orizuru check` reports it.
+pub struct Inspection {
+    pub version: PluginVersion,
     /// How long compiling it took (no cache is used).
     pub took: Duration,
     /// Each capability import, with the config key that grants it.
@@ -74,13 +83,10 @@ pub struct Inspection {
 /// A plugin ready to serve, and how it was loaded.
 pub struct Loaded {
     pub plugin: WasmPlugin,
-    /// The sha256 of the wasm component, in hex.
-    pub sha256: String,
-    pub size: usize,
-    pub origin: Origin,
+    pub version: PluginVersion,
+    pub compiled_from: CompiledFrom,
+    /// How long loading took (reading, compiling or loading from the cache, checking).
     pub took: Duration,
-    /// The version of `orizuru:service/handler` the component exports.
-    pub wit: String,
 }
 
 impl Runtime {
@@ -164,7 +170,7 @@ impl Runtime {
     ) -> wasmtime::Result<Loaded> {
         let started = Instant::now();
         self.check_limits(service)?;
-        let (component, origin, wit) = self.compile(bytes, sha256, label)?;
+        let (component, compiled_from, wit) = self.compile(bytes, sha256, label)?;
         capabilities::check(
             &self.engine,
             &component,
@@ -183,11 +189,13 @@ impl Runtime {
         );
         Ok(Loaded {
             plugin,
-            sha256: sha256.to_owned(),
-            size: bytes.len(),
-            origin,
+            version: PluginVersion {
+                sha256: sha256.to_owned(),
+                size: bytes.len(),
+                wit,
+            },
+            compiled_from,
             took: started.elapsed(),
-            wit,
         })
     }
 
@@ -201,9 +209,11 @@ impl Runtime {
         let took = started.elapsed();
         self.pre(&component, label, None, &wit)?;
         Ok(Inspection {
-            wit,
-            sha256,
-            size: bytes.len(),
+            version: PluginVersion {
+                sha256,
+                size: bytes.len(),
+                wit,
+            },
             took,
             capabilities: capabilities::requested(&self.engine, &component),
         })
@@ -215,7 +225,7 @@ impl Runtime {
         bytes: &[u8],
         sha256: &str,
         label: &str,
-    ) -> wasmtime::Result<(Component, Origin, String)> {
+    ) -> wasmtime::Result<(Component, CompiledFrom, String)> {
         if bytes.is_empty() {
             wasmtime::bail!("{label} is empty; send the bytes of a wasm component");
         }
@@ -229,15 +239,15 @@ impl Runtime {
                 "{label} is a core wasm module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
             );
         }
-        let (component, origin) = match &self.cache {
+        let (component, compiled_from) = match &self.cache {
             Some(cache) => cache.component(&self.engine, sha256, bytes),
             None => {
-                Component::new(&self.engine, bytes).map(|component| (component, Origin::Compiled))
+                Component::new(&self.engine, bytes).map(|component| (component, CompiledFrom::Wasm))
             }
         }
         .with_context(|| format!("{label} is not a wasm component this host can run"))?;
         let wit = self.contract_version(&component, label)?;
-        Ok((component, origin, wit))
+        Ok((component, compiled_from, wit))
     }
 
     /// Links a component: every import it has must be one the host links.

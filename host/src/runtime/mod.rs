@@ -24,8 +24,10 @@ use crate::model::{
     ProxyResponse, Refusal, Status,
 };
 
-pub use cache::{Origin, sha256};
-pub use engine::{CONTRACT, CONTRACT_RANGE, Inspection, Loaded, Runtime, RuntimeSettings};
+pub use cache::{CompiledFrom, sha256};
+pub use engine::{
+    CONTRACT, CONTRACT_RANGE, Inspection, Loaded, PluginVersion, Runtime, RuntimeSettings,
+};
 pub use threads::within;
 pub use wasm::WasmPlugin;
 

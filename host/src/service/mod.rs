@@ -30,7 +30,7 @@ pub use create::Created;
 pub use error::ActionError;
 pub(crate) use error::describe_refusal;
 pub use steward::Steward;
-pub use version::{Active, PluginVersion, Source};
+pub use version::{Active, ActiveVersion, Source};
 
 /// One tsuru service: its config, its plugin and its share of the ledger.
 ///
@@ -103,7 +103,7 @@ impl Service {
     }
 
     /// The wasm component serving this service; `None` for a plugin that is not wasm.
-    pub fn version(&self) -> Option<PluginVersion> {
+    pub fn version(&self) -> Option<ActiveVersion> {
         self.active.load().version.clone()
     }
 

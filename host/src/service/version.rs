@@ -5,35 +5,31 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::runtime::{Origin, Plugin};
+use crate::runtime::{CompiledFrom, Plugin, PluginVersion};
 
 /// The plugin serving a service, replaced as one piece by a swap.
 pub struct Active {
     pub plugin: Arc<dyn Plugin>,
     /// `None` for a plugin that is not a wasm component.
-    pub version: Option<PluginVersion>,
+    pub version: Option<ActiveVersion>,
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if let Some(version) = &self.version {
+        if let Some(active) = &self.version {
             tracing::debug!(
-                sha256 = %version.sha256,
+                sha256 = %active.version.sha256,
                 "plugin version released: no request runs on it any more"
             );
         }
     }
 }
 
-/// Which wasm component serves a service, and how it was loaded.
+/// Which wasm component serves a service, and how it came to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginVersion {
-    /// The sha256 of the component, in hex.
-    pub sha256: String,
-    pub size: usize,
-    /// The version of `orizuru:service/handler` it exports.
-    pub wit: String,
-    pub origin: Origin,
+pub struct ActiveVersion {
+    pub version: PluginVersion,
+    pub compiled_from: CompiledFrom,
     /// How long loading took (reading, compiling or loading from the cache, checking).
     pub took: std::time::Duration,
     /// When it started serving.
