@@ -50,19 +50,12 @@ impl NewService {
 impl AddedService {
     /// Settings checked as the config file's are, kept with a new password.
     pub fn new(settings: ServiceSettings, password: String, added_at: String) -> Self {
-        let ServiceSettings {
-            username,
-            timeout_ms,
-            memory_mb,
-            max_instances,
-            ..
-        } = settings;
         AddedService {
-            username,
+            username: settings.username,
             password,
-            timeout_ms,
-            memory_mb,
-            max_instances,
+            timeout_ms: settings.timeout_ms,
+            memory_mb: settings.memory_mb,
+            max_instances: settings.max_instances,
             added_at,
         }
     }

@@ -7,6 +7,9 @@ use crate::config::Secret;
 use crate::ledger::{PluginEvent, now};
 use crate::service::Source;
 
+/// How errors and events name a plugin sent through the admin API.
+const UPLOADED: &str = "the uploaded plugin";
+
 /// A service added through the admin API, with the password tsuru must use.
 pub struct Added {
     pub deployed: Deployed,
@@ -19,14 +22,8 @@ impl Deployer {
     pub async fn upload(&self, id: &str, bytes: Vec<u8>) -> Result<Deployed, DeployError> {
         let mut state = self.lock().await;
         let config = self.served(id)?.config().clone();
-        self.deploy_bytes(
-            &mut state,
-            &config,
-            bytes,
-            "the uploaded plugin",
-            Source::Upload,
-        )
-        .await
+        self.deploy_bytes(&mut state, &config, bytes, UPLOADED, Source::Upload)
+            .await
     }
 
     /// Swaps back to the previous kept version, or to the one named.
@@ -87,13 +84,7 @@ impl Deployer {
         record.added = Some(added.clone());
         state.records.insert(id.to_owned(), record);
         match self
-            .deploy_bytes(
-                &mut state,
-                &config,
-                bytes,
-                "the uploaded plugin",
-                Source::Upload,
-            )
+            .deploy_bytes(&mut state, &config, bytes, UPLOADED, Source::Upload)
             .await
         {
             Ok(deployed) => {

@@ -139,6 +139,8 @@ impl From<&Deployed> for DeployedView {
 }
 
 /// What adding a service did: the upload's fields, and how tsuru reaches it.
+/// Its fields repeat [`DeployedView`]'s rather than flatten it, so that all
+/// are in name order, as the admin API has always given them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AddedView {
     /// `/services/{id}`.
