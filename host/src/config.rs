@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::runtime::capabilities::Grants;
+use crate::runtime::capabilities::config::{ConfigTables, SecretFile};
+use crate::runtime::capabilities::http::HttpFile;
+use crate::runtime::capabilities::keyvalue::KeyValueFile;
+use crate::runtime::capabilities::sql::SqlFile;
+use crate::runtime::capabilities::{GrantsFile, Reading};
+pub use crate::setting::Secret;
+pub(crate) use crate::setting::{at_least_one, in_bytes, one_to};
+
 /// Where the host listens when neither the file nor `--listen` says.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How long one plugin call may run unless the service says otherwise.
@@ -113,41 +122,6 @@ pub struct ServiceFile {
     pub http: Option<HttpFile>,
 }
 
-/// The `[services.http]` table: the origins a plugin may call, how long a
-/// request may take, how big an answer may be, and how many requests one
-/// call may send.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpFile {
-    pub allow: Vec<String>,
-    pub timeout_ms: Option<u64>,
-    pub max_response_kb: Option<u64>,
-    pub max_requests: Option<u32>,
-}
-
-/// One `[services.sql.NAME]` table: where its URL is read from (`url_env`
-/// or `url_file`), how many connections its pool may open, and how long one
-/// statement may run.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlFile {
-    pub url_env: Option<String>,
-    pub url_file: Option<PathBuf>,
-    pub max_connections: Option<u32>,
-    pub timeout_ms: Option<u64>,
-    pub max_rows: Option<u64>,
-    pub max_result_kb: Option<u64>,
-}
-
-/// Where a secret of `[services.secrets]` is read from: `{ env = "NAME" }`
-/// or `{ file = "/run/secrets/name" }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretFile {
-    pub env: Option<String>,
-    pub file: Option<PathBuf>,
-}
-
 /// The config the host runs with: checked, defaults filled in, secrets read.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -215,224 +189,6 @@ pub struct ServiceConfig {
     pub grants: Grants,
 }
 
-/// What a service's plugin may import beyond WASI's clocks, random and
-/// stdio. Each capability is denied unless its key is in the service's entry.
-#[derive(Clone, Default, PartialEq)]
-pub struct Grants {
-    /// `logging = true`: `wasi:logging/logging`, into the host's log.
-    pub logging: bool,
-    /// `keyvalue = true`: `wasi:keyvalue/store` and `atomics`, kept by the
-    /// host for this service alone.
-    pub keyvalue: bool,
-    /// How much it may keep there (`max_keyvalue_keys`, `max_keyvalue_kb`).
-    pub keyvalue_quota: KeyValueQuota,
-    /// `[services.config]` and `[services.secrets]`: `wasi:config/store`;
-    /// `None` when neither table is there.
-    pub config: Option<ConfigValues>,
-    /// `[services.sql.NAME]`: `orizuru:service/sql` on these connections, by name.
-    pub sql: BTreeMap<String, SqlConnection>,
-    /// `[services.http]`: `wasi:http/outgoing-handler` to these origins.
-    pub http: Option<HttpGrant>,
-}
-
-/// The largest answer an outbound HTTP request may bring back, unless the table says.
-pub const DEFAULT_HTTP_MAX_RESPONSE_KB: u64 = 1024;
-/// Outbound HTTP requests one plugin call may send, unless the table says.
-pub const DEFAULT_HTTP_MAX_REQUESTS: u32 = 32;
-
-/// Where a service's plugin may send HTTP requests, and within what bounds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpGrant {
-    /// Requests go to these origins only.
-    pub allow: Vec<Origin>,
-    /// How long one request may take, from connecting to the answer's last byte.
-    pub timeout: Duration,
-    /// The largest answer body, in bytes.
-    pub max_response_bytes: u64,
-    /// Requests one call may send.
-    pub max_requests: u32,
-}
-
-/// `scheme://host:port`, the unit of the outbound allow-list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub https: bool,
-    /// Lower case; an IPv6 address keeps its brackets.
-    pub host: String,
-    pub port: u16,
-}
-
-impl Origin {
-    /// Reads an allow-list entry: `https://api.example.com`,
-    /// `http://127.0.0.1:8080`; the port defaults to the scheme's.
-    pub fn parse(entry: &str) -> Result<Origin, String> {
-        let hint = "write it as scheme://host or scheme://host:port, with http or https";
-        // An entry may carry a password; the messages show it without one.
-        let shown = match entry.rsplit_once('@') {
-            Some((before, after)) => match before.split_once("://") {
-                Some((scheme, _credentials)) => format!("{scheme}://...@{after}"),
-                None => format!("...@{after}"),
-            },
-            None => entry.to_owned(),
-        };
-        let uri: http::Uri = entry
-            .parse()
-            .map_err(|_| format!("the allowed origin {shown:?} is not a URL; {hint}"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => {
-                return Err(format!(
-                    "the allowed origin {shown:?} is not http or https; {hint}"
-                ));
-            }
-        };
-        let Some(authority) = uri.authority() else {
-            return Err(format!(
-                "the allowed origin {shown:?} names no host; {hint}"
-            ));
-        };
-        if authority.as_str().contains('@') {
-            return Err(format!(
-                "the allowed origin {shown:?} carries a user name or password; put credentials in [services.secrets] and {hint}"
-            ));
-        }
-        if authority.host().is_empty() || authority.host().contains('*') {
-            return Err(format!(
-                "the allowed origin {shown:?} names no single host (wildcards are not read); {hint}"
-            ));
-        }
-        if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
-            return Err(format!(
-                "the allowed origin {shown:?} has a path; origins allow every path of a host, so {hint}"
-            ));
-        }
-        Ok(Origin::new(https, authority.host(), authority.port_u16()))
-    }
-
-    /// The origin of a request to `host`, on `port` or the scheme's own.
-    pub fn new(https: bool, host: &str, port: Option<u16>) -> Origin {
-        Origin {
-            https,
-            host: host.to_ascii_lowercase(),
-            port: port.unwrap_or(if https { 443 } else { 80 }),
-        }
-    }
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
-/// Keys a service may keep in the key-value store, unless it says otherwise.
-pub const DEFAULT_KEYVALUE_MAX_KEYS: u64 = 100_000;
-/// The most `max_keyvalue_keys` may be.
-pub const MAX_KEYVALUE_KEYS: u64 = 100_000_000;
-/// KiB of buckets, keys and values a service may keep, unless it says otherwise.
-pub const DEFAULT_KEYVALUE_MAX_KB: u64 = 64 * 1024;
-/// The most `max_keyvalue_kb` may be (64 GiB).
-pub const MAX_KEYVALUE_KB: u64 = 64 * 1024 * 1024;
-
-/// How much one service may keep in the key-value store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyValueQuota {
-    /// Keys over all its buckets (`max_keyvalue_keys`).
-    pub keys: u64,
-    /// Bytes of bucket names, keys and values over all its buckets (`max_keyvalue_kb`).
-    pub bytes: u64,
-}
-
-impl Default for KeyValueQuota {
-    fn default() -> Self {
-        Self {
-            keys: DEFAULT_KEYVALUE_MAX_KEYS,
-            bytes: DEFAULT_KEYVALUE_MAX_KB * 1024,
-        }
-    }
-}
-
-/// Connections a service's pool may open to one server, unless its table says.
-pub const DEFAULT_SQL_MAX_CONNECTIONS: u32 = 4;
-/// The most connections one `[services.sql.NAME]` pool may open.
-pub const MAX_SQL_CONNECTIONS: u32 = 100;
-/// Rows one statement may hand its plugin, unless its table says.
-pub const DEFAULT_SQL_MAX_ROWS: u64 = 10_000;
-/// The most `max_rows` may be.
-pub const MAX_SQL_ROWS: u64 = 10_000_000;
-/// KiB one statement's rows may take, unless its table says.
-pub const DEFAULT_SQL_MAX_RESULT_KB: u64 = 16 * 1024;
-/// The most `max_result_kb` may be (1 GiB).
-pub const MAX_SQL_RESULT_KB: u64 = 1024 * 1024;
-
-/// A PostgreSQL connection a service's plugin may use by name.
-#[derive(Clone, PartialEq)]
-pub struct SqlConnection {
-    /// Read at start; never logged or shown, nor its password.
-    pub url: Secret,
-    /// The URL's password, which the host blanks out of the plugin's text.
-    pub password: Option<Secret>,
-    /// Connections its pool may open at once.
-    pub max_connections: u32,
-    /// How long one statement may run before it is cancelled.
-    pub timeout: Duration,
-    /// Rows one statement may hand the plugin; past them it is cancelled.
-    pub max_rows: u64,
-    /// Bytes one statement's rows may take, as the host holds them plus
-    /// as the plugin receives them; past them it is cancelled.
-    pub max_result_bytes: u64,
-}
-
-impl SqlConnection {
-    /// What the host blanks out of its plugin's text: the URL and its password.
-    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
-        std::iter::once(&self.url).chain(self.password.as_ref())
-    }
-}
-
-impl std::fmt::Debug for SqlConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlConnection")
-            .field("max_connections", &self.max_connections)
-            .field("timeout", &self.timeout)
-            .field("max_rows", &self.max_rows)
-            .field("max_result_bytes", &self.max_result_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The values a plugin reads through `wasi:config/store`.
-#[derive(Clone, Default, PartialEq)]
-pub struct ConfigValues {
-    pub values: BTreeMap<String, String>,
-    /// Read at start from the environment or files; never logged or shown.
-    pub secrets: BTreeMap<String, Secret>,
-}
-
-impl std::fmt::Debug for Grants {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut grants = f.debug_struct("Grants");
-        grants
-            .field("logging", &self.logging)
-            .field("keyvalue", &self.keyvalue)
-            .field("keyvalue_quota", &self.keyvalue_quota);
-        if let Some(config) = &self.config {
-            grants
-                .field("config", &config.values.keys().collect::<Vec<_>>())
-                .field("secrets", &config.secrets.keys().collect::<Vec<_>>());
-        }
-        if !self.sql.is_empty() {
-            grants.field("sql", &self.sql.keys().collect::<Vec<_>>());
-        }
-        if let Some(http) = &self.http {
-            grants.field("http", http);
-        }
-        grants.finish()
-    }
-}
-
 /// How big a plugin's answers may be; an answer past one is refused as a
 /// broken contract (500), and log lines past the last are dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -467,25 +223,6 @@ pub enum PasswordSource {
     Environment(String),
     /// Generated when the service was added through the admin API.
     AdminApi,
-}
-
-/// A value that never appears in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -771,28 +508,26 @@ impl ServiceConfig {
         ] {
             at_least_one(key, value).map_err(|why| format!("{at}: {why}"))?;
         }
-        let max_keyvalue_keys = max_keyvalue_keys.unwrap_or(DEFAULT_KEYVALUE_MAX_KEYS);
-        one_to("max_keyvalue_keys", max_keyvalue_keys, MAX_KEYVALUE_KEYS)
-            .map_err(|why| format!("{at}: {why}"))?;
-        let max_keyvalue_kb = max_keyvalue_kb.unwrap_or(DEFAULT_KEYVALUE_MAX_KB);
-        one_to("max_keyvalue_kb", max_keyvalue_kb, MAX_KEYVALUE_KB)
-            .map_err(|why| format!("{at}: {why}"))?;
-        let grants = Grants {
-            logging: logging.unwrap_or(false),
-            keyvalue: keyvalue.unwrap_or(false),
-            keyvalue_quota: KeyValueQuota {
-                keys: max_keyvalue_keys,
-                bytes: max_keyvalue_kb * 1024,
+        let file = GrantsFile {
+            logging,
+            keyvalue: KeyValueFile {
+                keyvalue,
+                max_keyvalue_keys,
+                max_keyvalue_kb,
             },
-            config: config_values(config, secrets, base, env)
-                .map_err(|why| format!("{at}: {why}"))?,
-            sql: sql_connections(sql, Duration::from_millis(timeout_ms), base, env)
-                .map_err(|why| format!("{at}: {why}"))?,
-            http: http
-                .map(|table| http_grant(table, Duration::from_millis(timeout_ms)))
-                .transpose()
-                .map_err(|why| format!("{at}: [services.http]: {why}"))?,
+            config: ConfigTables {
+                values: config,
+                secrets,
+            },
+            http,
+            sql,
         };
+        let reading = Reading {
+            base,
+            env,
+            service_timeout: Duration::from_millis(timeout_ms),
+        };
+        let grants = Grants::check(file, &reading).map_err(|why| format!("{at}: {why}"))?;
         Ok(ServiceConfig {
             max_instances,
             answers,
@@ -860,30 +595,6 @@ impl ServiceSettings {
     }
 }
 
-/// `value` units in bytes, refused with a sentence when it does not fit.
-fn in_bytes(key: &str, value: u64, unit: u64) -> Result<u64, String> {
-    value.checked_mul(unit).ok_or_else(|| {
-        format!("{key} is {value}, too large to count in bytes; give a smaller value")
-    })
-}
-
-/// A value from 1 to `max`.
-fn one_to(key: &str, value: u64, max: u64) -> Result<(), String> {
-    if (1..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("{key} is {value}; give a value from 1 to {max}"))
-    }
-}
-
-fn at_least_one(key: &str, value: u64) -> Result<(), String> {
-    if value == 0 {
-        Err(format!("{key} is 0; give at least 1"))
-    } else {
-        Ok(())
-    }
-}
-
 /// A number of plugin calls at once: 1 to [`MAX_INSTANCES`].
 pub fn check_instances(key: &str, value: u32) -> Result<(), String> {
     if (1..=MAX_INSTANCES).contains(&value) {
@@ -916,167 +627,6 @@ fn secret(
             )),
         },
     }
-}
-
-/// The values of `[services.config]` and `[services.secrets]`, secrets read.
-fn config_values(
-    values: Option<BTreeMap<String, String>>,
-    secrets: Option<BTreeMap<String, SecretFile>>,
-    base: &Path,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<ConfigValues>, String> {
-    if values.is_none() && secrets.is_none() {
-        return Ok(None);
-    }
-    let values = values.unwrap_or_default();
-    let mut read = BTreeMap::new();
-    for (key, from) in secrets.unwrap_or_default() {
-        if values.contains_key(&key) {
-            return Err(format!(
-                "\"{key}\" is both in [services.config] and in [services.secrets]; keep one"
-            ));
-        }
-        let value = match (from.env, from.file) {
-            (Some(name), None) => env(&name).filter(|value| !value.is_empty()).ok_or_else(|| {
-                format!("secret \"{key}\" reads the environment variable {name}, which is not set or empty; set it, or remove the secret")
-            })?,
-            (None, Some(file)) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|err| {
-                    format!("secret \"{key}\" reads the file {}, which cannot be read ({err}); create it, or remove the secret", path.display())
-                })?;
-                // A file written by `echo` ends with a newline that is not part of the secret.
-                text.strip_suffix('\n').unwrap_or(&text).to_owned()
-            }
-            _ => {
-                return Err(format!(
-                    "secret \"{key}\" must say where it is read from: {{ env = \"NAME\" }} or {{ file = \"PATH\" }}"
-                ));
-            }
-        };
-        read.insert(key, Secret::new(value));
-    }
-    if let Some(key) = values.keys().chain(read.keys()).find(|key| key.is_empty()) {
-        return Err(format!(
-            "the config key {key:?} is empty; give every value a name"
-        ));
-    }
-    Ok(Some(ConfigValues {
-        values,
-        secrets: read,
-    }))
-}
-
-/// The connections of `[services.sql.NAME]`, their URLs read and checked;
-/// `service_timeout` bounds a statement unless a table says otherwise.
-fn sql_connections(
-    tables: Option<BTreeMap<String, SqlFile>>,
-    service_timeout: Duration,
-    base: &Path,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, SqlConnection>, String> {
-    let mut connections = BTreeMap::new();
-    for (name, table) in tables.unwrap_or_default() {
-        if name.is_empty() {
-            return Err(
-                "a [services.sql] table has an empty name; name it as the plugin does ([services.sql.admin])".into(),
-            );
-        }
-        let at = format!("[services.sql.{name}]");
-        let url = match (table.url_env, table.url_file) {
-            (Some(variable), None) => env(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
-                format!("{at} reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove the table")
-            })?,
-            (None, Some(file)) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|err| {
-                    format!("{at} reads its URL from the file {}, which cannot be read ({err}); create it, or remove the table", path.display())
-                })?;
-                text.trim().to_owned()
-            }
-            _ => {
-                return Err(format!(
-                    "{at} must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them"
-                ));
-            }
-        };
-        // The parser's own message may quote a character of the URL (of the
-        // password, even), so only its messages about options are passed on.
-        let parsed = url.parse::<tokio_postgres::Config>().map_err(|err| {
-            let why = err.to_string();
-            let why = if why.contains("option `") {
-                format!(" ({why})")
-            } else {
-                String::new()
-            };
-            format!(
-                "{at}: its URL is not one PostgreSQL reads{why}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-            )
-        })?;
-        let password = parsed
-            .get_password()
-            .map(|password| Secret::new(String::from_utf8_lossy(password)));
-        let max_connections = table.max_connections.unwrap_or(DEFAULT_SQL_MAX_CONNECTIONS);
-        if !(1..=MAX_SQL_CONNECTIONS).contains(&max_connections) {
-            return Err(format!(
-                "{at}: max_connections is {max_connections}; give a value from 1 to {MAX_SQL_CONNECTIONS}"
-            ));
-        }
-        let timeout = match table.timeout_ms {
-            Some(0) => return Err(format!("{at}: timeout_ms is 0; give at least 1")),
-            Some(millis) => Duration::from_millis(millis),
-            None => service_timeout,
-        };
-        let max_rows = table.max_rows.unwrap_or(DEFAULT_SQL_MAX_ROWS);
-        one_to("max_rows", max_rows, MAX_SQL_ROWS).map_err(|why| format!("{at}: {why}"))?;
-        let max_result_kb = table.max_result_kb.unwrap_or(DEFAULT_SQL_MAX_RESULT_KB);
-        one_to("max_result_kb", max_result_kb, MAX_SQL_RESULT_KB)
-            .map_err(|why| format!("{at}: {why}"))?;
-        connections.insert(
-            name,
-            SqlConnection {
-                url: Secret::new(url),
-                password,
-                max_connections,
-                timeout,
-                max_rows,
-                max_result_bytes: max_result_kb * 1024,
-            },
-        );
-    }
-    Ok(connections)
-}
-
-/// The `[services.http]` table, checked; `service_timeout` bounds a request
-/// unless the table says otherwise.
-fn http_grant(table: HttpFile, service_timeout: Duration) -> Result<HttpGrant, String> {
-    if table.allow.is_empty() {
-        return Err(
-            "allow is empty; list the origins the plugin may call (allow = [\"https://api.example.com\"]), or remove the table".into(),
-        );
-    }
-    let allow = table
-        .allow
-        .iter()
-        .map(|entry| Origin::parse(entry))
-        .collect::<Result<Vec<_>, _>>()?;
-    let timeout = match table.timeout_ms {
-        Some(0) => return Err("timeout_ms is 0; give at least 1".into()),
-        Some(millis) => Duration::from_millis(millis),
-        None => service_timeout,
-    };
-    let max_response_kb = table
-        .max_response_kb
-        .unwrap_or(DEFAULT_HTTP_MAX_RESPONSE_KB);
-    at_least_one("max_response_kb", max_response_kb)?;
-    let max_requests = table.max_requests.unwrap_or(DEFAULT_HTTP_MAX_REQUESTS);
-    at_least_one("max_requests", u64::from(max_requests))?;
-    Ok(HttpGrant {
-        allow,
-        timeout,
-        max_response_bytes: in_bytes("max_response_kb", max_response_kb, 1024)?,
-        max_requests,
-    })
 }
 
 /// tsuru's own rule for service ids: at most 40 characters of `[a-z][a-z0-9-]*`.
@@ -1530,239 +1080,5 @@ mod tests {
             "a".repeat(41)
         );
         assert!(parse(&long).unwrap_err().contains("at most 40"));
-    }
-
-    #[test]
-    fn http_grants_read_their_origins_and_bounds() {
-        let base = "[[services]]\nid = \"api\"\nplugin = \"api.wasm\"\npassword = \"p\"\ntimeout_ms = 900\n";
-        let config = parse(&format!(
-            "{base}[services.http]\nallow = [\"https://API.example.com\", \"http://127.0.0.1:8080/\", \"http://[::1]:9000\"]\n"
-        ))
-        .expect("an http grant");
-        let http = config.services[0].grants.http.as_ref().expect("granted");
-        let shown: Vec<String> = http.allow.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            shown,
-            [
-                "https://api.example.com:443",
-                "http://127.0.0.1:8080",
-                "http://[::1]:9000"
-            ]
-        );
-        assert_eq!(http.timeout, Duration::from_millis(900));
-        assert_eq!(http.max_response_bytes, DEFAULT_HTTP_MAX_RESPONSE_KB * 1024);
-        assert_eq!(http.max_requests, DEFAULT_HTTP_MAX_REQUESTS);
-        assert!(
-            parse(base).expect("no table").services[0]
-                .grants
-                .http
-                .is_none()
-        );
-
-        let bounded = parse(&format!(
-            "{base}[services.http]\nallow = [\"http://a\"]\ntimeout_ms = 50\nmax_response_kb = 2\nmax_requests = 1\n"
-        ))
-        .expect("bounds");
-        let http = bounded.services[0].grants.http.as_ref().expect("granted");
-        assert_eq!(http.allow[0].to_string(), "http://a:80");
-        assert_eq!(
-            (http.timeout, http.max_response_bytes, http.max_requests),
-            (Duration::from_millis(50), 2048, 1)
-        );
-
-        for (table, says) in [
-            (
-                "allow = []",
-                "[services.http]: allow is empty; list the origins",
-            ),
-            ("", "missing field `allow`"),
-            (
-                "allow = [\"api.example.com\"]",
-                "the allowed origin \"api.example.com\" is not http or https; write it as scheme://host or scheme://host:port",
-            ),
-            (
-                "allow = [\"ftp://files.example.com\"]",
-                "the allowed origin \"ftp://files.example.com\" is not http or https",
-            ),
-            (
-                "allow = [\"https://api.example.com/v1\"]",
-                "the allowed origin \"https://api.example.com/v1\" has a path; origins allow every path of a host",
-            ),
-            (
-                "allow = [\"https://user:pw@api.example.com\"]",
-                "carries a user name or password; put credentials in [services.secrets]",
-            ),
-            (
-                "allow = [\"https://*.example.com\"]",
-                "names no single host (wildcards are not read)",
-            ),
-            (
-                "allow = [\"not a url\"]",
-                "the allowed origin \"not a url\" is not a URL",
-            ),
-            (
-                "allow = [\"http://a\"]\ntimeout_ms = 0",
-                "[services.http]: timeout_ms is 0; give at least 1",
-            ),
-            (
-                "allow = [\"http://a\"]\nmax_response_kb = 0",
-                "[services.http]: max_response_kb is 0; give at least 1",
-            ),
-            (
-                "allow = [\"http://a\"]\nmax_requests = 0",
-                "[services.http]: max_requests is 0; give at least 1",
-            ),
-            ("allow = [\"http://a\"]\nproxy = \"x\"", "proxy"),
-        ] {
-            let err = parse(&format!("{base}[services.http]\n{table}\n")).expect_err(table);
-            assert!(err.contains(says), "{table}: {err}");
-        }
-    }
-
-    #[test]
-    fn keyvalue_quotas_have_defaults_and_ranges() {
-        let parse = |extra: &str| {
-            parse(&format!(
-                "[[services]]\nid = \"kv\"\nplugin = \"kv.wasm\"\npassword = \"p\"\nkeyvalue = true\n{extra}"
-            ))
-        };
-        let quota = |extra: &str| parse(extra).expect(extra).services[0].grants.keyvalue_quota;
-        assert_eq!(quota(""), KeyValueQuota::default());
-        assert_eq!(
-            quota("max_keyvalue_keys = 10\nmax_keyvalue_kb = 2\n"),
-            KeyValueQuota {
-                keys: 10,
-                bytes: 2048
-            }
-        );
-        for (line, says) in [
-            (
-                "max_keyvalue_keys = 0",
-                "services[0] (id \"kv\"): max_keyvalue_keys is 0; give a value from 1 to 100000000",
-            ),
-            (
-                "max_keyvalue_kb = 0",
-                "services[0] (id \"kv\"): max_keyvalue_kb is 0; give a value from 1 to 67108864",
-            ),
-            (
-                "max_keyvalue_kb = 9223372036854775807",
-                "max_keyvalue_kb is 9223372036854775807; give a value from 1 to 67108864",
-            ),
-        ] {
-            let err = parse(line).expect_err(line);
-            assert!(err.contains(says), "{line}: {err}");
-        }
-    }
-
-    #[test]
-    fn sql_connections_read_their_urls_and_never_show_them() {
-        let dir = tempfile::tempdir().expect("a temporary dir");
-        std::fs::write(
-            dir.path().join("admin-url"),
-            "postgres://admin:s3cr%40t@db.internal:5433/postgres\n",
-        )
-        .expect("the URL is written");
-        let env = |name: &str| {
-            (name == "PG_URL").then(|| "postgres://reader:hunter22@127.0.0.1/app".to_owned())
-        };
-        let parse = |extra: &str| {
-            Config::parse(
-                &format!(
-                    "[[services]]\nid = \"pg\"\nplugin = \"pg.wasm\"\npassword = \"p\"\ntimeout_ms = 9000\n{extra}"
-                ),
-                dir.path(),
-                &Overrides::default(),
-                env,
-            )
-            .map_err(|err| err.to_string())
-        };
-        let config = parse(
-            "[services.sql.admin]\nurl_file = \"admin-url\"\nmax_connections = 2\n[services.sql.reader]\nurl_env = \"PG_URL\"\ntimeout_ms = 250\n",
-        )
-        .expect("two connections");
-        let sql = &config.services[0].grants.sql;
-        assert_eq!(sql.keys().collect::<Vec<_>>(), ["admin", "reader"]);
-        let admin = &sql["admin"];
-        assert_eq!(
-            admin.url.expose(),
-            "postgres://admin:s3cr%40t@db.internal:5433/postgres"
-        );
-        assert_eq!(admin.password.as_ref().map(Secret::expose), Some("s3cr@t"));
-        assert_eq!(admin.max_connections, 2);
-        assert_eq!(admin.timeout, Duration::from_millis(9000));
-        assert_eq!(admin.max_rows, DEFAULT_SQL_MAX_ROWS);
-        assert_eq!(admin.max_result_bytes, DEFAULT_SQL_MAX_RESULT_KB * 1024);
-        let reader = &sql["reader"];
-        assert_eq!(reader.max_connections, DEFAULT_SQL_MAX_CONNECTIONS);
-        assert_eq!(reader.timeout, Duration::from_millis(250));
-        assert_eq!(
-            reader.secrets().map(Secret::expose).collect::<Vec<_>>(),
-            ["postgres://reader:hunter22@127.0.0.1/app", "hunter22"]
-        );
-        let shown = format!("{:?}", config.services[0]);
-        assert!(shown.contains("sql: [\"admin\", \"reader\"]"), "{shown}");
-        for secret in ["s3cr", "hunter22", "db.internal", "postgres://"] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        assert!(parse("").expect("no sql").services[0].grants.sql.is_empty());
-
-        for (table, says) in [
-            (
-                "[services.sql.admin]\nurl_env = \"UNSET\"\n",
-                "[services.sql.admin] reads its URL from the environment variable UNSET, which is not set or empty; set it, or remove the table",
-            ),
-            (
-                "[services.sql.admin]\nurl_file = \"missing\"\n",
-                "[services.sql.admin] reads its URL from the file",
-            ),
-            (
-                "[services.sql.admin]\n",
-                "[services.sql.admin] must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl_file = \"admin-url\"\n",
-                "must say where its URL is read from",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_connections = 0\n",
-                "[services.sql.admin]: max_connections is 0; give a value from 1 to 100",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\ntimeout_ms = 0\n",
-                "[services.sql.admin]: timeout_ms is 0; give at least 1",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_rows = 0\n",
-                "[services.sql.admin]: max_rows is 0; give a value from 1 to 10000000",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_result_kb = 2000000\n",
-                "[services.sql.admin]: max_result_kb is 2000000; give a value from 1 to 1048576",
-            ),
-            (
-                "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl = \"x\"\n",
-                "unknown field `url`",
-            ),
-        ] {
-            let err = parse(table).expect_err(table);
-            assert!(err.contains(says), "{table}: {err}");
-            // A misspelt key is refused by the parser, with its line.
-            if !says.starts_with("unknown field") {
-                assert!(err.contains("services[0] (id \"pg\")"), "{table}: {err}");
-            }
-        }
-
-        // A URL PostgreSQL cannot read is refused without quoting any of it.
-        std::fs::write(
-            dir.path().join("bad-url"),
-            "postgres://admin:pa$$@host:port/db",
-        )
-        .expect("the URL is written");
-        let err = parse("[services.sql.admin]\nurl_file = \"bad-url\"\n").expect_err("a bad URL");
-        assert!(
-            err.contains("[services.sql.admin]: its URL is not one PostgreSQL reads"),
-            "{err}"
-        );
-        assert!(!err.contains("pa$$"), "{err}");
     }
 }

@@ -22,6 +22,7 @@ pub mod private;
 pub mod registry;
 pub mod runtime;
 pub mod service;
+pub mod setting;
 
 use std::future::Future;
 use std::sync::Arc;

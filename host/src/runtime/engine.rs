@@ -11,8 +11,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CompiledCache, CompiledFrom};
-use super::capabilities;
-use super::keyvalue::KvStore;
+use super::capabilities::{self, HostState};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wasm::{WasmPlugin, bindings};
@@ -54,7 +53,7 @@ pub struct Runtime {
     cache: Option<CompiledCache>,
     max_memory_bytes: u64,
     threads: Arc<GuestThreads>,
-    keyvalue: Arc<KvStore>,
+    capabilities: Arc<HostState>,
     metrics: Arc<Metrics>,
     _clock: EpochClock,
 }
@@ -131,12 +130,14 @@ impl Runtime {
             )
             .map_err(wasmtime::Error::from_anyhow)?,
         );
-        let keyvalue = Arc::new(
-            KvStore::open(settings.keyvalue_path.as_deref())
-                .map_err(wasmtime::Error::from_anyhow)?,
+        let capabilities = Arc::new(
+            HostState::start(&capabilities::Start {
+                keyvalue_path: settings.keyvalue_path.as_deref(),
+            })
+            .map_err(wasmtime::Error::from_anyhow)?,
         );
         Ok(Self {
-            keyvalue,
+            capabilities,
             engine,
             linker: Arc::new(linker),
             cache,
@@ -182,9 +183,9 @@ impl Runtime {
         let plugin = WasmPlugin::new(
             self.engine.clone(),
             pre,
-            Limits::of(service, &self.keyvalue),
+            Limits::of(service, &self.capabilities),
             self.threads.clone(),
-            self.keyvalue.clone(),
+            self.capabilities.clone(),
             self.metrics.clone(),
         );
         Ok(Loaded {

@@ -5,13 +5,11 @@
 //! compiling wasm and the runtime without HTTP.
 
 mod cache;
-mod capabilities;
+mod call_log;
+pub mod capabilities;
 mod engine;
 mod guest_log;
-mod http;
-mod keyvalue;
 mod sandbox;
-mod sql;
 mod threads;
 mod wasm;
 
@@ -24,6 +22,7 @@ use crate::model::{
     ProxyResponse, Refusal, Status,
 };
 
+pub use crate::setting::humanize;
 pub use cache::{CompiledFrom, sha256};
 pub use engine::{
     CONTRACT, CONTRACT_RANGE, Inspection, Loaded, PluginVersion, Runtime, RuntimeSettings,
@@ -65,18 +64,6 @@ pub enum Stop {
     /// Anything else that kept the call from running, with its cause chain.
     #[error("the host could not run it: {0:#}")]
     Host(anyhow::Error),
-}
-
-/// `30s`, `1.5s`, `250ms`: how an operator wrote it.
-pub fn humanize(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else if millis > 1000 {
-        format!("{}s", duration.as_secs_f64())
-    } else {
-        format!("{millis}ms")
-    }
 }
 
 /// One tsuru service's plugin, one method per action. Each call runs on its

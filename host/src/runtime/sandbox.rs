@@ -1,4 +1,6 @@
-//! The per-call store: WASI with nothing granted, a memory cap and a deadline.
+//! The per-call store: WASI with nothing granted, a memory cap, a deadline,
+//! stdout and stderr into the log, and the state of each capability the
+//! service grants (which the capabilities own; the store only holds them).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,43 +8,27 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::capabilities::{Granted, LogBudget, Redactor};
+use super::call_log::{CallTags, Redactor};
+use super::capabilities::{CallInfo, CallStore, Calls, Granted, HostState};
 use super::guest_log::GuestLog;
-use super::http::OutboundHttp;
-use super::keyvalue::{KvStore, Namespace};
 
 /// What one call's store holds.
 pub struct Sandbox {
     wasi: WasiCtx,
-    pub(super) table: ResourceTable,
+    table: ResourceTable,
     pub memory: MemoryCap,
     stdout: GuestLog,
     stderr: GuestLog,
-    /// What the service's plugin may import, and this call's share of it.
-    pub granted: Arc<Granted>,
-    pub tags: CallTags,
-    pub log_budget: LogBudget,
-    pub redactor: Redactor,
-    /// The service's keys, when it is granted `wasi:keyvalue`.
-    pub keyvalue: Option<Namespace>,
-    pub(super) http_ctx: WasiHttpCtx,
-    /// Where the plugin may send HTTP requests, and what it has sent.
-    pub(super) outbound: OutboundHttp,
+    /// Each granted capability's state for this call.
+    capabilities: Calls,
 }
 
-/// What one call is about, for the lines it logs.
-#[derive(Debug, Clone, Default)]
-pub struct CallTags {
-    pub request_id: Option<String>,
-    /// tsuru's event id (`X-Tsuru-Eventid`).
-    pub event_id: Option<String>,
-    pub instance: Option<String>,
+impl CallStore for Sandbox {
+    fn capabilities(&mut self) -> (&mut Calls, &mut ResourceTable) {
+        (&mut self.capabilities, &mut self.table)
+    }
 }
-
-// The contract's types interface has no functions for the host to provide.
-impl super::wasm::bindings::orizuru::service::types::Host for Sandbox {}
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -68,28 +54,24 @@ pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub answers: crate::config::AnswerLimits,
+    /// What the service's plugin may import, as its calls share it.
     pub granted: Arc<Granted>,
     /// Blanks the service's secrets out of what its plugin logs and answers.
     pub redactor: Redactor,
-    pub keyvalue: Option<Namespace>,
 }
 
 impl Limits {
-    /// The limits a service's config sets; `store` holds its keys when it
-    /// is granted `wasi:keyvalue`.
-    pub fn of(service: &crate::config::ServiceConfig, store: &Arc<KvStore>) -> Self {
+    /// The limits a service's config sets; `host` is what the capabilities
+    /// keep for the whole host (the key-value store).
+    pub fn of(service: &crate::config::ServiceConfig, host: &HostState) -> Self {
+        let id: Arc<str> = Arc::from(service.id.as_str());
         Self {
-            service: Arc::from(service.id.as_str()),
             timeout: service.timeout,
             memory_bytes: service.memory_bytes,
             answers: service.answers,
-            granted: Arc::new(Granted::of(&service.grants)),
-            redactor: Redactor::of(&service.grants),
-            keyvalue: service.grants.keyvalue.then(|| Namespace {
-                store: store.clone(),
-                service: Arc::from(service.id.as_str()),
-                quota: service.grants.keyvalue_quota,
-            }),
+            granted: Arc::new(Granted::of(&service.grants, host, &id)),
+            redactor: Redactor::new(service.grants.secrets().map(|secret| secret.expose())),
+            service: id,
         }
     }
 }
@@ -119,23 +101,19 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let call = CallInfo {
+            service: limits.service.clone(),
+            tags,
+            redactor: limits.redactor.clone(),
+            log_lines: limits.answers.log_lines,
+        };
         let sandbox = Sandbox {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap::new(limits.memory_bytes),
             stdout,
             stderr,
-            granted: limits.granted.clone(),
-            log_budget: LogBudget::new(limits.service.clone(), limits.answers.log_lines),
-            redactor: limits.redactor.clone(),
-            keyvalue: limits.keyvalue.clone(),
-            http_ctx: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(
-                limits.granted.http.clone(),
-                limits.service.clone(),
-                tags.request_id.clone(),
-            ),
-            tags,
+            capabilities: Calls::new(&limits.granted, &call),
         };
         let mut store = Store::new(engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
@@ -156,7 +134,7 @@ impl Sandbox {
     pub fn finish(&self) {
         self.stdout.finish();
         self.stderr.finish();
-        self.log_budget.finish(&self.tags);
+        self.capabilities.finish();
     }
 }
 

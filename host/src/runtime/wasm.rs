@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
-use super::capabilities::Redactor;
-use super::keyvalue::KvStore;
-use super::sandbox::{CallTags, DeadlineExceeded, Limits, Sandbox};
+use super::call_log::{CallTags, Redactor};
+use super::capabilities::HostState;
+use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::metrics::Metrics;
@@ -31,6 +31,9 @@ pub mod bindings {
 
 use bindings::orizuru::service::types as wit;
 
+// The contract's types interface has no functions for the host to provide.
+impl wit::Host for Sandbox {}
+
 /// How long past its deadline a call parked in a host function may take to be cut.
 const HOST_MARGIN: Duration = Duration::from_millis(50);
 
@@ -43,7 +46,7 @@ pub struct WasmPlugin {
     pre: bindings::PluginPre<Sandbox>,
     limits: Limits,
     threads: Arc<GuestThreads>,
-    keyvalue: Arc<KvStore>,
+    capabilities: Arc<HostState>,
     metrics: Arc<Metrics>,
 }
 
@@ -53,7 +56,7 @@ impl WasmPlugin {
         pre: bindings::PluginPre<Sandbox>,
         limits: Limits,
         threads: Arc<GuestThreads>,
-        keyvalue: Arc<KvStore>,
+        capabilities: Arc<HostState>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -61,7 +64,7 @@ impl WasmPlugin {
             pre,
             limits,
             threads,
-            keyvalue,
+            capabilities,
             metrics,
         }
     }
@@ -262,9 +265,9 @@ impl Plugin for WasmPlugin {
         Ok(Some(Arc::new(Self {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
-            limits: Limits::of(service, &self.keyvalue),
+            limits: Limits::of(service, &self.capabilities),
             threads: self.threads.clone(),
-            keyvalue: self.keyvalue.clone(),
+            capabilities: self.capabilities.clone(),
             metrics: self.metrics.clone(),
         })))
     }

@@ -9,15 +9,17 @@
 //! work. What a service keeps is counted as it changes (`kv_usage`, kept
 //! by triggers), so checking the quota costs one lookup.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+mod store;
 
-use anyhow::Context as _;
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, params};
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::error::Context as _;
 
-use super::sandbox::Sandbox;
-use crate::config::KeyValueQuota;
+use super::capability::{CallInfo, Capability, Holds, Reading, Start};
+use crate::setting::one_to;
+pub use store::KvStore;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -27,8 +29,8 @@ mod bindings {
     });
 }
 
-use bindings::wasi::keyvalue::{atomics, store};
-use store::{Error, KeyResponse};
+use bindings::wasi::keyvalue::{atomics, store as kv};
+use kv::{Error, KeyResponse};
 
 /// The longest key, bucket name and value a plugin may use.
 const MAX_KEY_BYTES: usize = 1024;
@@ -37,78 +39,148 @@ const MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// Keys per page of `list-keys`.
 const PAGE: u64 = 1000;
 
-/// Every service's keys, in one SQLite file.
-pub struct KvStore {
-    connection: Mutex<Connection>,
+impl From<store::Unavailable> for Error {
+    fn from(_: store::Unavailable) -> Self {
+        Error::Other("the host's key-value store failed; try again".into())
+    }
 }
 
-impl KvStore {
-    /// Opens (or creates) the store at `path`; `None` keeps it in memory.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
-        let connection = match path {
-            Some(path) => crate::private::database(path)
-                .and_then(|()| Ok(Connection::open(path)?))
-                .with_context(|| format!("cannot open the key-value store {}", path.display()))?,
-            None => Connection::open_in_memory().context("cannot open a key-value store")?,
-        };
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
-                 CREATE TABLE IF NOT EXISTS kv (
-                     service TEXT NOT NULL,
-                     bucket  TEXT NOT NULL,
-                     key     TEXT NOT NULL,
-                     value   BLOB NOT NULL,
-                     PRIMARY KEY (service, bucket, key)
-                 ) WITHOUT ROWID;
-                 BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS kv_usage (
-                     service TEXT PRIMARY KEY,
-                     keys    INTEGER NOT NULL,
-                     bytes   INTEGER NOT NULL
-                 ) WITHOUT ROWID;
-                 -- A store from before the quotas: count what it holds, once
-                 -- (the triggers below keep every service's row from then on).
-                 INSERT INTO kv_usage (service, keys, bytes)
-                     SELECT service, count(*), sum(length(CAST(bucket AS BLOB)) + length(CAST(key AS BLOB)) + length(value))
-                     FROM kv
-                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'kv_usage_insert')
-                     GROUP BY service;
-                 CREATE TRIGGER IF NOT EXISTS kv_usage_insert AFTER INSERT ON kv BEGIN
-                     INSERT INTO kv_usage (service, keys, bytes)
-                         VALUES (NEW.service, 1, length(CAST(NEW.bucket AS BLOB)) + length(CAST(NEW.key AS BLOB)) + length(NEW.value))
-                         ON CONFLICT (service) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes;
-                 END;
-                 CREATE TRIGGER IF NOT EXISTS kv_usage_update AFTER UPDATE ON kv BEGIN
-                     UPDATE kv_usage SET bytes = bytes + length(NEW.value) - length(OLD.value)
-                         WHERE service = NEW.service;
-                 END;
-                 CREATE TRIGGER IF NOT EXISTS kv_usage_delete AFTER DELETE ON kv BEGIN
-                     UPDATE kv_usage SET keys = keys - 1,
-                         bytes = bytes - length(CAST(OLD.bucket AS BLOB)) - length(CAST(OLD.key AS BLOB)) - length(OLD.value)
-                         WHERE service = OLD.service;
-                 END;
-                 COMMIT;",
-            )
-            .context("cannot set up the key-value store")?;
-        Ok(Self {
-            connection: Mutex::new(connection),
+/// Keys a service may keep in the key-value store, unless it says otherwise.
+pub const DEFAULT_KEYVALUE_MAX_KEYS: u64 = 100_000;
+/// The most `max_keyvalue_keys` may be.
+pub const MAX_KEYVALUE_KEYS: u64 = 100_000_000;
+/// KiB of buckets, keys and values a service may keep, unless it says otherwise.
+pub const DEFAULT_KEYVALUE_MAX_KB: u64 = 64 * 1024;
+/// The most `max_keyvalue_kb` may be (64 GiB).
+pub const MAX_KEYVALUE_KB: u64 = 64 * 1024 * 1024;
+
+/// How much one service may keep in the key-value store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyValueQuota {
+    /// Keys over all its buckets (`max_keyvalue_keys`).
+    pub keys: u64,
+    /// Bytes of bucket names, keys and values over all its buckets (`max_keyvalue_kb`).
+    pub bytes: u64,
+}
+
+impl Default for KeyValueQuota {
+    fn default() -> Self {
+        Self {
+            keys: DEFAULT_KEYVALUE_MAX_KEYS,
+            bytes: DEFAULT_KEYVALUE_MAX_KB * 1024,
+        }
+    }
+}
+
+/// `keyvalue`, `max_keyvalue_keys` and `max_keyvalue_kb`, as written.
+#[derive(Debug, Default)]
+pub struct KeyValueFile {
+    /// Grants `wasi:keyvalue`.
+    pub keyvalue: Option<bool>,
+    /// Keys the service may keep in the key-value store.
+    pub max_keyvalue_keys: Option<u64>,
+    /// Bytes of buckets, keys and values it may keep there.
+    pub max_keyvalue_kb: Option<u64>,
+}
+
+/// `keyvalue = true`, and what the service may keep in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyValueGrant {
+    pub granted: bool,
+    /// Checked and kept even while the store is not granted.
+    pub quota: KeyValueQuota,
+}
+
+/// `wasi:keyvalue/store` and `atomics`, granted by `keyvalue = true`.
+pub struct KeyValue;
+
+/// One call's `wasi:keyvalue`: its service's keys, and the buckets it opened.
+pub struct KeyValueCall {
+    namespace: Option<Namespace>,
+    buckets: ResourceTable,
+}
+
+impl Capability for KeyValue {
+    const PREFIX: &'static str = "wasi:keyvalue/";
+    const KEY: &'static str = "`keyvalue = true`";
+
+    type File = KeyValueFile;
+    type Grant = KeyValueGrant;
+    type Host = Arc<KvStore>;
+    type Granted = Option<Namespace>;
+    type Call = KeyValueCall;
+
+    fn check(file: KeyValueFile, _reading: &Reading<'_>) -> Result<KeyValueGrant, String> {
+        let max_keyvalue_keys = file.max_keyvalue_keys.unwrap_or(DEFAULT_KEYVALUE_MAX_KEYS);
+        one_to("max_keyvalue_keys", max_keyvalue_keys, MAX_KEYVALUE_KEYS)?;
+        let max_keyvalue_kb = file.max_keyvalue_kb.unwrap_or(DEFAULT_KEYVALUE_MAX_KB);
+        one_to("max_keyvalue_kb", max_keyvalue_kb, MAX_KEYVALUE_KB)?;
+        Ok(KeyValueGrant {
+            granted: file.keyvalue.unwrap_or(false),
+            quota: KeyValueQuota {
+                keys: max_keyvalue_keys,
+                bytes: max_keyvalue_kb * 1024,
+            },
         })
     }
 
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, Error> {
-        // A panic while holding the lock rolled its statement back; the connection is sound.
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        work(&mut connection).map_err(|err| {
-            tracing::error!("key-value store failure: {err}");
-            Error::Other("the host's key-value store failed; try again".into())
+    fn is_granted(grant: &KeyValueGrant) -> bool {
+        grant.granted
+    }
+
+    fn start(start: &Start<'_>) -> anyhow::Result<Arc<KvStore>> {
+        KvStore::open(start.keyvalue_path).map(Arc::new)
+    }
+
+    fn granted(
+        grant: &KeyValueGrant,
+        store: &Arc<KvStore>,
+        service: &Arc<str>,
+    ) -> Option<Namespace> {
+        grant.granted.then(|| Namespace {
+            store: store.clone(),
+            service: service.clone(),
+            quota: grant.quota,
         })
+    }
+
+    fn call(granted: &Option<Namespace>, _call: &CallInfo) -> KeyValueCall {
+        KeyValueCall {
+            namespace: granted.clone(),
+            buckets: ResourceTable::new(),
+        }
+    }
+
+    fn add_to_linker<T: Holds<Self>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        kv::add_to_linker::<T, HasSelf<KeyValueCall>>(linker, |store| {
+            <T as Holds<KeyValue>>::call_state(store).0
+        })
+        .and_then(|()| {
+            atomics::add_to_linker::<T, HasSelf<KeyValueCall>>(linker, |store| {
+                <T as Holds<KeyValue>>::call_state(store).0
+            })
+        })
+        .context("cannot link wasi:keyvalue for plugins")
+    }
+}
+
+/// An open bucket of the calling service.
+pub struct Bucket {
+    name: String,
+}
+
+impl KeyValueCall {
+    fn namespace(&self) -> Result<&Namespace, Error> {
+        // Never reached: a plugin importing the store is refused at load
+        // unless its service grants it.
+        self.namespace.as_ref().ok_or(Error::AccessDenied)
+    }
+
+    fn bucket(&self, bucket: &Resource<Bucket>) -> Result<String, Error> {
+        self.buckets
+            .get(bucket)
+            .map(|bucket| bucket.name.clone())
+            .map_err(|err| Error::Other(format!("that bucket is not open ({err})")))
     }
 }
 
@@ -173,33 +245,6 @@ impl Namespace {
     }
 }
 
-/// An open bucket of the calling service.
-pub struct Bucket {
-    name: String,
-}
-
-/// Links `wasi:keyvalue/store` and `atomics`.
-pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
-    store::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |sandbox| sandbox)?;
-    atomics::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |sandbox| sandbox)?;
-    Ok(())
-}
-
-impl Sandbox {
-    fn namespace(&self) -> Result<&Namespace, Error> {
-        // Never reached: a plugin importing the store is refused at load
-        // unless its service grants it.
-        self.keyvalue.as_ref().ok_or(Error::AccessDenied)
-    }
-
-    fn bucket(&self, bucket: &Resource<Bucket>) -> Result<String, Error> {
-        self.table
-            .get(bucket)
-            .map(|bucket| bucket.name.clone())
-            .map_err(|err| Error::Other(format!("that bucket is not open ({err})")))
-    }
-}
-
 fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY_BYTES {
         return Err(Error::Other(format!(
@@ -210,7 +255,7 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-impl store::Host for Sandbox {
+impl kv::Host for KeyValueCall {
     fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, Error> {
         self.namespace()?;
         if identifier.len() > MAX_BUCKET_BYTES {
@@ -219,24 +264,27 @@ impl store::Host for Sandbox {
                 identifier.len()
             )));
         }
-        self.table
+        self.buckets
             .push(Bucket { name: identifier })
             .map_err(|err| Error::Other(format!("cannot open another bucket ({err})")))
     }
 }
 
-impl store::HostBucket for Sandbox {
+impl kv::HostBucket for KeyValueCall {
     fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace.store.with(|connection| {
-            connection
-                .query_row(
-                    "SELECT value FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                    params![&*namespace.service, bucket, key],
-                    |row| row.get(0),
-                )
-                .optional()
-        })
+        namespace
+            .store
+            .with(|connection| {
+                connection
+                    .query_row(
+                        "SELECT value FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
+                        params![&*namespace.service, bucket, key],
+                        |row| row.get(0),
+                    )
+                    .optional()
+            })
+            .map_err(Error::from)
     }
 
     fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), Error> {
@@ -270,14 +318,17 @@ impl store::HostBucket for Sandbox {
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace.store.with(|connection| {
-            connection
-                .execute(
-                    "DELETE FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                    params![&*namespace.service, bucket, key],
-                )
-                .map(drop)
-        })
+        namespace
+            .store
+            .with(|connection| {
+                connection
+                    .execute(
+                        "DELETE FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
+                        params![&*namespace.service, bucket, key],
+                    )
+                    .map(drop)
+            })
+            .map_err(Error::from)
     }
 
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, Error> {
@@ -315,12 +366,12 @@ impl store::HostBucket for Sandbox {
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
+        self.buckets.delete(bucket)?;
         Ok(())
     }
 }
 
-impl atomics::Host for Sandbox {
+impl atomics::Host for KeyValueCall {
     fn increment(
         &mut self,
         bucket: Resource<Bucket>,
@@ -376,63 +427,48 @@ impl atomics::Host for Sandbox {
 mod tests {
     use super::*;
 
-    fn usage(store: &KvStore, service: &str) -> Option<(i64, i64)> {
-        store
-            .with(|connection| {
-                connection
-                    .query_row(
-                        "SELECT keys, bytes FROM kv_usage WHERE service = ?1",
-                        params![service],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()
-            })
-            .ok()
-            .flatten()
+    fn parse(text: &str) -> Result<crate::config::Config, String> {
+        crate::config::Config::parse(
+            text,
+            std::path::Path::new("/etc/orizuru"),
+            &crate::config::Overrides::default(),
+            |_| None,
+        )
+        .map_err(|err| err.to_string())
     }
 
     #[test]
-    fn usage_is_counted_as_keys_change_and_from_a_store_older_than_quotas() {
-        let dir = tempfile::tempdir().expect("a temporary dir");
-        let path = dir.path().join("keyvalue.sqlite3");
-        {
-            // A store written before quotas existed.
-            let old = Connection::open(&path).expect("an old store");
-            old.execute_batch(
-                "CREATE TABLE kv (service TEXT NOT NULL, bucket TEXT NOT NULL, key TEXT NOT NULL,
-                     value BLOB NOT NULL, PRIMARY KEY (service, bucket, key)) WITHOUT ROWID;
-                 INSERT INTO kv VALUES ('a', 'b', 'k1', x'0102'), ('a', 'b', 'ké', x'03'), ('z', 'b', 'k', x'');",
-            )
-            .expect("old rows");
-        }
-        let store = KvStore::open(Some(&path)).expect("the store opens");
-        // Bytes of bucket, key and value: "ké" is 3 bytes.
-        assert_eq!(usage(&store, "a"), Some((2, (1 + 2 + 2) + (1 + 3 + 1))));
-        assert_eq!(usage(&store, "z"), Some((1, 2)));
-        drop(store);
-        // Opened again, it is not counted twice.
-        let store = KvStore::open(Some(&path)).expect("the store opens again");
-        assert_eq!(usage(&store, "a"), Some((2, 10)));
-
-        let write = |sql: &str| {
-            store
-                .with(|connection| connection.execute_batch(sql))
-                .map_err(|_| sql.to_owned())
-                .expect("the write");
+    fn keyvalue_quotas_have_defaults_and_ranges() {
+        let parse = |extra: &str| {
+            parse(&format!(
+                "[[services]]\nid = \"kv\"\nplugin = \"kv.wasm\"\npassword = \"p\"\nkeyvalue = true\n{extra}"
+            ))
         };
-        write("INSERT INTO kv VALUES ('a', 'b', 'new', x'01020304')");
-        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 4)));
-        write("UPDATE kv SET value = x'01' WHERE service = 'a' AND key = 'new'");
-        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 1)));
-        write(
-            "INSERT INTO kv VALUES ('a', 'b', 'new', x'0102') ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
+        let quota = |extra: &str| parse(extra).expect(extra).services[0].grants.keyvalue.quota;
+        assert_eq!(quota(""), KeyValueQuota::default());
+        assert_eq!(
+            quota("max_keyvalue_keys = 10\nmax_keyvalue_kb = 2\n"),
+            KeyValueQuota {
+                keys: 10,
+                bytes: 2048
+            }
         );
-        assert_eq!(usage(&store, "a"), Some((3, 10 + 1 + 3 + 2)));
-        write("DELETE FROM kv WHERE service = 'a'");
-        assert_eq!(usage(&store, "a"), Some((0, 0)));
-        assert_eq!(usage(&store, "z"), Some((1, 2)));
-        assert_eq!(usage(&store, "new-service"), None);
-        write("INSERT INTO kv VALUES ('new-service', 'b', 'k', x'00')");
-        assert_eq!(usage(&store, "new-service"), Some((1, 3)));
+        for (line, says) in [
+            (
+                "max_keyvalue_keys = 0",
+                "services[0] (id \"kv\"): max_keyvalue_keys is 0; give a value from 1 to 100000000",
+            ),
+            (
+                "max_keyvalue_kb = 0",
+                "services[0] (id \"kv\"): max_keyvalue_kb is 0; give a value from 1 to 67108864",
+            ),
+            (
+                "max_keyvalue_kb = 9223372036854775807",
+                "max_keyvalue_kb is 9223372036854775807; give a value from 1 to 67108864",
+            ),
+        ] {
+            let err = parse(line).expect_err(line);
+            assert!(err.contains(says), "{line}: {err}");
+        }
     }
 }

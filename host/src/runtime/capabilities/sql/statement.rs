@@ -1,46 +1,24 @@
-//! `orizuru:service/sql`: statements on the PostgreSQL connections the
-//! operator declared for a service (`[services.sql.NAME]`).
-//!
-//! A plugin names a connection; the host holds its URL and password and
-//! never hands them over. Each connection has a pool, made when the plugin
-//! is loaded and shared by every call of that plugin version; it connects
-//! when a call first needs it. Parameters are sent as text, so the server
-//! reads each `$n` as the type it infers (as libpq's `PQexecParams` does),
-//! and results come back as text for the types a plugin can read without a
-//! cast. Every statement is bounded by the connection's `timeout_ms`, its
-//! `max_rows` and its `max_result_kb`, and cancelled on the server when it
-//! runs past one of them or its call is cut.
-//!
-//! A connection goes back to the pool as it was taken: after each
-//! statement the host rolls back what it left open and runs `DISCARD ALL`,
-//! so no `SET`, temporary table, prepared statement, advisory lock or
-//! transaction carries over to the next statement, whichever call runs it.
-//! A statement that opens a transaction (`BEGIN`) is refused, since the
-//! transaction could not outlive it: work that must be atomic goes in one
-//! statement (a `DO` block, a `WITH` query changing several tables, a
-//! function).
+//! One statement on a pooled connection: bounded by its connection's
+//! `timeout_ms`, `max_rows` and `max_result_kb`, cancelled on the server
+//! when it runs past one of them or its call is cut, its parameters sent and
+//! its results read as text, and the connection reset before it goes back
+//! to the pool.
 
-use std::collections::BTreeMap;
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::Object;
 use futures_util::StreamExt as _;
 use tokio::time::{Instant, timeout_at};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Format, FromSql, IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{CancelToken, NoTls, Row};
-use tokio_postgres_rustls::MakeRustlsConnect;
-use wasmtime::component::{HasSelf, Linker};
-use wasmtime::error::Context as _;
 
-use super::humanize;
-use super::sandbox::Sandbox;
-use crate::config::SqlConnection;
+use super::pool::{Connections, Tls};
+use crate::setting::humanize;
 
-mod bindings {
+pub mod bindings {
     wasmtime::component::bindgen!({
         inline: "package orizuru:host-sql; world sql { import orizuru:service/sql@0.1.0; }",
         path: "../guest-sdk/wit",
@@ -48,7 +26,7 @@ mod bindings {
     });
 }
 
-use bindings::orizuru::service::sql::{self, DbError, RowSet, SqlError};
+use bindings::orizuru::service::sql::{DbError, RowSet, SqlError};
 
 /// What a row costs beyond its values: the host's `Vec` of values (24
 /// bytes) and the plugin's `list` of them (8 bytes on wasm32).
@@ -60,218 +38,21 @@ const VALUE_COST: u64 = 24 + 12;
 /// How long a cancel request may take to reach the server.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One service's connections, by name, as its plugin's calls use them.
-#[derive(Default)]
-pub struct Connections {
-    by_name: BTreeMap<String, Connection>,
-}
-
-struct Connection {
-    /// The pool, or why the host could not make one.
-    pool: Result<Pool, String>,
-    tls: Tls,
-    timeout: Duration,
-    max_rows: u64,
-    max_result_bytes: u64,
-}
-
-/// How a connection talks to its server.
-#[derive(Clone)]
-enum Tls {
-    /// `sslmode=disable`, or a server on this machine that the URL does not
-    /// ask to reach over TLS.
-    Plain,
-    /// Anything else: TLS when the server offers it (required with
-    /// `sslmode=require`), its certificate checked against the Mozilla roots.
-    Rustls(MakeRustlsConnect),
-}
-
-impl Connections {
-    /// Pools for a service's connections; none connects until it is used.
-    pub fn of(connections: &BTreeMap<String, SqlConnection>) -> Self {
-        let by_name = connections
-            .iter()
-            .map(|(name, connection)| (name.clone(), Connection::new(name, connection)))
-            .collect();
-        Self { by_name }
-    }
-
-    fn get(&self, name: &str) -> Result<&Connection, SqlError> {
-        self.by_name.get(name).ok_or_else(|| {
-            let declared = if self.by_name.is_empty() {
-                "none".to_owned()
-            } else {
-                self.by_name
-                    .keys()
-                    .map(|name| format!("\"{name}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            SqlError::NoSuchConnection(format!(
-                "the service has no SQL connection \"{name}\" (it has {declared}); its operator must declare it as a [services.sql.{name}] table"
-            ))
-        })
-    }
-}
-
-impl Connection {
-    fn new(name: &str, connection: &SqlConnection) -> Self {
-        let (pool, tls) = match connection.url.expose().parse::<tokio_postgres::Config>() {
-            Ok(config) => {
-                let tls = Tls::for_config(&config);
-                let manager = ManagerConfig {
-                    recycling_method: RecyclingMethod::Fast,
-                };
-                let manager = match &tls {
-                    Tls::Plain => Manager::from_config(config, NoTls, manager),
-                    Tls::Rustls(connect) => Manager::from_config(config, connect.clone(), manager),
-                };
-                let pool = Pool::builder(manager)
-                    .max_size(connection.max_connections as usize)
-                    .build()
-                    .map_err(|err| {
-                        format!("the host could not set up SQL connection \"{name}\" ({err}); report it to the host's operator")
-                    });
-                (pool, tls)
-            }
-            // The config was checked when it was read; this is only reached
-            // if that check and this one ever disagree.
-            Err(_) => (
-                Err(format!(
-                    "the URL of SQL connection \"{name}\" is not one PostgreSQL reads; its operator must fix [services.sql.{name}]"
-                )),
-                Tls::Plain,
-            ),
-        };
-        Self {
-            pool,
-            tls,
-            timeout: connection.timeout,
-            max_rows: connection.max_rows,
-            max_result_bytes: connection.max_result_bytes,
-        }
-    }
-}
-
-impl Tls {
-    fn for_config(config: &tokio_postgres::Config) -> Self {
-        use tokio_postgres::config::{Host, SslMode};
-        let on_this_machine = config.get_hosts().iter().all(|host| match host {
-            Host::Tcp(name) => {
-                name == "localhost"
-                    || name
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|address| address.is_loopback())
-            }
-            #[cfg(unix)]
-            Host::Unix(_) => true,
-        });
-        match config.get_ssl_mode() {
-            SslMode::Disable => Tls::Plain,
-            SslMode::Prefer if on_this_machine => Tls::Plain,
-            _ => {
-                let roots = rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                match rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                {
-                    Ok(builder) => Tls::Rustls(MakeRustlsConnect::new(
-                        builder.with_root_certificates(roots).with_no_client_auth(),
-                    )),
-                    // ring supports the default versions; keep the URL's
-                    // sslmode, which refuses plain text where it says `require`.
-                    Err(err) => {
-                        tracing::error!("cannot set up TLS for SQL connections: {err}");
-                        Tls::Plain
-                    }
-                }
-            }
-        }
-    }
-
-    async fn cancel(self, token: CancelToken) -> Result<(), tokio_postgres::Error> {
-        match self {
-            Tls::Plain => token.cancel_query(NoTls).await,
-            Tls::Rustls(connect) => token.cancel_query(connect).await,
-        }
-    }
-}
-
-/// Links `orizuru:service/sql`; `capabilities::check` decides who may use it.
-pub fn add_to_linker(linker: &mut Linker<Sandbox>) -> wasmtime::Result<()> {
-    sql::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |sandbox| sandbox)
-        .context("cannot link orizuru:service/sql for plugins")
-}
-
-impl sql::Host for Sandbox {
-    async fn query(
-        &mut self,
-        connection: String,
-        statement: String,
-        params: Vec<Option<String>>,
-    ) -> Result<RowSet, SqlError> {
-        let granted = self.granted.clone();
-        let answer = run(&granted.sql, &connection, &statement, params, Want::Rows).await;
-        self.note(&connection, answer.map(Done::rows))
-    }
-
-    async fn execute(
-        &mut self,
-        connection: String,
-        statement: String,
-        params: Vec<Option<String>>,
-    ) -> Result<u64, SqlError> {
-        let granted = self.granted.clone();
-        let answer = run(&granted.sql, &connection, &statement, params, Want::Count).await;
-        self.note(&connection, answer.map(Done::count))
-    }
-
-    async fn quote_identifier(&mut self, name: String) -> String {
-        postgres_protocol::escape::escape_identifier(&name)
-    }
-
-    async fn quote_literal(&mut self, value: String) -> String {
-        // It starts with a space (` E'...'`) when the value has a backslash.
-        postgres_protocol::escape::escape_literal(&value)
-            .trim_start()
-            .to_owned()
-    }
-}
-
-impl Sandbox {
-    /// Logs what the operator must fix (a server the host cannot reach);
-    /// what the plugin's own statements get wrong is the plugin's to say.
-    fn note<T>(&self, connection: &str, answer: Result<T, SqlError>) -> Result<T, SqlError> {
-        if let Err(SqlError::ConnectionFailed(why) | SqlError::Timeout(why)) = &answer {
-            tracing::warn!(
-                service = %self.log_budget.service(),
-                connection,
-                request_id = self.tags.request_id.as_deref(),
-                "{}",
-                self.redactor.redact(why)
-            );
-        }
-        answer
-    }
-}
-
 /// What a call wants back.
 #[derive(Clone, Copy, PartialEq)]
-enum Want {
+pub enum Want {
     Rows,
     Count,
 }
 
 /// What a statement answered, as the call wanted it.
-enum Done {
+pub enum Done {
     Rows(RowSet),
     Count(u64),
 }
 
 impl Done {
-    fn rows(self) -> RowSet {
+    pub fn rows(self) -> RowSet {
         match self {
             Done::Rows(rows) => rows,
             Done::Count(_) => RowSet {
@@ -281,7 +62,7 @@ impl Done {
         }
     }
 
-    fn count(self) -> u64 {
+    pub fn count(self) -> u64 {
         match self {
             Done::Count(count) => count,
             Done::Rows(rows) => rows.rows.len() as u64,
@@ -289,15 +70,15 @@ impl Done {
     }
 }
 
-/// Runs one statement on a connection of the named pool, within its timeout.
-async fn run(
+/// Runs one statement on connection `name` of the service, within its timeout.
+pub async fn run(
     connections: &Connections,
     name: &str,
     statement: &str,
     params: Vec<Option<String>>,
     want: Want,
 ) -> Result<Done, SqlError> {
-    let connection = connections.get(name)?;
+    let connection = connections.get(name).map_err(SqlError::NoSuchConnection)?;
     let pool = connection
         .pool
         .as_ref()
@@ -720,53 +501,5 @@ mod tests {
         assert_eq!(float(f64::NAN), "NaN");
         assert_eq!(float(f64::INFINITY), "Infinity");
         assert_eq!(float(f64::NEG_INFINITY), "-Infinity");
-    }
-
-    #[test]
-    fn tls_is_plain_only_when_asked_or_on_this_machine() {
-        let plain = |url: &str| matches!(Tls::for_config(&url.parse().expect("a URL")), Tls::Plain);
-        assert!(plain("postgres://u@127.0.0.1:5432/db"));
-        assert!(plain("postgres://u@localhost/db"));
-        assert!(plain("postgres://u@[::1]/db"));
-        assert!(plain("postgres://u@db.example.com/db?sslmode=disable"));
-        assert!(!plain("postgres://u@db.example.com/db"));
-        assert!(!plain("postgres://u@10.0.0.5/db"));
-        assert!(!plain("postgres://u@127.0.0.1/db?sslmode=require"));
-    }
-
-    #[test]
-    fn the_url_and_its_password_are_blanked_out_of_plugin_text() {
-        let url = "postgres://admin:hunter2@db.internal/postgres";
-        let grants = crate::config::Grants {
-            sql: BTreeMap::from([(
-                "admin".to_owned(),
-                SqlConnection {
-                    url: crate::config::Secret::new(url),
-                    password: Some(crate::config::Secret::new("hunter2")),
-                    max_connections: 1,
-                    timeout: Duration::from_secs(1),
-                    max_rows: 1,
-                    max_result_bytes: 1024,
-                },
-            )]),
-            ..Default::default()
-        };
-        let redactor = super::super::capabilities::Redactor::of(&grants);
-        assert_eq!(
-            redactor.redact(&format!("connecting to {url} with hunter2")),
-            "connecting to [secret] with [secret]"
-        );
-    }
-
-    #[test]
-    fn an_unknown_connection_is_named_with_the_key_that_declares_it() {
-        let connections = Connections::default();
-        let Err(SqlError::NoSuchConnection(why)) = connections.get("admin") else {
-            panic!("an unknown connection was found");
-        };
-        assert_eq!(
-            why,
-            "the service has no SQL connection \"admin\" (it has none); its operator must declare it as a [services.sql.admin] table"
-        );
     }
 }

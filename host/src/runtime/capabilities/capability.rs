@@ -1,0 +1,87 @@
+//! What one capability is made of, so that one list in
+//! [`super`] can hold them all: its keys in a service's entry and their
+//! check, the state it keeps for the whole host, for one plugin version and
+//! for one call, its linking, and the import prefix it answers for.
+//!
+//! The shape is Spin's factors and wasmtime's `WasiView`: a capability's
+//! host functions are implemented on its own per-call state, which the
+//! linker reaches through a projection of the store's data ([`Holds`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Linker, ResourceTable};
+
+use crate::runtime::call_log::{CallTags, Redactor};
+use crate::setting::Secret;
+
+/// One capability a service may grant its plugin.
+pub trait Capability: Sized + 'static {
+    /// Import names start with this (`wasi:logging/`).
+    const PREFIX: &'static str;
+    /// What an operator writes in the service's entry to grant it.
+    const KEY: &'static str;
+
+    /// Its keys in a `[[services]]` entry, as written.
+    type File;
+    /// Its keys, checked: what the service may do with it.
+    type Grant: Clone + Default + PartialEq + std::fmt::Debug;
+    /// What it keeps for the whole host (the key-value store).
+    type Host: Send + Sync;
+    /// What every call of one plugin version shares (the SQL pools).
+    type Granted: Send + Sync;
+    /// What one call holds; its host functions are implemented on it.
+    type Call: Send + 'static;
+
+    /// Checks its keys; the sentence says what is wrong and what to do.
+    fn check(file: Self::File, reading: &Reading<'_>) -> Result<Self::Grant, String>;
+    /// Whether the service's entry grants it at all.
+    fn is_granted(grant: &Self::Grant) -> bool;
+    /// What the host blanks out of the plugin's text.
+    fn secrets(_grant: &Self::Grant) -> Vec<&Secret> {
+        Vec::new()
+    }
+    /// Its state for the whole host, made once at start.
+    fn start(start: &Start<'_>) -> anyhow::Result<Self::Host>;
+    /// Its state for the calls of one plugin version of `service`.
+    fn granted(grant: &Self::Grant, host: &Self::Host, service: &Arc<str>) -> Self::Granted;
+    /// Its state for one call.
+    fn call(granted: &Self::Granted, call: &CallInfo) -> Self::Call;
+    /// Logs what is left of the call's use of it.
+    fn finish(_call: &Self::Call) {}
+    /// Links its interfaces; the import check decides who may use them.
+    fn add_to_linker<T: Holds<Self>>(linker: &mut Linker<T>) -> wasmtime::Result<()>;
+}
+
+/// A store whose data holds the per-call state of capability `C`, and the
+/// resource table it shares with WASI (wasi:http's bodies are WASI streams).
+pub trait Holds<C: Capability>: Send + 'static {
+    fn call_state(&mut self) -> (&mut C::Call, &mut ResourceTable);
+}
+
+/// What a capability's keys are read with.
+pub struct Reading<'a> {
+    /// The config file's folder: relative paths are read from it.
+    pub base: &'a Path,
+    /// Looks up environment variables (tests give a fake one).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The service's `timeout_ms`: what bounds a request or statement unless
+    /// the capability's own table says otherwise.
+    pub service_timeout: Duration,
+}
+
+/// What the host tells the capabilities at start.
+pub struct Start<'a> {
+    /// The key-value store's file; `None` keeps it in memory.
+    pub keyvalue_path: Option<&'a Path>,
+}
+
+/// What one call is, as its capabilities log it.
+pub struct CallInfo {
+    pub service: Arc<str>,
+    pub tags: CallTags,
+    pub redactor: Redactor,
+    /// The service's `max_log_lines`.
+    pub log_lines: u32,
+}
