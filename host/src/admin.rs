@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Host;
-use crate::contract::answer::{self, ApiError};
+use crate::api::answer::{self, ApiError};
 use crate::deploy::{DeployError, Deployed, Deployer, NewService};
 
 /// The admin routes, answering "off" when no token is configured.
@@ -78,7 +78,7 @@ impl FromRequestParts<Arc<Host>> for Admin {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(|| unauthorized(NEEDS_TOKEN))?;
-        if bool::from(crate::contract::same_secret(token, expected.expose())) {
+        if bool::from(crate::api::same_secret(token, expected.expose())) {
             Ok(Admin(deployer.clone()))
         } else {
             Err(unauthorized(

@@ -65,6 +65,21 @@ pub enum Stop {
     Host(anyhow::Error),
 }
 
+impl Stop {
+    /// The reason as the metrics label it: `deadline`, `memory`, `trap`,
+    /// `busy`, `contract` or `host`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Stop::Deadline(_) => "deadline",
+            Stop::Memory(_) => "memory",
+            Stop::Trap(_) => "trap",
+            Stop::Busy => "busy",
+            Stop::Contract(_) => "contract",
+            Stop::Host(_) => "host",
+        }
+    }
+}
+
 /// `30s`, `1.5s`, `250ms`: how an operator wrote it.
 pub fn humanize(duration: Duration) -> String {
     let millis = duration.as_millis();
