@@ -23,7 +23,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use crate::Host;
-use crate::contract::answer::{self, ApiError};
+use crate::api::answer::{self, ApiError};
 use crate::deploy::{
     AddedView, DeployError, DeployedView, Deployer, ErrorKind, NewService, RemovedView, ServiceView,
 };
@@ -79,7 +79,7 @@ impl FromRequestParts<Arc<Host>> for Admin {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(|| unauthorized(NEEDS_TOKEN))?;
-        if bool::from(crate::contract::same_secret(token, expected.expose())) {
+        if bool::from(crate::api::same_secret(token, expected.expose())) {
             Ok(Admin(deployer.clone()))
         } else {
             Err(unauthorized(

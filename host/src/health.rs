@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
 
 use crate::Host;
-use crate::contract::answer::{self, ApiError};
+use crate::api::answer::{self, ApiError};
 
 pub fn routes(host: &Arc<Host>) -> Router {
     Router::new()

@@ -1,17 +1,17 @@
 //! Orizuru: a WebAssembly plugin host for tsuru service APIs.
 //!
-//! A request travels through the modules in this order: [`contract`] (HTTP
+//! A request travels through the modules in this order: [`api`] (HTTP
 //! routes, auth, decoding, tsuru's status rules) → [`service`] (the ledger's
 //! checks and the plugin call for each action) → [`ledger`] (instances,
 //! bindings, events) and [`runtime`] (a fresh sandbox per call) → back to
-//! [`contract`] for tsuru's answer. [`deploy`] puts plugins in service (at
+//! [`api`] for tsuru's answer. [`deploy`] puts plugins in service (at
 //! start, on an upload through [`admin`], when files change) and [`registry`]
 //! finds the service a request is for.
 
 pub mod admin;
+pub mod api;
 pub mod config;
 pub mod connections;
-pub mod contract;
 pub mod deploy;
 pub mod drain;
 pub mod health;
@@ -95,8 +95,8 @@ impl Host {
             max_instances: config.max_instances,
             queue_wait: config.queue_wait,
         };
-        let runtime = Runtime::new(&settings).map_err(anyhow::Error::from)?;
-        let metrics = runtime.metrics().clone();
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Runtime::new(&settings, metrics.clone()).map_err(anyhow::Error::from)?;
         let (registry, deployer) =
             Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
         let deployer = Arc::new(deployer);
@@ -129,7 +129,7 @@ impl Host {
     }
 
     /// A host around services built elsewhere, for embedding Orizuru with
-    /// plugins of another kind (and for testing the contract without wasm).
+    /// plugins of another kind (and for testing the API without wasm).
     /// It has no admin API.
     pub fn with_services(services: Vec<Service>, ledger: Arc<dyn Ledger>) -> Arc<Host> {
         Arc::new(Host {
@@ -208,7 +208,7 @@ fn keep_pruning(ledger: Arc<dyn Ledger>) {
     });
 }
 
-/// The whole HTTP surface: tsuru's contract, the admin API, the health
+/// The whole HTTP surface: tsuru's API, the admin API, the health
 /// probes and the metrics. Every request gets an `X-Request-Id` (tsuru's, or a new UUID),
 /// which its answer carries back, its plugin call sees, and every log line
 /// about it is tagged with, in a span that also names tsuru's event and user.
@@ -216,8 +216,8 @@ pub fn app(host: Arc<Host>) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     admin::routes(&host)
         .merge(health::routes(&host))
-        .merge(metrics::routes(&host))
-        .merge(contract::app(host.clone()))
+        .merge(api::metrics::routes(&host))
+        .merge(api::app(host.clone()))
         .layer(axum::middleware::from_fn_with_state(host, drain::track))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
@@ -248,7 +248,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     )
 }
 
-/// Serves tsuru's contract and the admin API on `listener` until `shutdown`
+/// Serves tsuru's API and the admin API on `listener` until `shutdown`
 /// completes, then finishes the requests in flight: those still running
 /// after the host's `drain_timeout` are cut, logged one by one, and named in
 /// the answer.

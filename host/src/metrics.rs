@@ -1,21 +1,17 @@
-//! `GET /metrics`: what the host did, in the Prometheus (OpenMetrics) text
-//! format. Counters and histograms are kept as the work happens (the
-//! contract's requests here, plugin calls in the runtime, loads and swaps in
-//! the deployer); what is a state rather than a count (instances in use, the
-//! ledger's size) is read when the page is asked for.
+//! What the host did, kept for the `GET /metrics` page in the Prometheus
+//! (OpenMetrics) text format. Counters and histograms are kept as the work
+//! happens (tsuru's requests in the API, plugin calls in the runtime, loads
+//! and swaps in the deployer, connections at the listener); what is a state
+//! rather than a count (instances in use, the ledger's size) is handed in
+//! when the page is written.
 //!
-//! Every label value is bounded: a service id the host serves (or
-//! `unknown`), an action of the contract, a status code, a stop reason.
+//! A leaf: whoever records is handed the host's one [`Metrics`], built by
+//! `Host::start`, and names what it records in plain label values. Every
+//! label value is bounded: a service id the host serves (or `unknown`), an
+//! action of tsuru's API, a status code, a stop reason.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,13 +19,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::Host;
-use crate::contract::answer::{self, ApiError};
-use crate::runtime::Stop;
-
 /// The label value for a request whose service the host does not serve
 /// (a wrong username, a removed service): never the name the client sent.
 pub const UNKNOWN_SERVICE: &str = "unknown";
+
+/// The status counted as busy: a service or the host ran as many plugin
+/// calls as it may.
+const BUSY_STATUS: u16 = 503;
+
+/// What a service is now, read when the page is written.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceGauges<'a> {
+    pub service: &'a str,
+    /// Plugin calls running now.
+    pub in_use: usize,
+    /// Service instances the ledger holds.
+    pub ledger_instances: u64,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
@@ -67,7 +73,7 @@ fn phase_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
 }
 
-/// The host's metrics, one set per [`Host`].
+/// The host's metrics, one set per host.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -225,7 +231,7 @@ impl Metrics {
                 action,
             })
             .observe(took.as_secs_f64());
-        if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+        if status == BUSY_STATUS {
             self.busy
                 .get_or_create(&ServiceLabels {
                     service: service.to_owned(),
@@ -256,16 +262,8 @@ impl Metrics {
             .observe(waited.as_secs_f64());
     }
 
-    /// A plugin call the host stopped.
-    pub fn stop(&self, service: &str, stop: &Stop) {
-        let reason = match stop {
-            Stop::Deadline(_) => "deadline",
-            Stop::Memory(_) => "memory",
-            Stop::Trap(_) => "trap",
-            Stop::Busy => "busy",
-            Stop::Contract(_) => "contract",
-            Stop::Host(_) => "host",
-        };
+    /// A plugin call the host stopped, for `reason` (the runtime's `Stop::reason`).
+    pub fn stop(&self, service: &str, reason: &'static str) {
         self.stops
             .get_or_create(&StopLabels {
                 service: service.to_owned(),
@@ -292,119 +290,27 @@ impl Metrics {
             .inc();
     }
 
-    /// The page, with the gauges read from `host` now.
-    async fn render(&self, host: &Host) -> Result<String, ApiError> {
+    /// The page, with each service's gauges as `services` says they are now.
+    pub fn encode<'a>(
+        &self,
+        services: impl IntoIterator<Item = ServiceGauges<'a>>,
+    ) -> Result<String, std::fmt::Error> {
         self.in_use.clear();
         self.ledger_instances.clear();
-        for service in host.registry.all() {
+        for gauges in services {
             let labels = ServiceLabels {
-                service: service.id().to_owned(),
+                service: gauges.service.to_owned(),
             };
             self.in_use
                 .get_or_create(&labels)
-                .set(i64::try_from(service.calls_running()).unwrap_or(i64::MAX));
-            let count = host.ledger.instance_count(service.id());
+                .set(i64::try_from(gauges.in_use).unwrap_or(i64::MAX));
             self.ledger_instances
                 .get_or_create(&labels)
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
+                .set(i64::try_from(gauges.ledger_instances).unwrap_or(i64::MAX));
         }
         let mut page = String::new();
-        prometheus_client::encoding::text::encode(&mut page, &self.registry).map_err(|err| {
-            tracing::error!("cannot encode /metrics: {err}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the metrics could not be written; the host's log says why",
-            )
-        })?;
+        prometheus_client::encoding::text::encode(&mut page, &self.registry)?;
         Ok(page)
-    }
-}
-
-pub fn routes(host: &Arc<Host>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(host.clone())
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    answer::method_not_allowed(method.as_str(), uri.path(), "the metrics")
-}
-
-async fn metrics(State(host): State<Arc<Host>>) -> Result<Response, ApiError> {
-    let page = host.metrics.render(&host).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
-        page,
-    )
-        .into_response())
-}
-
-/// Counts each request of the contract once routed: its service (named by
-/// the path, or by the basic-auth username), its action (from the route it
-/// matched), its status and how long it took.
-pub async fn record(State(host): State<Arc<Host>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let action = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| action(request.method(), matched.as_str()))
-        .unwrap_or("proxy");
-    let service = service_of(&host, &request);
-    let response = next.run(request).await;
-    host.metrics.request(
-        &service,
-        action,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// The id of the service a request is for, if the host serves it.
-fn service_of(host: &Host, request: &Request) -> String {
-    let path = request.uri().path();
-    let served = if let Some(rest) = path.strip_prefix("/services/") {
-        let id = rest.split('/').next().unwrap_or_default();
-        host.registry
-            .by_id(id)
-            .map(|service| service.id().to_owned())
-    } else {
-        crate::contract::basic_auth_username(request.headers())
-            .and_then(|username| host.registry.by_username(&username))
-            .map(|service| service.id().to_owned())
-    };
-    served.unwrap_or_else(|| UNKNOWN_SERVICE.to_owned())
-}
-
-/// The contract's action a route serves, as tsuru's docs name them.
-fn action(method: &Method, route: &str) -> &'static str {
-    let route = match route.strip_prefix("/services/{service}") {
-        Some(rest) => rest,
-        None => route,
-    };
-    match (method.as_str(), route) {
-        ("GET", "/resources/plans") => "plans",
-        ("POST", "/resources") => "create",
-        ("GET", "/resources/{name}") => "info",
-        ("PUT", "/resources/{name}") => "update",
-        ("DELETE", "/resources/{name}") => "remove",
-        ("GET", "/resources/{name}/status") => "status",
-        ("POST", "/resources/{name}" | "/resources/{name}/bind-app" | "/resources/{name}/bind") => {
-            "bind-app"
-        }
-        (
-            "DELETE",
-            "/resources/{name}/bind-app"
-            | "/resources/{name}/bind"
-            | "/resources/{name}/hostname/{host}",
-        ) => "unbind-app",
-        ("PUT", "/resources/{name}/binds/jobs/{job}") => "bind-job",
-        ("DELETE", "/resources/{name}/binds/jobs/{job}") => "unbind-job",
-        _ => "proxy",
     }
 }
 
@@ -413,34 +319,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_name_their_action() {
-        let cases = [
-            ("GET", "/resources/plans", "plans"),
-            ("GET", "/services/{service}/resources/plans", "plans"),
-            ("POST", "/resources", "create"),
-            ("POST", "/resources/{name}", "bind-app"),
-            ("DELETE", "/resources/{name}/hostname/{host}", "unbind-app"),
-            (
-                "PUT",
-                "/services/{service}/resources/{name}/binds/jobs/{job}",
-                "bind-job",
-            ),
-            ("GET", "/resources/{name}/{*path}", "proxy"),
-            ("POST", "/resources/plans", "proxy"),
-        ];
-        for (method, route, expected) in cases {
-            let method = Method::from_bytes(method.as_bytes()).unwrap();
-            assert_eq!(action(&method, route), expected, "{method} {route}");
-        }
-    }
-
-    #[test]
     fn the_page_is_openmetrics_with_every_family() {
         let metrics = Metrics::new();
         metrics.request("queue", "create", 201, Duration::from_millis(3));
-        metrics.stop("queue", &Stop::Deadline(Duration::from_secs(1)));
-        let mut page = String::new();
-        prometheus_client::encoding::text::encode(&mut page, &metrics.registry).unwrap();
+        metrics.stop("queue", "deadline");
+        let page = metrics
+            .encode([ServiceGauges {
+                service: "queue",
+                in_use: 2,
+                ledger_instances: 7,
+            }])
+            .expect("the page encodes");
         assert!(
             page.contains(
                 r#"orizuru_requests_total{service="queue",action="create",status="201"} 1"#
@@ -453,6 +342,14 @@ mod tests {
         );
         assert!(
             page.contains("# TYPE orizuru_request_duration_seconds histogram"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"orizuru_instances_in_use{service="queue"} 2"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"orizuru_ledger_instances{service="queue"} 7"#),
             "{page}"
         );
         assert!(page.ends_with("# EOF\n"), "{page}");

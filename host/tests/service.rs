@@ -184,11 +184,25 @@ fn setup() -> Setup {
 
 /// Sends a form call through the router, as tsuru would, and reads the answer.
 async fn call(host: &Arc<Host>, method: &str, path: &str, body: &str) -> (u16, String) {
-    let request = Request::builder()
+    call_as(host, Some("c3ZjOnB3"), method, path, body).await // svc:pw
+}
+
+/// [`call`] with `basic` (base64 `user:password`) as its credentials, or none.
+async fn call_as(
+    host: &Arc<Host>,
+    basic: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header(header::AUTHORIZATION, "Basic c3ZjOnB3") // svc:pw
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(basic) = basic {
+        request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    let request = request
         .body(Body::from(body.to_owned()))
         .expect("a request");
     let response = app(host.clone()).oneshot(request).await.expect("an answer");
@@ -297,4 +311,83 @@ async fn host_rules_are_answered_without_calling_the_plugin() {
         env
     );
     assert_eq!(setup.plugin.calls(), ["create", "bind-app"]);
+}
+
+#[tokio::test]
+async fn each_request_is_counted_under_the_service_and_the_action_of_its_route() {
+    let setup = setup();
+    let host = &setup.host;
+    let svc = Some("c3ZjOnB3"); // svc:pw
+    let wrong_password = Some("c3ZjOm5v"); // svc:no
+    let stranger = Some("bm9ib2R5Om5v"); // nobody:no
+    // (credentials, method, path, body, status)
+    let requests = [
+        (svc, "GET", "/resources/plans", "", 200),
+        (svc, "GET", "/services/svc/resources/plans", "", 200),
+        (svc, "POST", "/resources", "name=db", 201),
+        (svc, "GET", "/resources/db", "", 200),
+        (svc, "GET", "/resources/db/status", "", 204),
+        (svc, "PUT", "/services/svc/resources/db", "plan=big", 200),
+        (svc, "POST", "/resources/db", "app-hostname=web", 201),
+        (svc, "POST", "/resources/db/bind", "app-host=api", 201),
+        (svc, "DELETE", "/resources/db/hostname/web", "", 200),
+        (svc, "PUT", "/resources/db/binds/jobs/cron", "", 201),
+        (svc, "DELETE", "/resources/db/binds/jobs/cron", "", 200),
+        (svc, "GET", "/resources/db/stats", "", 200),
+        (svc, "GET", "/authenticated-resources/stats", "", 200),
+        (svc, "GET", "/elsewhere", "", 200),
+        (svc, "GET", "/services/svc/", "", 200),
+        // A method no route of the path takes, and a HEAD a GET route answers.
+        (svc, "PATCH", "/resources/plans", "", 405),
+        (None, "PATCH", "/services/svc/resources/plans", "", 405),
+        (svc, "HEAD", "/resources/plans", "", 200),
+        // Refused: under the service the path or the username names, if served.
+        (None, "GET", "/services/svc/resources/plans", "", 401),
+        (wrong_password, "GET", "/resources/plans", "", 401),
+        (stranger, "GET", "/resources/plans", "", 401),
+        (svc, "GET", "/services/ghost/resources/plans", "", 404),
+        (svc, "DELETE", "/services/svc/resources/gone", "", 404),
+    ];
+    for (basic, method, path, body, status) in requests {
+        assert_eq!(
+            call_as(host, basic, method, path, body).await.0,
+            status,
+            "{method} {path}"
+        );
+    }
+    let (status, page) = call_as(host, None, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    let count = |service: &str, action: &str, status: u16| {
+        let series = format!(
+            r#"orizuru_requests_total{{service="{service}",action="{action}",status="{status}"}} "#
+        );
+        page.lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .unwrap_or("0")
+            .to_owned()
+    };
+    let expected = [
+        ("svc", "plans", 200, "2"),
+        ("svc", "create", 201, "1"),
+        ("svc", "info", 200, "1"),
+        ("svc", "status", 204, "1"),
+        ("svc", "update", 200, "1"),
+        ("svc", "bind-app", 201, "2"),
+        ("svc", "unbind-app", 200, "1"),
+        ("svc", "bind-job", 201, "1"),
+        ("svc", "unbind-job", 200, "1"),
+        ("svc", "proxy", 200, "5"),
+        ("svc", "proxy", 405, "2"),
+        ("svc", "plans", 401, "2"),
+        ("unknown", "plans", 401, "1"),
+        ("unknown", "plans", 404, "1"),
+        ("svc", "remove", 404, "1"),
+    ];
+    for (service, action, status, value) in expected {
+        assert_eq!(
+            count(service, action, status),
+            value,
+            "{service} {action} {status} in\n{page}"
+        );
+    }
 }

@@ -14,9 +14,9 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use orizuru::contract::decode::{Encoding, Fields};
+use orizuru::api::decode::{Encoding, Fields};
 
-/// Every form name the contract's handlers read, plus a few that are not.
+/// Every form name the API's handlers read, plus a few that are not.
 const NAMES: &[&str] = &[
     "name",
     "plan",
@@ -148,7 +148,7 @@ fn check(encoding: Encoding, body: &[u8]) {
             return;
         }
     };
-    // The names the body itself uses, as well as the contract's.
+    // The names the body itself uses, as well as the API's.
     let own_names = own_names(encoding, body);
     for name in NAMES
         .iter()

@@ -1,10 +1,10 @@
-//! A whole HTTP request through `orizuru::app`: the contract's routes and the
+//! A whole HTTP request through `orizuru::app`: tsuru's API's routes and the
 //! admin API, in front of two services whose plugins are in-process stubs
 //! that always succeed, over a real SQLite ledger.
 //!
 //! The input is split simply (see [`build`]): nine choice bytes, then
 //! fields separated by 0xFF, so a seed reads almost like the request it
-//! makes. The choices pick a route from the contract's list (its names and
+//! makes. The choices pick a route from the API's list (its names and
 //! tails filled from the fields, percent-encoded, raw or from a known list),
 //! the prefix (`/`, `/services/<id>` of a served service, or
 //! `/services/<anything>`), the method (the route's own most of the time), a
@@ -272,11 +272,11 @@ fn ledger_dir() -> PathBuf {
     dir
 }
 
-/// The contract's routes and the admin API's, with the method each is
+/// tsuru's API's routes and the admin API's, with the method each is
 /// meant for (`*` for any). `{n}` is an instance name, `{x}` one more
 /// segment, `{*}` a tail that may hold slashes.
 const ROUTES: &[(&str, &str, bool)] = &[
-    // (method, path, under the contract's prefixes)
+    // (method, path, under the API's prefixes)
     ("POST", "/resources", true),
     ("GET", "/resources/plans", true),
     ("GET", "/resources/{n}", true),
@@ -413,12 +413,12 @@ fn build(data: &[u8]) -> Option<Built> {
     let field = |index: usize| fields[index];
     let text = |index: usize| String::from_utf8_lossy(fields[index]).into_owned();
 
-    let (route_method, template, contract) = ROUTES[usize::from(choice(0)) % ROUTES.len()];
+    let (route_method, template, api) = ROUTES[usize::from(choice(0)) % ROUTES.len()];
 
     // The prefix: none, a served service's, or an arbitrary `<id>`.
     let mut path = String::new();
     let mut path_service = None;
-    if contract {
+    if api {
         match choice(1) % 4 {
             0 | 1 => {}
             2 => {

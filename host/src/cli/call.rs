@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use clap::ValueEnum;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use http_body_util::BodyExt;
 use orizuru::Host;
+use orizuru::api::routes::{Route, current_routes};
 use orizuru::config::{Config, Overrides};
 use orizuru::ledger::{Binding, BindingKind, Change, InstanceRecord};
-use orizuru::model::{Instance, InstanceState};
+use orizuru::model::{Action, Instance, InstanceState};
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 use tracing_subscriber::EnvFilter;
@@ -25,7 +26,7 @@ pub struct Args {
     #[arg(value_name = "PLUGIN.wasm")]
     plugin: PathBuf,
     /// The action, as tsuru names it.
-    #[arg(value_enum)]
+    #[arg(value_parser = action_parser())]
     action: Action,
     /// The instance the action is about (every action but plans).
     #[arg(long, short, value_name = "NAME")]
@@ -70,27 +71,15 @@ pub struct Args {
     service: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Action {
-    Plans,
-    Create,
-    Update,
-    Remove,
-    Info,
-    Status,
-    BindApp,
-    UnbindApp,
-    BindJob,
-    UnbindJob,
-}
-
-impl Action {
-    /// As tsuru (and the command line) names it: `bind-app`.
-    fn name(self) -> String {
-        self.to_possible_value()
-            .map(|value| value.get_name().to_owned())
-            .unwrap_or_default()
-    }
+/// The actions with a route of their own (all but a proxied call), as the
+/// route table names them.
+fn action_parser() -> impl TypedValueParser<Value = Action> {
+    let actions = || current_routes().map(|route| route.action);
+    PossibleValuesParser::new(actions().map(Action::as_str)).try_map(move |name| {
+        actions()
+            .find(|action| action.as_str() == name)
+            .ok_or_else(|| format!("{name} is not an action with a route of its own"))
+    })
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -276,7 +265,7 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
         args.instance.as_deref().ok_or_else(|| {
             format!(
                 "{} needs --instance NAME, the instance it is about",
-                args.action.name()
+                args.action.as_str()
             )
         })
     };
@@ -284,14 +273,14 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
         args.job.as_deref().ok_or_else(|| {
             format!(
                 "{} needs --job NAME, the job to bind or unbind",
-                args.action.name()
+                args.action.as_str()
             )
         })
     };
     if matches!(args.action, Action::BindApp | Action::UnbindApp) && args.app.is_none() {
         return Err(format!(
             "{} needs --app NAME, the app to bind or unbind",
-            args.action.name()
+            args.action.as_str()
         ));
     }
     for param in &args.params {
@@ -304,47 +293,24 @@ fn tsuru_request(args: &Args) -> Result<axum::http::request::Builder, String> {
     let segment = |text: &str| {
         percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
-    let (method, path) = match args.action {
-        Action::Plans => (Method::GET, "/resources/plans".to_owned()),
-        Action::Create => {
-            instance()?;
-            (Method::POST, "/resources".to_owned())
-        }
-        Action::Update => (Method::PUT, format!("/resources/{}", segment(instance()?))),
-        Action::Remove => (
-            Method::DELETE,
-            format!("/resources/{}", segment(instance()?)),
-        ),
-        Action::Info => (Method::GET, format!("/resources/{}", segment(instance()?))),
-        Action::Status => (
-            Method::GET,
-            format!("/resources/{}/status", segment(instance()?)),
-        ),
-        Action::BindApp => (
-            Method::POST,
-            format!("/resources/{}/bind-app", segment(instance()?)),
-        ),
-        Action::UnbindApp => (
-            Method::DELETE,
-            format!("/resources/{}/bind-app", segment(instance()?)),
-        ),
-        Action::BindJob => (
-            Method::PUT,
-            format!(
-                "/resources/{}/binds/jobs/{}",
-                segment(instance()?),
-                segment(job()?)
-            ),
-        ),
-        Action::UnbindJob => (
-            Method::DELETE,
-            format!(
-                "/resources/{}/binds/jobs/{}",
-                segment(instance()?),
-                segment(job()?)
-            ),
-        ),
-    };
+    // A create names its instance in the body, not in the path.
+    if args.action == Action::Create {
+        instance()?;
+    }
+    let route = Route::current(args.action)
+        .ok_or_else(|| format!("{} has no route of its own", args.action.as_str()))?;
+    let method = route
+        .method
+        .clone()
+        .ok_or_else(|| format!("{} has no method of its own", args.action.as_str()))?;
+    let path = route.path_with(|param| match param {
+        "name" => instance().map(segment),
+        "job" => job().map(segment),
+        other => Err(format!(
+            "{} names {{{other}}} in its path, which call has no flag for",
+            route.path
+        )),
+    })?;
     Ok(Request::builder()
         .method(method)
         .uri(path)

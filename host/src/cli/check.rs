@@ -32,7 +32,8 @@ pub fn run(args: Args) -> ExitCode {
         keyvalue_path: None,
         ..RuntimeSettings::default()
     };
-    let runtime = match Runtime::new(&settings) {
+    // Nothing is served, so nothing reads what the runtime records.
+    let runtime = match Runtime::new(&settings, std::sync::Arc::default()) {
         Ok(runtime) => runtime,
         Err(err) => return super::fail(format!("{err:#}")),
     };

@@ -89,7 +89,8 @@ pub struct Loaded {
 }
 
 impl Runtime {
-    pub fn new(settings: &RuntimeSettings) -> wasmtime::Result<Self> {
+    /// A runtime whose plugin calls are recorded in `metrics`.
+    pub fn new(settings: &RuntimeSettings, metrics: Arc<Metrics>) -> wasmtime::Result<Self> {
         let instances = settings.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
         // A component built by componentize-py or the preview1 adapter holds
@@ -143,12 +144,12 @@ impl Runtime {
             cache,
             max_memory_bytes: settings.max_memory_bytes,
             threads,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             _clock: clock,
         })
     }
 
-    /// The metrics of every plugin call this runtime makes.
+    /// The host's metrics, which this runtime records its plugin calls in.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -66,6 +66,21 @@ pub enum Stop {
     Host(anyhow::Error),
 }
 
+impl Stop {
+    /// The reason as the metrics label it: `deadline`, `memory`, `trap`,
+    /// `busy`, `contract` or `host`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Stop::Deadline(_) => "deadline",
+            Stop::Memory(_) => "memory",
+            Stop::Trap(_) => "trap",
+            Stop::Busy => "busy",
+            Stop::Contract(_) => "contract",
+            Stop::Host(_) => "host",
+        }
+    }
+}
+
 /// One tsuru service's plugin, one method per action. Each call runs on its
 /// own; nothing a call does is seen by the next except through the ledger.
 #[async_trait]

@@ -96,7 +96,7 @@ impl WasmPlugin {
                 service = %self.limits.service,
                 "call refused: every plugin instance of the host was in use for the whole queue wait (max_instances, queue_wait_ms)"
             );
-            self.metrics.stop(&self.limits.service, &Stop::Busy);
+            self.metrics.stop(&self.limits.service, Stop::Busy.reason());
             return Err(Failure::Stopped(Stop::Busy));
         };
         let started = Instant::now();
@@ -186,7 +186,7 @@ impl WasmPlugin {
         } else {
             Stop::Host(anyhow::anyhow!("{err:#}"))
         };
-        self.metrics.stop(&self.limits.service, &stop);
+        self.metrics.stop(&self.limits.service, stop.reason());
         tracing::error!(
             service = %self.limits.service,
             reason = %stop,

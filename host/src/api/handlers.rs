@@ -1,75 +1,42 @@
-//! One handler per tsuru route, current and legacy: read the request, ask
-//! the service, answer by tsuru's reading rules.
+//! One handler per tsuru route, current and legacy (the table in `routes`
+//! names which serves what): read the request, ask the service, answer by
+//! tsuru's reading rules.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post, put};
 use serde::Deserialize;
 
 use super::answer::{self, ApiError};
-use super::auth::Authed;
+use super::auth::{Authed, Claimed};
 use super::decode::Fields;
 use super::extract::{
     Named, NamesInstance, Payload, RawBody, Tsuru, check_instance_name, with_body,
 };
-use crate::Host;
 use crate::model::{AppBinding, Context, Instance, JobBinding, ProxyRequest, Refusal};
 use crate::service::{ActionError, Bindee, InstanceUpdate, Service};
 
-pub fn resources() -> Router<Arc<Host>> {
-    Router::new()
-        .route("/resources", post(create))
-        .route("/resources/plans", get(plans))
-        .route(
-            "/resources/{name}",
-            get(info).put(update).delete(remove).post(legacy_bind),
-        )
-        .route("/resources/{name}/status", get(status))
-        .route(
-            "/resources/{name}/bind-app",
-            post(bind_app).delete(unbind_app),
-        )
-        .route(
-            "/resources/{name}/bind",
-            post(bind_fallback).delete(unbind_legacy),
-        )
-        .route(
-            "/resources/{name}/binds/jobs/{job}",
-            put(bind_job).delete(unbind_job),
-        )
-        .route(
-            "/resources/{name}/hostname/{host}",
-            delete(legacy_unbind_host),
-        )
-        .route("/resources/{name}/{*path}", any(proxy_instance))
-        .route("/authenticated-resources/{*path}", any(proxy_service))
-        .fallback(proxy_service)
-        .method_not_allowed_fallback(method_not_allowed)
-}
-
 #[derive(Deserialize)]
-struct InstancePath {
+pub(super) struct InstancePath {
     name: String,
 }
 
 #[derive(Deserialize)]
-struct JobPath {
+pub(super) struct JobPath {
     name: String,
     job: String,
 }
 
 #[derive(Deserialize)]
-struct HostPath {
+pub(super) struct HostPath {
     name: String,
     host: String,
 }
 
 #[derive(Deserialize)]
-struct ProxyPath {
+pub(super) struct ProxyPath {
     name: String,
     path: String,
 }
@@ -89,7 +56,7 @@ names_instance!(InstancePath, JobPath, HostPath, ProxyPath);
 
 type Answer = Result<Response, ApiError>;
 
-async fn plans(Authed(service): Authed, Tsuru(mut context): Tsuru, uri: Uri) -> Answer {
+pub(super) async fn plans(Authed(service): Authed, Tsuru(mut context): Tsuru, uri: Uri) -> Answer {
     if context.pool_name.is_none() {
         context.pool_name = uri.query().and_then(|query| {
             form_urlencoded::parse(query.as_bytes())
@@ -107,7 +74,7 @@ async fn plans(Authed(service): Authed, Tsuru(mut context): Tsuru, uri: Uri) -> 
     }
 }
 
-async fn create(
+pub(super) async fn create(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Payload(fields): Payload,
@@ -127,7 +94,7 @@ async fn create(
     Ok(answer::created(service.create(instance, context).await?))
 }
 
-async fn info(
+pub(super) async fn info(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -135,7 +102,7 @@ async fn info(
     Ok(Json(service.info(&path.name, context).await?).into_response())
 }
 
-async fn update(
+pub(super) async fn update(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -153,7 +120,7 @@ async fn update(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn remove(
+pub(super) async fn remove(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -165,7 +132,7 @@ async fn remove(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn status(
+pub(super) async fn status(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -236,7 +203,7 @@ async fn unbind_app_with(
     Ok(StatusCode::OK.into_response())
 }
 
-async fn bind_app(
+pub(super) async fn bind_app(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -247,7 +214,7 @@ async fn bind_app(
 
 /// `POST /resources/{name}/bind`: tsuru's fallback when bind-app answered
 /// 404, and old tsuru's per-unit bind (`app-host`, `unit-host`).
-async fn bind_fallback(
+pub(super) async fn bind_fallback(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -257,7 +224,7 @@ async fn bind_fallback(
 }
 
 /// `POST /resources/{name}` of the 2013 guide: bind the app `app-hostname`.
-async fn legacy_bind(
+pub(super) async fn legacy_bind(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -273,7 +240,7 @@ async fn legacy_bind(
     .await
 }
 
-async fn unbind_app(
+pub(super) async fn unbind_app(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -283,7 +250,7 @@ async fn unbind_app(
 }
 
 /// `DELETE /resources/{name}/bind`: old tsuru's unbind, per unit.
-async fn unbind_legacy(
+pub(super) async fn unbind_legacy(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<InstancePath>,
@@ -293,7 +260,7 @@ async fn unbind_legacy(
 }
 
 /// `DELETE /resources/{name}/hostname/{host}` of the 2013 guide.
-async fn legacy_unbind_host(
+pub(super) async fn legacy_unbind_host(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<HostPath>,
@@ -318,7 +285,7 @@ fn job_binding(path: JobPath, fields: &Fields) -> JobBinding {
     }
 }
 
-async fn bind_job(
+pub(super) async fn bind_job(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<JobPath>,
@@ -332,7 +299,7 @@ async fn bind_job(
     Ok(answer::env(env))
 }
 
-async fn unbind_job(
+pub(super) async fn unbind_job(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<JobPath>,
@@ -378,7 +345,7 @@ fn proxy_request(
     }
 }
 
-async fn proxy_instance(
+pub(super) async fn proxy_instance(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     Named(path): Named<ProxyPath>,
@@ -392,9 +359,9 @@ async fn proxy_instance(
     Ok(answer::proxied(service.id(), response))
 }
 
-/// A service-level call (`tsuru service proxy`), at any path the contract
-/// does not name; the plugin sees the path below the service's endpoint.
-async fn proxy_service(
+/// A service-level call (`tsuru service proxy`), at any path the route
+/// table does not name; the plugin sees the path below the service's endpoint.
+pub(super) async fn proxy_service(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     method: Method,
@@ -408,7 +375,7 @@ async fn proxy_service(
 
 /// `/services/{id}/`, which the nested routes do not match: the service the
 /// path names, at its root.
-pub async fn proxy_service_root(
+pub(super) async fn proxy_service_root(
     Authed(service): Authed,
     Tsuru(context): Tsuru,
     method: Method,
@@ -443,6 +410,8 @@ async fn to_service(
     Ok(answer::proxied(service.id(), response))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+/// A method the route does not take. The request is still counted under
+/// the service it claims to be for, as every other request is.
+pub(super) async fn method_not_allowed(_: Claimed, method: Method, uri: Uri) -> ApiError {
     answer::method_not_allowed(method.as_str(), uri.path(), "tsuru")
 }

@@ -1,12 +1,17 @@
-//! The HTTP contract tsuru speaks: routes, decoding, auth, and the statuses
-//! and bodies tsuru reads. See `shared/tsuru-service-api.md`.
+//! tsuru's service API over HTTP: the route table, the handlers, basic auth,
+//! request decoding, and the statuses and bodies tsuru reads (see
+//! `shared/tsuru-service-api.md`); and the metrics' HTTP side, which counts
+//! each of its requests and serves `GET /metrics`. The plugin's WIT
+//! contract is not here: it is the runtime's.
 
 pub mod answer;
 mod auth;
-pub use auth::{same_secret, username as basic_auth_username};
+pub use auth::same_secret;
 pub mod decode;
 mod extract;
-mod routes;
+mod handlers;
+pub mod metrics;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use axum::{Extension, Router, middleware};
 
 use crate::Host;
 
-/// Every route of the contract, served both at the root (the service is the
+/// Every route of tsuru's API, served both at the root (the service is the
 /// one whose username the basic-auth header names) and under
 /// `/services/{id}` (the service is named by the path). A path with tricks
 /// in it (`//`, `..`) is refused before routing.
@@ -29,11 +34,11 @@ pub fn app(host: Arc<Host>) -> Router {
         .nest("/services/{service}", routes::resources())
         .route(
             "/services/{service}/",
-            axum::routing::any(routes::proxy_service_root),
+            axum::routing::any(handlers::proxy_service_root),
         )
         .layer(middleware::from_fn_with_state(
-            host.clone(),
-            crate::metrics::record,
+            host.metrics.clone(),
+            metrics::record,
         ))
         .layer(DefaultBodyLimit::max(
             usize::try_from(limits.max_bytes).unwrap_or(usize::MAX),

@@ -2,7 +2,9 @@
 //!
 //! Under `/services/{id}/...` the path names the service; under
 //! `/resources/...` the basic-auth username does. Either way the pair must
-//! match that service's, compared in constant time.
+//! match that service's, compared in constant time. The service found is
+//! noted for the metrics as soon as it is known, so that a refused request
+//! is counted under it too.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::answer::{ApiError, quoted};
+use super::metrics::Served;
 use crate::Host;
 use crate::service::Service;
 
@@ -29,39 +32,40 @@ impl FromRequestParts<Arc<Host>> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, host: &Arc<Host>) -> Result<Self, ApiError> {
+        let named = named_service(parts, host).await;
+        let by_path = named.as_deref().and_then(|id| host.registry.by_id(id));
+        // Counted under the service the path names, whatever the credentials.
+        if let Some(service) = &by_path {
+            Served::note(parts, service.id());
+        }
         let (username, password) = credentials(&parts.headers)?;
-        let named = RawPathParams::from_request_parts(parts, host)
-            .await
-            .ok()
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|(key, _)| *key == "service")
-                    .map(|(_, id)| id.to_owned())
-            });
-        let service = match named {
-            Some(id) => match host.registry.by_id(&id) {
-                Some(service) => service,
-                // Tell a caller who holds some service's credentials that the
-                // endpoint is wrong; tell anyone else nothing.
-                None if matching(
+        let service = match (named, by_path) {
+            (Some(_), Some(service)) => service,
+            // Tell a caller who holds some service's credentials that the
+            // endpoint is wrong; tell anyone else nothing.
+            (Some(id), None)
+                if matching(
                     host.registry.by_username(&username).as_ref(),
                     &username,
                     &password,
                 ) =>
-                {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "no service {} is served here; check the endpoint in the service's tsuru manifest",
-                            quoted(&id)
-                        ),
-                    ));
+            {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no service {} is served here; check the endpoint in the service's tsuru manifest",
+                        quoted(&id)
+                    ),
+                ));
+            }
+            (Some(_), None) => return Err(ApiError::unauthorized(WRONG_AUTH)),
+            (None, _) => match host.registry.by_username(&username) {
+                Some(service) => {
+                    // Counted under the service the username names, even
+                    // when the password is wrong.
+                    Served::note(parts, service.id());
+                    service
                 }
-                None => return Err(ApiError::unauthorized(WRONG_AUTH)),
-            },
-            None => match host.registry.by_username(&username) {
-                Some(service) => service,
                 None => {
                     // Spend the same time as a real comparison, so that a
                     // username's existence cannot be timed.
@@ -76,6 +80,45 @@ impl FromRequestParts<Arc<Host>> for Authed {
             Err(ApiError::unauthorized(WRONG_AUTH))
         }
     }
+}
+
+/// The service a request claims to be for, unchecked: it only counts a
+/// request no handler reads (a method its route does not take) under the
+/// service [`Authed`] would have counted it under.
+pub struct Claimed;
+
+impl FromRequestParts<Arc<Host>> for Claimed {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        host: &Arc<Host>,
+    ) -> Result<Self, Self::Rejection> {
+        let service = match named_service(parts, host).await {
+            Some(id) => host.registry.by_id(&id),
+            None => credentials(&parts.headers)
+                .ok()
+                .and_then(|(username, _)| host.registry.by_username(&username)),
+        };
+        if let Some(service) = service {
+            Served::note(parts, service.id());
+        }
+        Ok(Claimed)
+    }
+}
+
+/// The id of the service the path names (`/services/{service}/...`), if it
+/// names one.
+async fn named_service(parts: &mut Parts, host: &Arc<Host>) -> Option<String> {
+    RawPathParams::from_request_parts(parts, host)
+        .await
+        .ok()
+        .and_then(|params| {
+            params
+                .iter()
+                .find(|(key, _)| *key == "service")
+                .map(|(_, id)| id.to_owned())
+        })
 }
 
 /// Whether the pair is the service's, compared in constant time.
@@ -105,12 +148,6 @@ pub fn same_secret(given: &str, expected: &str) -> Choice {
 /// Compares two SHA-256 digests in constant time: always 32 bytes each.
 fn same_digest(given: &[u8; 32], expected: &[u8; 32]) -> Choice {
     given.ct_eq(expected)
-}
-
-/// The username a request's basic-auth header names, unchecked (for
-/// labelling it, never for trusting it).
-pub fn username(headers: &HeaderMap) -> Option<String> {
-    credentials(headers).ok().map(|(username, _)| username)
 }
 
 /// The username and password of an `Authorization: Basic` header.
