@@ -263,7 +263,7 @@ impl Metrics {
             Stop::Memory(_) => "memory",
             Stop::Trap(_) => "trap",
             Stop::Busy => "busy",
-            Stop::Contract(_) => "contract",
+            Stop::BrokenAnswer(_) => "contract",
             Stop::Host(_) => "host",
         };
         self.stops

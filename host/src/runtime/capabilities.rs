@@ -19,7 +19,7 @@ use crate::config::{Grants, SqlConnection};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../guest-sdk/wit/deps/logging",
+        path: "../guest-sdk/wit/since_v0.1.0/deps/logging",
         world: "wasi:logging/imports",
     });
 }

@@ -14,6 +14,7 @@ mod sandbox;
 mod sql;
 mod threads;
 mod wasm;
+mod wit;
 
 use std::time::Duration;
 
@@ -25,9 +26,10 @@ use crate::model::{
 };
 
 pub use cache::{Origin, sha256};
-pub use engine::{CONTRACT, CONTRACT_RANGE, Inspection, Loaded, Runtime, RuntimeSettings};
+pub use engine::{Inspection, Loaded, Runtime, RuntimeSettings};
 pub use threads::within;
 pub use wasm::WasmPlugin;
+pub use wit::{WIT_PACKAGE, WIT_VERSIONS};
 
 /// The answer of one plugin call.
 pub type Outcome<T> = Result<T, Failure>;
@@ -57,9 +59,10 @@ pub enum Stop {
     /// Every sandbox the host may run at once is in use.
     #[error("too many calls are running at once")]
     Busy,
-    /// The plugin broke the contract (an answer the host cannot use).
+    /// The plugin's answer broke the WIT's rules or its service's limits
+    /// on answers, so the host cannot use it.
     #[error("{0}")]
-    Contract(String),
+    BrokenAnswer(String),
     /// Anything else that kept the call from running, with its cause chain.
     #[error("the host could not run it: {0:#}")]
     Host(anyhow::Error),

@@ -41,9 +41,6 @@ pub struct CallTags {
     pub instance: Option<String>,
 }
 
-// The contract's types interface has no functions for the host to provide.
-impl super::wasm::bindings::orizuru::service::types::Host for Sandbox {}
-
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

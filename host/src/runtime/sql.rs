@@ -43,7 +43,7 @@ use crate::config::SqlConnection;
 mod bindings {
     wasmtime::component::bindgen!({
         inline: "package orizuru:host-sql; world sql { import orizuru:service/sql@0.1.0; }",
-        path: "../guest-sdk/wit",
+        path: "../guest-sdk/wit/since_v0.1.0",
         imports: { default: async },
     });
 }
