@@ -20,6 +20,7 @@ const PLUGINS: &[&str] = &[
     "sql-probe",
     "http-probe",
     "bookkeeper",
+    "wit-0-1-0",
 ];
 
 fn main() {

@@ -59,7 +59,7 @@ pub mod __private {
     //! What [`export!`](crate::export) expands to. Not part of the API.
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "wit",
+            path: "wit/since_v0.1.0",
             world: "plugin-with-capabilities",
             generate_all,
             pub_export_macro: true,

@@ -39,7 +39,11 @@ fn the_rust_sdk_packages_as_a_crate() {
         .output()
         .expect("cargo runs");
     let files = succeeded(listed, "cargo package --list");
-    for wanted in ["wit/service.wit", "src/parameters.rs", "CONTRACT.md"] {
+    for wanted in [
+        "wit/since_v0.1.0/service.wit",
+        "src/parameters.rs",
+        "CONTRACT.md",
+    ] {
         assert!(
             files.lines().any(|file| file == wanted),
             "{wanted}:\n{files}"

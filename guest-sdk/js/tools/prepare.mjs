@@ -1,8 +1,8 @@
 // Prepares the SDK in an Orizuru checkout, as it is packed and published:
-// the WIT contract copied from guest-sdk/wit into wit/ (the package carries
-// it), TypeScript types generated from it (generated/types, by jco's type
-// generator) and the SDK compiled with its .d.ts (dist/). Skipped when its
-// inputs did not change. `npm pack` runs it forced (prepack).
+// the WIT contract copied from guest-sdk/wit/since_v0.1.0 into wit/ (the
+// package carries it), TypeScript types generated from it (generated/types,
+// by jco's type generator) and the SDK compiled with its .d.ts (dist/).
+// Skipped when its inputs did not change. `npm pack` runs it forced (prepack).
 //
 //   node tools/prepare.mjs [--force]
 
@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const SDK_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 /** The contract's source in the checkout; wit/ beside package.json is its packed copy. */
-const CHECKOUT_WIT = join(SDK_DIR, "..", "wit");
+const CHECKOUT_WIT = join(SDK_DIR, "..", "wit", "since_v0.1.0");
 const WIT = join(SDK_DIR, "wit");
 const GENERATED = join(SDK_DIR, "generated");
 const STAMP = join(GENERATED, "inputs.sha256");

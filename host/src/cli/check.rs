@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use orizuru::runtime::{CONTRACT_RANGE, Runtime, RuntimeSettings};
+use orizuru::runtime::{Runtime, RuntimeSettings, WIT_VERSIONS};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -70,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     println!("{label}: a valid Orizuru plugin");
     println!(
-        "  contract      orizuru:service/handler@{} (this host serves {CONTRACT_RANGE})",
+        "  contract      orizuru:service/handler@{} (this host serves {WIT_VERSIONS})",
         inspection.version.wit
     );
     println!(

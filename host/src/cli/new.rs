@@ -111,7 +111,7 @@ fn create(args: &Args) -> Result<(PathBuf, Option<PathBuf>), String> {
         match &args.sdk {
             Some(given) => Some(local_sdk(given).ok_or_else(|| {
                 format!(
-                    "{} is not the guest-sdk folder of an Orizuru checkout (it has no wit/service.wit); pass --sdk with that folder's path, or --published-sdk",
+                    "{} is not the guest-sdk folder of an Orizuru checkout (it has no {SDK_MARK}); pass --sdk with that folder's path, or --published-sdk",
                     given.display()
                 )
             })?),
@@ -235,10 +235,13 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// What only the guest-sdk folder of a checkout holds: the first WIT version.
+const SDK_MARK: &str = "wit/since_v0.1.0/service.wit";
+
 /// `candidate` as the guest-sdk folder of a checkout, if it is one.
 fn local_sdk(candidate: &Path) -> Option<PathBuf> {
     let sdk = std::fs::canonicalize(candidate).ok()?;
-    sdk.join("wit/service.wit").is_file().then_some(sdk)
+    sdk.join(SDK_MARK).is_file().then_some(sdk)
 }
 
 #[cfg(test)]

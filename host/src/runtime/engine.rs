@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -14,7 +14,8 @@ use super::cache::{CompiledCache, CompiledFrom};
 use super::capabilities::{self, HostState};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
-use super::wasm::{WasmPlugin, bindings};
+use super::wasm::WasmPlugin;
+use super::wit::{PluginPre, WIT_PACKAGE, exported_version};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 
@@ -112,10 +113,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .context("cannot link WASI for plugins")?;
-        bindings::Plugin::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| {
-            sandbox
-        })
-        .context("cannot link the Orizuru contract for plugins")?;
+        super::wit::add_to_linker(&mut linker)
+            .context("cannot link the Orizuru contract for plugins")?;
         capabilities::add_to_linker(&mut linker)?;
 
         let cache = settings
@@ -248,7 +247,7 @@ impl Runtime {
             }
         }
         .with_context(|| format!("{label} is not a wasm component this host can run"))?;
-        let wit = self.contract_version(&component, label)?;
+        let wit = exported_version(&self.engine, &component, label)?;
         Ok((component, compiled_from, wit))
     }
 
@@ -259,14 +258,14 @@ impl Runtime {
         label: &str,
         service: Option<&str>,
         wit: &str,
-    ) -> wasmtime::Result<bindings::PluginPre<Sandbox>> {
+    ) -> wasmtime::Result<PluginPre> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|err| self.ungranted(component, label, service, err))?;
-        bindings::PluginPre::new(pre).with_context(|| {
+        PluginPre::new(pre, wit).with_context(|| {
             format!(
-                "{label} exports orizuru:service/handler@{wit} with functions this host does not expect; rebuild it with the Orizuru SDK for {CONTRACT}"
+                "{label} exports orizuru:service/handler@{wit} with functions this host does not expect; rebuild it with the Orizuru SDK for {WIT_PACKAGE}"
             )
         })
     }
@@ -282,44 +281,6 @@ impl Runtime {
             );
         }
         Ok(())
-    }
-
-    /// The version of `orizuru:service/handler` the component exports, if
-    /// it is one this host serves.
-    fn contract_version(&self, component: &Component, label: &str) -> wasmtime::Result<String> {
-        let exported: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        let Some(handler) = exported
-            .iter()
-            .find(|name| name.starts_with("orizuru:service/handler"))
-        else {
-            let shown = if exported.is_empty() {
-                "nothing".to_owned()
-            } else {
-                exported.join(", ")
-            };
-            wasmtime::bail!(
-                "{label} does not export orizuru:service/handler (it exports {shown}); build it with the Orizuru SDK, whose world `plugin` exports the handler at {CONTRACT}"
-            );
-        };
-        let version = handler
-            .split_once('@')
-            .map(|(_, version)| version.to_owned())
-            .unwrap_or_default();
-        if !served(&version) {
-            let shown = if version.is_empty() {
-                "no version"
-            } else {
-                &version
-            };
-            wasmtime::bail!(
-                "{label} exports orizuru:service/handler at {shown}, but this host serves {CONTRACT_RANGE}; rebuild the plugin with an SDK for {CONTRACT_RANGE}, or run an Orizuru that serves {shown}"
-            );
-        }
-        Ok(version)
     }
 
     /// Why a component cannot be linked: the first import the host does
@@ -360,22 +321,6 @@ impl Runtime {
     }
 }
 
-/// The contract the host is built against.
-pub const CONTRACT: &str = "orizuru:service@0.1.0";
-/// The contract versions the host serves.
-pub const CONTRACT_RANGE: &str = "orizuru:service 0.1.x";
-
-/// Whether the host serves a plugin exporting the handler at `version`:
-/// 0.1.x, the versions compatible with the WIT it was built with.
-fn served(version: &str) -> bool {
-    let mut parts = version.split('.');
-    matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("0"), Some("1"), Some(patch), None)
-            if !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit())
-    )
-}
-
 /// Advances the engine's epoch every tick, so deadlines are checked while
 /// plugins run; stops when the runtime is dropped.
 struct EpochClock {
@@ -409,21 +354,6 @@ impl Drop for EpochClock {
         if let Some(thread) = self.thread.take() {
             // The thread only sleeps and ticks; it cannot have panicked in a way worth reporting.
             thread.join().ok();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::served;
-
-    #[test]
-    fn serves_the_0_1_line_only() {
-        for version in ["0.1.0", "0.1.7", "0.1.12"] {
-            assert!(served(version), "{version}");
-        }
-        for version in ["", "0.2.0", "1.0.0", "0.1", "0.1.0.1", "0.1.x", "0.1.0-rc1"] {
-            assert!(!served(version), "{version}");
         }
     }
 }

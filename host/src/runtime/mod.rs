@@ -12,6 +12,7 @@ mod guest_log;
 mod sandbox;
 mod threads;
 mod wasm;
+mod wit;
 
 use std::time::Duration;
 
@@ -24,11 +25,10 @@ use crate::model::{
 
 pub use crate::setting::humanize;
 pub use cache::{CompiledFrom, sha256};
-pub use engine::{
-    CONTRACT, CONTRACT_RANGE, Inspection, Loaded, PluginVersion, Runtime, RuntimeSettings,
-};
+pub use engine::{Inspection, Loaded, PluginVersion, Runtime, RuntimeSettings};
 pub use threads::within;
 pub use wasm::WasmPlugin;
+pub use wit::{WIT_PACKAGE, WIT_VERSIONS};
 
 /// The answer of one plugin call.
 pub type Outcome<T> = Result<T, Failure>;
@@ -58,9 +58,10 @@ pub enum Stop {
     /// Every sandbox the host may run at once is in use.
     #[error("too many calls are running at once")]
     Busy,
-    /// The plugin broke the contract (an answer the host cannot use).
+    /// The plugin's answer broke the WIT's rules or its service's limits
+    /// on answers, so the host cannot use it.
     #[error("{0}")]
-    Contract(String),
+    BrokenAnswer(String),
     /// Anything else that kept the call from running, with its cause chain.
     #[error("the host could not run it: {0:#}")]
     Host(anyhow::Error),
@@ -75,7 +76,7 @@ impl Stop {
             Stop::Memory(_) => "memory",
             Stop::Trap(_) => "trap",
             Stop::Busy => "busy",
-            Stop::Contract(_) => "contract",
+            Stop::BrokenAnswer(_) => "contract",
             Stop::Host(_) => "host",
         }
     }

@@ -1,6 +1,9 @@
 //! A plugin compiled from a wasm component: each call instantiates it afresh
-//! from the cached `InstancePre` and converts between the host's model and
-//! the WIT types of `orizuru:service@0.1.0`.
+//! from the cached `InstancePre` in a fresh store, under its deadline, on a
+//! guest thread, and sorts out how it ended. What the call passes and
+//! answers is in the model's words; the WIT version the plugin speaks is
+//! [`super::wit`]'s business. The answer is then held to the service's
+//! limits, and the text tsuru shows is cleaned of its secrets.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,10 +13,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
-use super::call_log::{CallTags, Redactor};
+use super::call_log::CallTags;
 use super::capabilities::HostState;
 use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
+use super::wit::{self, Answer};
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::metrics::Metrics;
 use crate::model::{
@@ -21,29 +25,15 @@ use crate::model::{
     ProxyResponse, Refusal, Status,
 };
 
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../guest-sdk/wit",
-        world: "plugin",
-        exports: { default: async },
-    });
-}
-
-use bindings::orizuru::service::types as wit;
-
-// The contract's types interface has no functions for the host to provide.
-impl wit::Host for Sandbox {}
-
 /// How long past its deadline a call parked in a host function may take to be cut.
 const HOST_MARGIN: Duration = Duration::from_millis(50);
 
-type Call<'a, W> =
-    Pin<Box<dyn Future<Output = wasmtime::Result<Result<W, wit::Error>>> + Send + 'a>>;
+type Call<'a, W> = Pin<Box<dyn Future<Output = Answer<W>> + Send + 'a>>;
 
 /// A loaded plugin, ready to serve calls.
 pub struct WasmPlugin {
     engine: Engine,
-    pre: bindings::PluginPre<Sandbox>,
+    pre: wit::PluginPre,
     limits: Limits,
     threads: Arc<GuestThreads>,
     capabilities: Arc<HostState>,
@@ -53,7 +43,7 @@ pub struct WasmPlugin {
 impl WasmPlugin {
     pub(super) fn new(
         engine: Engine,
-        pre: bindings::PluginPre<Sandbox>,
+        pre: wit::PluginPre,
         limits: Limits,
         threads: Arc<GuestThreads>,
         capabilities: Arc<HostState>,
@@ -76,15 +66,13 @@ impl WasmPlugin {
     /// costs the other services a share of the CPU, which the kernel hands
     /// out fairly, instead of a place in a queue behind it. Dropping the
     /// returned future (the client went away) cuts the call, as before.
-    async fn run<W: Send + 'static, T>(
+    async fn run<W: Send + 'static>(
         &self,
-        context: &Context,
-        instance: Option<&str>,
-        call: impl for<'a> FnOnce(&'a bindings::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>
+        tags: CallTags,
+        call: impl for<'a> FnOnce(&'a wit::Plugin, &'a mut Store<Sandbox>) -> Call<'a, W>
         + Send
         + 'static,
-        convert: impl FnOnce(W) -> Outcome<T>,
-    ) -> Outcome<T> {
+    ) -> Outcome<W> {
         // A place on the guest threads first: the deadline starts once the
         // plugin can start, and no call waits longer than the queue wait.
         let Some(place) = self
@@ -102,11 +90,6 @@ impl WasmPlugin {
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
         let metrics = self.metrics.clone();
-        let tags = CallTags {
-            request_id: context.request_id.clone(),
-            event_id: context.event_id.clone(),
-            instance: instance.map(str::to_owned),
-        };
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
         let guest = self.threads.run(place, async move {
@@ -115,7 +98,7 @@ impl WasmPlugin {
             let mut phases = Phases::default();
             let running = async {
                 phases.store = begun.elapsed();
-                let instantiated = pre.instantiate_async(&mut store).await;
+                let instantiated = pre.instantiate(&mut store).await;
                 phases.instantiate = begun.elapsed() - phases.store;
                 let result = match instantiated {
                     Ok(plugin) => call(&plugin, &mut store).await,
@@ -161,8 +144,8 @@ impl WasmPlugin {
             ),
         };
         match result {
-            Ok(Ok(answer)) => convert(answer),
-            Ok(Err(error)) => Err(Failure::Refused(refusal(error, &self.limits.redactor))),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(refusal)) => Err(Failure::Refused(self.clean_refusal(refusal))),
             Err(err) => Err(Failure::Stopped(self.stopped(err, memory_hit, started))),
         }
     }
@@ -207,9 +190,25 @@ impl WasmPlugin {
         }
     }
 
-    fn contract(&self, what: String) -> Failure {
+    /// The plugin's refusal, with any of its service's secrets blanked out:
+    /// its sentence reaches tsuru's user, the ledger and the log.
+    fn clean_refusal(&self, refusal: Refusal) -> Refusal {
+        match refusal {
+            Refusal::Invalid(sentence) => Refusal::Invalid(self.clean(sentence)),
+            Refusal::NotFound(sentence) => Refusal::NotFound(self.clean(sentence)),
+            Refusal::Conflict(sentence) => Refusal::Conflict(self.clean(sentence)),
+            Refusal::NotReady(sentence) => Refusal::NotReady(self.clean(sentence)),
+            Refusal::Failed(sentence) => Refusal::Failed(self.clean(sentence)),
+            Refusal::Unsupported => Refusal::Unsupported,
+            Refusal::MissingParams(names) => Refusal::MissingParams(names),
+        }
+    }
+
+    /// An answer the host cannot use: a fault of the plugin, logged and
+    /// answered as one.
+    fn broken(&self, what: String) -> Failure {
         tracing::error!(service = %self.limits.service, "plugin broke the contract: {what}");
-        Failure::Stopped(Stop::Contract(format!(
+        Failure::Stopped(Stop::BrokenAnswer(format!(
             "its answer broke the contract: {what}"
         )))
     }
@@ -217,7 +216,7 @@ impl WasmPlugin {
     fn env(&self, vars: Vec<(String, String)>) -> Outcome<Env> {
         let limits = &self.limits.answers;
         if vars.len() > limits.env_vars as usize {
-            return Err(self.contract(format!(
+            return Err(self.broken(format!(
                 "it returned {} env vars, more than the {} its service allows (max_env_vars)",
                 vars.len(),
                 limits.env_vars
@@ -228,7 +227,7 @@ impl WasmPlugin {
             .map(|(name, value)| name.len() + value.len())
             .sum();
         if bytes as u64 > limits.env_bytes {
-            return Err(self.contract(format!(
+            return Err(self.broken(format!(
                 "it returned {} KiB of env vars, more than the {} KiB its service allows (max_env_kb)",
                 bytes.div_ceil(1024),
                 limits.env_bytes / 1024
@@ -237,10 +236,10 @@ impl WasmPlugin {
         let mut env = Env::new();
         for (name, value) in vars {
             if name.is_empty() || name.contains(['=', '\0']) {
-                return Err(self.contract(format!("{name:?} is not an env var name")));
+                return Err(self.broken(format!("{name:?} is not an env var name")));
             }
             if env.insert(name.clone(), value).is_some() {
-                return Err(self.contract(format!("env var {name:?} is given twice")));
+                return Err(self.broken(format!("env var {name:?} is given twice")));
             }
         }
         Ok(env)
@@ -253,10 +252,9 @@ impl Plugin for WasmPlugin {
         &self,
         service: &crate::config::ServiceConfig,
     ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
-        let component = self.pre.instance_pre().component();
         super::capabilities::check(
             &self.engine,
-            component,
+            self.pre.component(),
             &service.grants,
             "the plugin",
             &service.id,
@@ -273,49 +271,24 @@ impl Plugin for WasmPlugin {
     }
 
     async fn plans(&self, context: Context) -> Outcome<Vec<Plan>> {
-        let ctx = to_context(&context);
-        self.run(
-            &context,
-            None,
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_plans(store, &ctx)
-                        .await
-                })
-            },
-            |plans| {
-                Ok(plans
-                    .into_iter()
-                    .map(|plan| Plan {
-                        name: self.clean(plan.name),
-                        description: self.clean(plan.description),
-                    })
-                    .collect())
-            },
-        )
-        .await
+        let tags = tags(&context, None);
+        let plans = self
+            .run(tags, |plugin, store| Box::pin(plugin.plans(store, context)))
+            .await?;
+        Ok(plans
+            .into_iter()
+            .map(|plan| Plan {
+                name: self.clean(plan.name),
+                description: self.clean(plan.description),
+            })
+            .collect())
     }
 
     async fn create(&self, instance: Instance, context: Context) -> Outcome<Provisioned> {
-        let request = wit::CreateRequest {
-            instance: to_instance(&instance),
-            context: to_context(&context),
-        };
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_create(store, &request)
-                        .await
-                })
-            },
-            |provisioned| Ok(from_provisioned(provisioned)),
-        )
+        let tags = tags(&context, Some(&instance.name));
+        self.run(tags, |plugin, store| {
+            Box::pin(plugin.create(store, instance, context))
+        })
         .await
     }
 
@@ -325,101 +298,57 @@ impl Plugin for WasmPlugin {
         next: Instance,
         context: Context,
     ) -> Outcome<Provisioned> {
-        let request = wit::UpdateRequest {
-            current: to_instance(&current),
-            next: to_instance(&next),
-            context: to_context(&context),
-        };
-        self.run(
-            &context,
-            Some(&current.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_update(store, &request)
-                        .await
-                })
-            },
-            |provisioned| Ok(from_provisioned(provisioned)),
-        )
+        let tags = tags(&context, Some(&current.name));
+        self.run(tags, |plugin, store| {
+            Box::pin(plugin.update(store, current, next, context))
+        })
         .await
     }
 
     async fn remove(&self, instance: Instance, context: Context) -> Outcome<()> {
-        let (inst, ctx) = (to_instance(&instance), to_context(&context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_remove(store, &inst, &ctx)
-                        .await
-                })
-            },
-            Ok,
-        )
+        let tags = tags(&context, Some(&instance.name));
+        self.run(tags, |plugin, store| {
+            Box::pin(plugin.remove(store, instance, context))
+        })
         .await
     }
 
     async fn info(&self, instance: Instance, context: Context) -> Outcome<Vec<InfoItem>> {
-        let (inst, ctx) = (to_instance(&instance), to_context(&context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_info(store, &inst, &ctx)
-                        .await
-                })
-            },
-            |items| {
-                let allowed = self.limits.answers.info_items;
-                if items.len() > allowed as usize {
-                    return Err(self.contract(format!(
-                        "it returned {} info items, more than the {allowed} its service allows (max_info_items)",
-                        items.len()
-                    )));
-                }
-                Ok(items
-                    .into_iter()
-                    .map(|item| InfoItem {
-                        label: self.clean(item.label),
-                        value: self.clean(item.value),
-                    })
-                    .collect())
-            },
-        )
-        .await
+        let tags = tags(&context, Some(&instance.name));
+        let items = self
+            .run(tags, |plugin, store| {
+                Box::pin(plugin.info(store, instance, context))
+            })
+            .await?;
+        let allowed = self.limits.answers.info_items;
+        if items.len() > allowed as usize {
+            return Err(self.broken(format!(
+                "it returned {} info items, more than the {allowed} its service allows (max_info_items)",
+                items.len()
+            )));
+        }
+        Ok(items
+            .into_iter()
+            .map(|item| InfoItem {
+                label: self.clean(item.label),
+                value: self.clean(item.value),
+            })
+            .collect())
     }
 
     async fn status(&self, instance: Instance, context: Context) -> Outcome<Status> {
-        let (inst, ctx) = (to_instance(&instance), to_context(&context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_status(store, &inst, &ctx)
-                        .await
-                })
-            },
-            |status| {
-                Ok(match status {
-                    wit::InstanceStatus::Up => Status::Up,
-                    wit::InstanceStatus::Pending(note) => Status::Pending(self.clean(note)),
-                    wit::InstanceStatus::Down(reason) => Status::Down(self.clean(reason)),
-                    wit::InstanceStatus::Custom(text) => Status::Custom(self.clean(text)),
-                })
-            },
-        )
-        .await
+        let tags = tags(&context, Some(&instance.name));
+        let status = self
+            .run(tags, |plugin, store| {
+                Box::pin(plugin.status(store, instance, context))
+            })
+            .await?;
+        Ok(match status {
+            Status::Up => Status::Up,
+            Status::Pending(note) => Status::Pending(self.clean(note)),
+            Status::Down(reason) => Status::Down(self.clean(reason)),
+            Status::Custom(text) => Status::Custom(self.clean(text)),
+        })
     }
 
     async fn bind_app(
@@ -428,21 +357,13 @@ impl Plugin for WasmPlugin {
         app: AppBinding,
         context: Context,
     ) -> Outcome<Env> {
-        let (inst, app) = (to_instance(&instance), to_app(&app, &context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_bind_app(store, &inst, &app)
-                        .await
-                })
-            },
-            |vars| self.env(vars),
-        )
-        .await
+        let tags = tags(&context, Some(&instance.name));
+        let vars = self
+            .run(tags, |plugin, store| {
+                Box::pin(plugin.bind_app(store, instance, app, context))
+            })
+            .await?;
+        self.env(vars)
     }
 
     async fn unbind_app(
@@ -451,20 +372,10 @@ impl Plugin for WasmPlugin {
         app: AppBinding,
         context: Context,
     ) -> Outcome<()> {
-        let (inst, app) = (to_instance(&instance), to_app(&app, &context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_unbind_app(store, &inst, &app)
-                        .await
-                })
-            },
-            Ok,
-        )
+        let tags = tags(&context, Some(&instance.name));
+        self.run(tags, |plugin, store| {
+            Box::pin(plugin.unbind_app(store, instance, app, context))
+        })
         .await
     }
 
@@ -474,21 +385,13 @@ impl Plugin for WasmPlugin {
         job: JobBinding,
         context: Context,
     ) -> Outcome<Env> {
-        let (inst, job) = (to_instance(&instance), to_job(&job, &context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_bind_job(store, &inst, &job)
-                        .await
-                })
-            },
-            |vars| self.env(vars),
-        )
-        .await
+        let tags = tags(&context, Some(&instance.name));
+        let vars = self
+            .run(tags, |plugin, store| {
+                Box::pin(plugin.bind_job(store, instance, job, context))
+            })
+            .await?;
+        self.env(vars)
     }
 
     async fn unbind_job(
@@ -497,20 +400,10 @@ impl Plugin for WasmPlugin {
         job: JobBinding,
         context: Context,
     ) -> Outcome<()> {
-        let (inst, job) = (to_instance(&instance), to_job(&job, &context));
-        self.run(
-            &context,
-            Some(&instance.name),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_unbind_job(store, &inst, &job)
-                        .await
-                })
-            },
-            Ok,
-        )
+        let tags = tags(&context, Some(&instance.name));
+        self.run(tags, |plugin, store| {
+            Box::pin(plugin.unbind_job(store, instance, job, context))
+        })
         .await
     }
 
@@ -520,118 +413,36 @@ impl Plugin for WasmPlugin {
         request: ProxyRequest,
         context: Context,
     ) -> Outcome<ProxyResponse> {
-        let inst = instance.as_ref().map(to_instance);
-        let req = wit::ProxyRequest {
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
-            context: to_context(&context),
-        };
-        self.run(
+        let tags = tags(
             &context,
             instance.as_ref().map(|instance| instance.name.as_str()),
-            |plugin, store| {
-                Box::pin(async move {
-                    plugin
-                        .orizuru_service_handler()
-                        .call_proxy(store, inst.as_ref(), &req)
-                        .await
-                })
-            },
-            |response| {
-                if !(100..=599).contains(&response.status) {
-                    return Err(self.contract(format!("{} is not an HTTP status", response.status)));
-                }
-                let allowed = self.limits.answers.proxy_body_bytes;
-                if response.body.len() as u64 > allowed {
-                    return Err(self.contract(format!(
-                        "it returned a body of {} KiB, more than the {} KiB its service allows (max_proxy_body_kb)",
-                        response.body.len().div_ceil(1024),
-                        allowed / 1024
-                    )));
-                }
-                Ok(ProxyResponse {
-                    status: response.status,
-                    headers: response.headers,
-                    body: response.body,
-                })
-            },
-        )
-        .await
+        );
+        let response = self
+            .run(tags, |plugin, store| {
+                Box::pin(plugin.proxy(store, instance, request, context))
+            })
+            .await?;
+        if !(100..=599).contains(&response.status) {
+            return Err(self.broken(format!("{} is not an HTTP status", response.status)));
+        }
+        let allowed = self.limits.answers.proxy_body_bytes;
+        if response.body.len() as u64 > allowed {
+            return Err(self.broken(format!(
+                "it returned a body of {} KiB, more than the {} KiB its service allows (max_proxy_body_kb)",
+                response.body.len().div_ceil(1024),
+                allowed / 1024
+            )));
+        }
+        Ok(response)
     }
 }
 
-fn to_context(context: &Context) -> wit::Context {
-    wit::Context {
-        user: context.user.clone(),
-        event_id: context.event_id.clone(),
+/// What a call is about, for the lines its plugin logs.
+fn tags(context: &Context, instance: Option<&str>) -> CallTags {
+    CallTags {
         request_id: context.request_id.clone(),
-        pool_name: context.pool_name.clone(),
-        pool_provisioner: context.pool_provisioner.clone(),
-        cluster_name: context.cluster_name.clone(),
-        cluster_provisioner: context.cluster_provisioner.clone(),
-        cluster_addresses: context.cluster_addresses.clone(),
-        cluster_kube_config: context.cluster_kube_config.clone(),
-    }
-}
-
-fn to_instance(instance: &Instance) -> wit::Instance {
-    wit::Instance {
-        name: instance.name.clone(),
-        plan: instance.plan.clone(),
-        team: instance.team.clone(),
-        description: instance.description.clone(),
-        tags: instance.tags.clone(),
-        parameters: serde_json::Value::Object(instance.parameters.clone()).to_string(),
-        data: instance.data.clone(),
-    }
-}
-
-fn to_app(app: &AppBinding, context: &Context) -> wit::AppBinding {
-    wit::AppBinding {
-        app_name: app.app_name.clone(),
-        app_hosts: app.app_hosts.clone(),
-        app_internal_hosts: app.app_internal_hosts.clone(),
-        app_pool_name: app.app_pool_name.clone(),
-        app_pool_provisioner: app.app_pool_provisioner.clone(),
-        app_cluster_name: app.app_cluster_name.clone(),
-        app_cluster_provisioner: app.app_cluster_provisioner.clone(),
-        app_cluster_addresses: app.app_cluster_addresses.clone(),
-        parameters: serde_json::Value::Object(app.parameters.clone()).to_string(),
-        context: to_context(context),
-    }
-}
-
-fn to_job(job: &JobBinding, context: &Context) -> wit::JobBinding {
-    wit::JobBinding {
-        job_name: job.job_name.clone(),
-        job_pool_name: job.job_pool_name.clone(),
-        job_cluster_name: job.job_cluster_name.clone(),
-        context: to_context(context),
-    }
-}
-
-fn from_provisioned(provisioned: wit::Provisioned) -> Provisioned {
-    match provisioned {
-        wit::Provisioned::Ready(data) => Provisioned::Ready(data),
-        wit::Provisioned::Pending(data) => Provisioned::Pending(data),
-    }
-}
-
-/// The plugin's refusal, with any of its service's secrets blanked out:
-/// its sentence reaches tsuru's user, the ledger and the log.
-fn refusal(error: wit::Error, redactor: &Redactor) -> Refusal {
-    let clean = |sentence: String| redactor.redact(&sentence).into_owned();
-    match error {
-        wit::Error::Invalid(sentence) => Refusal::Invalid(clean(sentence)),
-        wit::Error::NotFound(sentence) => Refusal::NotFound(clean(sentence)),
-        wit::Error::Conflict(sentence) => Refusal::Conflict(clean(sentence)),
-        wit::Error::NotReady(sentence) => Refusal::NotReady(clean(sentence)),
-        wit::Error::Failed(sentence) => Refusal::Failed(clean(sentence)),
-        wit::Error::Unsupported => Refusal::Unsupported,
-        wit::Error::MissingParams(names) => Refusal::MissingParams(names),
+        event_id: context.event_id.clone(),
+        instance: instance.map(str::to_owned),
     }
 }
 

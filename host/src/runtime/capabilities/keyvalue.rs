@@ -23,7 +23,7 @@ pub use store::KvStore;
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../guest-sdk/wit/deps/keyvalue",
+        path: "../guest-sdk/wit/since_v0.1.0/deps/keyvalue",
         world: "wasi:keyvalue/imports",
         with: { "wasi:keyvalue/store.bucket": super::Bucket },
     });

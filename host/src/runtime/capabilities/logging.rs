@@ -13,7 +13,7 @@ use crate::runtime::call_log::{CallTags, LogBudget, Redactor};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../guest-sdk/wit/deps/logging",
+        path: "../guest-sdk/wit/since_v0.1.0/deps/logging",
         world: "wasi:logging/imports",
     });
 }

@@ -21,7 +21,7 @@ use crate::setting::humanize;
 pub mod bindings {
     wasmtime::component::bindgen!({
         inline: "package orizuru:host-sql; world sql { import orizuru:service/sql@0.1.0; }",
-        path: "../guest-sdk/wit",
+        path: "../guest-sdk/wit/since_v0.1.0",
         imports: { default: async },
     });
 }
