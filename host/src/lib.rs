@@ -10,6 +10,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod call_log;
+pub mod capabilities;
 pub mod config;
 pub mod connections;
 pub mod deploy;

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::runtime::capabilities::Grants;
-use crate::runtime::capabilities::config::{ConfigTables, SecretFile};
-use crate::runtime::capabilities::http::HttpFile;
-use crate::runtime::capabilities::keyvalue::KeyValueFile;
-use crate::runtime::capabilities::sql::SqlFile;
-use crate::runtime::capabilities::{GrantsFile, Reading};
+pub use crate::capabilities::Grants;
+use crate::capabilities::config::{ConfigTables, SecretFile};
+use crate::capabilities::http::HttpFile;
+use crate::capabilities::keyvalue::KeyValueFile;
+use crate::capabilities::sql::SqlFile;
+use crate::capabilities::{GrantsFile, Reading};
 pub use crate::setting::Secret;
 pub(crate) use crate::setting::{at_least_one, in_bytes, one_to};
 

@@ -11,11 +11,11 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CompiledCache, CompiledFrom};
-use super::capabilities::{self, HostState};
 use super::sandbox::{EPOCH_TICK, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wasm::WasmPlugin;
 use super::wit::{PluginPre, WIT_PACKAGE, exported_version};
+use crate::capabilities::{self, HostState};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 

@@ -5,8 +5,6 @@
 //! compiling wasm and the runtime without HTTP.
 
 mod cache;
-mod call_log;
-pub mod capabilities;
 mod engine;
 mod guest_log;
 mod sandbox;

@@ -9,9 +9,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::call_log::{CallTags, Redactor};
-use super::capabilities::{CallInfo, CallStore, Calls, Granted, HostState};
 use super::guest_log::GuestLog;
+use crate::call_log::{CallTags, Redactor};
+use crate::capabilities::{CallInfo, CallStore, Calls, Granted, HostState};
 
 /// What one call's store holds.
 pub struct Sandbox {

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
-use super::call_log::CallTags;
-use super::capabilities::HostState;
 use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
 use super::threads::GuestThreads;
 use super::wit::{self, Answer};
 use super::{Failure, Outcome, Plugin, Stop};
+use crate::call_log::CallTags;
+use crate::capabilities::HostState;
 use crate::metrics::Metrics;
 use crate::model::{
     AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned, ProxyRequest,
@@ -252,7 +252,7 @@ impl Plugin for WasmPlugin {
         &self,
         service: &crate::config::ServiceConfig,
     ) -> anyhow::Result<Option<Arc<dyn Plugin>>> {
-        super::capabilities::check(
+        crate::capabilities::check(
             &self.engine,
             self.pre.component(),
             &service.grants,

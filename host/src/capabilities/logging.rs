@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context as _;
 
 use super::capability::{CallInfo, Capability, Holds, Reading, Start};
-use crate::runtime::call_log::{CallTags, LogBudget, Redactor};
+use crate::call_log::{CallTags, LogBudget, Redactor};
 
 mod bindings {
     wasmtime::component::bindgen!({

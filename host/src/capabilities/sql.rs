@@ -30,7 +30,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::error::Context as _;
 
 use super::capability::{CallInfo, Capability, Holds, Reading, Start};
-use crate::runtime::call_log::Redactor;
+use crate::call_log::Redactor;
 use crate::setting::Secret;
 pub use grant::{SqlConnection, SqlFile, SqlGrant};
 use pool::Connections;

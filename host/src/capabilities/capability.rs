@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
 
-use crate::runtime::call_log::{CallTags, Redactor};
+use crate::call_log::{CallTags, Redactor};
 use crate::setting::Secret;
 
 /// One capability a service may grant its plugin.
