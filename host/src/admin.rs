@@ -7,7 +7,7 @@
 //! | `GET /admin/services/{id}` | one service, with its newest plugin events |
 //! | `PUT /admin/services/{id}/plugin` | validate the body (a wasm component) and swap it in |
 //! | `POST /admin/services/{id}/rollback[?to=<sha256>]` | swap back to the previous (or named) kept version |
-//! | `PUT /admin/services/{id}[?username=&timeout_ms=&memory_mb=&max_instances=]` | add a service with the body as its plugin; answers its password |
+//! | `PUT /admin/services/{id}[?username=&timeout_ms=&memory_mb=&max_concurrent_calls=]` | add a service with the body as its plugin; answers its password |
 //! | `DELETE /admin/services/{id}[?force=true]` | stop serving a service added here |
 
 use std::sync::Arc;
@@ -146,7 +146,9 @@ struct AddQuery {
     username: Option<String>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
-    max_instances: Option<u32>,
+    /// Also read as `max_instances`, its old name.
+    #[serde(alias = "max_instances")]
+    max_concurrent_calls: Option<u32>,
 }
 
 async fn add(
@@ -156,14 +158,18 @@ async fn add(
     query: Result<Query<AddQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AddedView>), ApiError> {
-    let Query(query) = query
-        .map_err(|err| query_error(err, "username, timeout_ms, memory_mb and max_instances"))?;
+    let Query(query) = query.map_err(|err| {
+        query_error(
+            err,
+            "username, timeout_ms, memory_mb and max_concurrent_calls",
+        )
+    })?;
     let body = plugin_body(&host, body)?;
     let settings = NewService {
         username: query.username,
         timeout_ms: query.timeout_ms,
         memory_mb: query.memory_mb,
-        max_instances: query.max_instances,
+        max_concurrent_calls: query.max_concurrent_calls,
     };
     let added = deployer.add(&id, settings, body).await?;
     Ok((StatusCode::CREATED, Json(AddedView::from(&added))))

@@ -82,6 +82,9 @@ impl Host {
     /// says so, watches the config and plugin files.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<Host>> {
         open_files_for(config.max_connections);
+        for note in &config.deprecated {
+            tracing::warn!("config: {note}");
+        }
         let data_dir_lock = private::lock(&config.data_dir)?;
         let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
         let settings = RuntimeSettings {
@@ -94,7 +97,7 @@ impl Host {
                 .max(RuntimeSettings::default().max_memory_bytes),
             cache_dir: Some(config.cache_dir.clone()),
             keyvalue_path: Some(config.data_dir.join("keyvalue.sqlite3")),
-            max_instances: config.max_instances,
+            max_concurrent_calls: config.max_concurrent_calls,
             queue_wait: config.queue_wait,
         };
         let metrics = Arc::new(Metrics::new());

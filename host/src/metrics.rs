@@ -131,7 +131,7 @@ impl Metrics {
         let queue_wait_seconds = Histograms::new_with_constructor(phase_buckets as fn() -> _);
         registry.register_with_unit(
             "queue_wait_duration",
-            "Time calls waited for a free place under their service's or the host's max_instances, for each call that had to wait (queue_wait_ms bounds it)",
+            "Time calls waited for a free place under their service's or the host's max_concurrent_calls, for each call that had to wait (queue_wait_ms bounds it)",
             Unit::Seconds,
             queue_wait_seconds.clone(),
         );
@@ -253,7 +253,7 @@ impl Metrics {
             .observe(call.as_secs_f64());
     }
 
-    /// How long a call waited for a place under a `max_instances`.
+    /// How long a call waited for a place under a `max_concurrent_calls`.
     pub fn queue_wait(&self, service: &str, waited: Duration) {
         self.queue_wait_seconds
             .get_or_create(&ServiceLabels {

@@ -137,7 +137,7 @@ async fn metrics_count_requests_stops_busy_swaps_and_failed_loads() {
         service(
             "misbehave",
             "misbehave",
-            "timeout_ms = 500\nmax_instances = 1",
+            "timeout_ms = 500\nmax_concurrent_calls = 1",
         ),
     ))
     .await;

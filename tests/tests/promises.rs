@@ -294,7 +294,7 @@ async fn past_the_replay_window_the_same_create_is_a_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_hosts_instance_limit_a_call_waits_briefly_then_gets_503() {
-    let server = books_server("max_instances = 2\nqueue_wait_ms = 300").await;
+    let server = books_server("max_concurrent_calls = 2\nqueue_wait_ms = 300").await;
     let api = server.tsuru("books");
     let calls: Vec<_> = ["q1", "q2", "q3", "q4"]
         .into_iter()
@@ -326,7 +326,7 @@ async fn past_the_hosts_instance_limit_a_call_waits_briefly_then_gets_503() {
     for answer in &refused {
         assert_eq!(
             answer.body,
-            "the host is already running as many plugin calls as it may at once (max_instances) and none ended within queue_wait_ms; try again in a moment"
+            "the host is already running as many plugin calls as it may at once (max_concurrent_calls) and none ended within queue_wait_ms; try again in a moment"
         );
         assert_eq!(
             answer
@@ -363,7 +363,7 @@ async fn past_the_hosts_instance_limit_a_call_waits_briefly_then_gets_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_create_queued_behind_a_full_pool_never_runs_twice() {
-    let server = books_server("max_instances = 1\nqueue_wait_ms = 5000").await;
+    let server = books_server("max_concurrent_calls = 1\nqueue_wait_ms = 5000").await;
     let api = server.tsuru("books");
     let send = |name: &'static str, plan: &'static str, delay: &'static str| {
         let api = api.clone();

@@ -148,7 +148,7 @@ async fn past_its_instance_limit_a_service_answers_503_and_its_neighbours_serve(
         service(
             "misbehave",
             "misbehave",
-            "timeout_ms = 1500\nmax_instances = 1",
+            "timeout_ms = 1500\nmax_concurrent_calls = 1",
         ),
         service("fake", "fake", ""),
     ))

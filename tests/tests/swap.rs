@@ -505,7 +505,7 @@ async fn services_added_at_run_time_outlive_a_restart_until_removed() {
     assert_eq!(bad.status, 400);
     assert!(
         bad.body
-            .contains("username, timeout_ms, memory_mb and max_instances"),
+            .contains("username, timeout_ms, memory_mb and max_concurrent_calls"),
         "{}",
         bad.body
     );

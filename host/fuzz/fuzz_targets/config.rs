@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use orizuru::config::{
-    self, Config, ConfigFile, MAX_INSTANCES, MAX_MEMORY_MB, MAX_REQUEST_READ_TIMEOUT_SECS,
+    self, Config, ConfigFile, MAX_CONCURRENT_CALLS, MAX_MEMORY_MB, MAX_REQUEST_READ_TIMEOUT_SECS,
     Overrides, PasswordSource, check_service_id,
 };
 
@@ -52,9 +52,9 @@ fuzz_target!(|data: &[u8]| {
 fn check(config: &Config, text: &str) {
     assert!(config.source.is_none(), "parse never names a file");
     assert!(
-        (1..=MAX_INSTANCES).contains(&config.max_instances),
-        "max_instances {} out of range",
-        config.max_instances
+        (1..=MAX_CONCURRENT_CALLS).contains(&config.max_concurrent_calls),
+        "max_concurrent_calls {} out of range",
+        config.max_concurrent_calls
     );
     assert!(
         config.max_request_bytes >= 1024 && config.max_request_bytes.is_multiple_of(1024),
@@ -119,9 +119,9 @@ fn check(config: &Config, text: &str) {
             service.memory_bytes
         );
         assert!(
-            (1..=MAX_INSTANCES).contains(&service.max_instances),
-            "{id}: max_instances {} out of range",
-            service.max_instances
+            (1..=MAX_CONCURRENT_CALLS).contains(&service.max_concurrent_calls),
+            "{id}: max_concurrent_calls {} out of range",
+            service.max_concurrent_calls
         );
         let answers = service.answers;
         assert!(answers.env_vars >= 1, "{id}: max_env_vars 0");

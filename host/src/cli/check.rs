@@ -27,7 +27,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let settings = RuntimeSettings {
-        max_instances: 1,
+        max_concurrent_calls: 1,
         cache_dir: None,
         keyvalue_path: None,
         ..RuntimeSettings::default()

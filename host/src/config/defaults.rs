@@ -12,11 +12,11 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 /// How many plugin versions each service keeps for rollback, unless the file says.
 pub const DEFAULT_KEEP_VERSIONS: usize = 5;
 /// Plugin calls that may run at once over all services, unless the file says.
-pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 100;
 /// Plugin calls that may run at once for one service, unless the service says.
-pub const DEFAULT_SERVICE_MAX_INSTANCES: u32 = 32;
+pub const DEFAULT_SERVICE_MAX_CONCURRENT_CALLS: u32 = 32;
 /// The most plugin calls a host may run at once.
-pub const MAX_INSTANCES: u32 = 10_000;
+pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
 /// The largest request body tsuru may send, unless the file says.
 pub const DEFAULT_MAX_REQUEST_KB: u64 = 1024;
 /// The largest plugin the admin API accepts, unless the file says.
@@ -29,7 +29,7 @@ pub const MAX_REQUEST_READ_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 30;
 /// The longest `drain_timeout_secs`.
 pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 3600;
-/// How long a call waits for a free place under `max_instances` (the host's
+/// How long a call waits for a free place under `max_concurrent_calls` (the host's
 /// or its service's) before it is answered 503, unless the file says.
 pub const DEFAULT_QUEUE_WAIT_MS: u64 = 500;
 /// The longest `queue_wait_ms`.

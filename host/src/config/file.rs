@@ -14,6 +14,8 @@ pub struct ConfigFile {
     pub admin_token_env: Option<String>,
     pub keep_versions: Option<usize>,
     pub max_plugin_mb: Option<u64>,
+    pub max_concurrent_calls: Option<u32>,
+    /// The old name of `max_concurrent_calls`, still read (deprecated).
     pub max_instances: Option<u32>,
     pub max_request_kb: Option<u64>,
     pub request_read_timeout_secs: Option<u64>,
@@ -38,6 +40,8 @@ pub struct ServiceFile {
     pub password_env: Option<String>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
+    pub max_concurrent_calls: Option<u32>,
+    /// The old name of `max_concurrent_calls`, still read (deprecated).
     pub max_instances: Option<u32>,
     pub max_env_vars: Option<u32>,
     pub max_env_kb: Option<u64>,

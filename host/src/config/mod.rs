@@ -34,6 +34,7 @@ pub use problem::Problem;
 use problem::describe_toml_error;
 pub use secret::PasswordSource;
 use secret::secret;
+use service::renamed;
 pub use service::*;
 
 /// The config the host runs with: checked, defaults filled in, secrets read.
@@ -53,7 +54,9 @@ pub struct Config {
     /// Whether the config file and the plugin files it names are watched.
     pub watch: bool,
     /// Plugin calls that may run at once over all services (the size of the instance pool).
-    pub max_instances: u32,
+    pub max_concurrent_calls: u32,
+    /// Sentences about deprecated keys the file uses, for the start-up log.
+    pub deprecated: Vec<String>,
     /// The largest request body tsuru may send, in bytes; past it, 413.
     pub max_request_bytes: u64,
     /// How long a request's headers may take to arrive (past it the
@@ -63,7 +66,7 @@ pub struct Config {
     /// before it cuts them.
     pub drain_timeout: Duration,
     /// How long a call waits for a free place under the host's or its
-    /// service's `max_instances` before it is answered 503.
+    /// service's `max_concurrent_calls` before it is answered 503.
     pub queue_wait: Duration,
     /// How long the ledger keeps answers and events.
     pub retention: crate::ledger::Retention,
@@ -155,8 +158,17 @@ impl Config {
             .map(|dir| base.join(dir))
             .unwrap_or_else(|| data_dir.join("compiled"));
 
-        let max_instances = file.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
-        check_instances("max_instances", max_instances).map_err(Problem::Meaning)?;
+        let mut deprecated = Vec::new();
+        let max_concurrent_calls = renamed(
+            ("max_concurrent_calls", file.max_concurrent_calls),
+            ("max_instances", file.max_instances),
+            "",
+            &mut deprecated,
+        )
+        .map_err(Problem::Meaning)?
+        .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS);
+        check_concurrent_calls("max_concurrent_calls", max_concurrent_calls)
+            .map_err(Problem::Meaning)?;
         let max_request_kb = file.max_request_kb.unwrap_or(DEFAULT_MAX_REQUEST_KB);
         at_least_one("max_request_kb", max_request_kb).map_err(Problem::Meaning)?;
         let request_read_timeout_secs = file
@@ -209,8 +221,8 @@ impl Config {
         let mut usernames = HashSet::new();
         let mut services = Vec::with_capacity(file.services.len());
         for (index, entry) in file.services.into_iter().enumerate() {
-            let service =
-                ServiceConfig::check(entry, index, base, &env).map_err(Problem::Meaning)?;
+            let service = ServiceConfig::check(entry, index, base, &env, &mut deprecated)
+                .map_err(Problem::Meaning)?;
             if !ids.insert(service.id.clone()) {
                 return Err(Problem::Meaning(format!(
                     "service id \"{}\" is used twice; give each [[services]] entry its own id",
@@ -257,7 +269,8 @@ impl Config {
             keep_versions,
             max_plugin_bytes,
             watch: file.watch.unwrap_or(true),
-            max_instances,
+            max_concurrent_calls,
+            deprecated,
             max_request_bytes,
             request_read_timeout: Duration::from_secs(request_read_timeout_secs),
             drain_timeout: Duration::from_secs(drain_timeout_secs),

@@ -19,7 +19,7 @@ pub struct ServiceConfig {
     pub timeout: Duration,
     pub memory_bytes: u64,
     /// Requests running this service's plugin at once; past it, 503.
-    pub max_instances: u32,
+    pub max_concurrent_calls: u32,
     /// How big the plugin's answers may be.
     pub answers: AnswerLimits,
     /// The capabilities its plugin may import.
@@ -63,7 +63,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("password_source", &self.password_source)
             .field("timeout", &self.timeout)
             .field("memory_bytes", &self.memory_bytes)
-            .field("max_instances", &self.max_instances)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("answers", &self.answers)
             .field("grants", &self.grants)
             .finish_non_exhaustive()
@@ -76,6 +76,7 @@ impl ServiceConfig {
         index: usize,
         base: &Path,
         env: &impl Fn(&str) -> Option<String>,
+        deprecated: &mut Vec<String>,
     ) -> Result<Self, String> {
         let ServiceFile {
             id,
@@ -85,6 +86,7 @@ impl ServiceConfig {
             password_env,
             timeout_ms,
             memory_mb,
+            max_concurrent_calls,
             max_instances,
             max_env_vars,
             max_env_kb,
@@ -101,13 +103,20 @@ impl ServiceConfig {
             http,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
-        let settings = ServiceSettings::new(&id, username, timeout_ms, memory_mb, max_instances);
+        let max_concurrent_calls = renamed(
+            ("max_concurrent_calls", max_concurrent_calls),
+            ("max_instances", max_instances),
+            &format!("{at}: "),
+            deprecated,
+        )?;
+        let settings =
+            ServiceSettings::new(&id, username, timeout_ms, memory_mb, max_concurrent_calls);
         settings.check().map_err(|why| format!("{at}: {why}"))?;
         let ServiceSettings {
             username,
             timeout_ms,
             memory_mb,
-            max_instances,
+            max_concurrent_calls,
             ..
         } = settings;
         let (password, password_source) = secret("password", password, password_env, env)
@@ -166,7 +175,7 @@ impl ServiceConfig {
         };
         let grants = Grants::check(file, &reading).map_err(|why| format!("{at}: {why}"))?;
         Ok(ServiceConfig {
-            max_instances,
+            max_concurrent_calls,
             answers,
             grants,
             plugin: Some(base.join(plugin)),
@@ -188,7 +197,7 @@ pub struct ServiceSettings {
     pub username: String,
     pub timeout_ms: u64,
     pub memory_mb: u64,
-    pub max_instances: u32,
+    pub max_concurrent_calls: u32,
 }
 
 impl ServiceSettings {
@@ -199,14 +208,15 @@ impl ServiceSettings {
         username: Option<String>,
         timeout_ms: Option<u64>,
         memory_mb: Option<u64>,
-        max_instances: Option<u32>,
+        max_concurrent_calls: Option<u32>,
     ) -> Self {
         Self {
             id: id.to_owned(),
             username: username.unwrap_or_else(|| id.to_owned()),
             timeout_ms: timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             memory_mb: memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-            max_instances: max_instances.unwrap_or(DEFAULT_SERVICE_MAX_INSTANCES),
+            max_concurrent_calls: max_concurrent_calls
+                .unwrap_or(DEFAULT_SERVICE_MAX_CONCURRENT_CALLS),
         }
     }
 
@@ -228,17 +238,17 @@ impl ServiceSettings {
                 self.memory_mb
             ));
         }
-        check_instances("max_instances", self.max_instances)
+        check_concurrent_calls("max_concurrent_calls", self.max_concurrent_calls)
     }
 }
 
-/// A number of plugin calls at once: 1 to [`MAX_INSTANCES`].
-pub fn check_instances(key: &str, value: u32) -> Result<(), String> {
-    if (1..=MAX_INSTANCES).contains(&value) {
+/// A number of plugin calls at once: 1 to [`MAX_CONCURRENT_CALLS`].
+pub fn check_concurrent_calls(key: &str, value: u32) -> Result<(), String> {
+    if (1..=MAX_CONCURRENT_CALLS).contains(&value) {
         Ok(())
     } else {
         Err(format!(
-            "{key} is {value}; give a value from 1 to {MAX_INSTANCES}"
+            "{key} is {value}; give a value from 1 to {MAX_CONCURRENT_CALLS}"
         ))
     }
 }
@@ -260,4 +270,26 @@ pub fn check_service_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A key under its new name or its old one (deprecated, noted in
+/// `deprecated` for the start-up log); both at once are refused.
+pub(super) fn renamed<T>(
+    (key, value): (&str, Option<T>),
+    (old_key, old_value): (&str, Option<T>),
+    at: &str,
+    deprecated: &mut Vec<String>,
+) -> Result<Option<T>, String> {
+    match (value, old_value) {
+        (Some(_), Some(_)) => Err(format!(
+            "{at}both {key} and {old_key} (its old name) are set; keep {key}"
+        )),
+        (None, Some(old)) => {
+            deprecated.push(format!(
+                "{at}{old_key} is deprecated: it is now called {key}, with the same meaning; rename it in the config file"
+            ));
+            Ok(Some(old))
+        }
+        (value, None) => Ok(value),
+    }
 }

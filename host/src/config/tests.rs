@@ -244,8 +244,8 @@ fn syntax_errors_name_the_line_and_key_never_the_value() {
             "line 1 (key admin_token): ",
         ),
         (
-            format!("max_instances = \"{secret}\"\n"),
-            "line 1 (key max_instances): invalid type: a string, expected u32",
+            format!("max_concurrent_calls = \"{secret}\"\n"),
+            "line 1 (key max_concurrent_calls): invalid type: a string, expected u32",
         ),
         (
             format!("admin_token = \"\"\"\n{secret}\"\"\"\nadmin_token = 1\n"),
@@ -328,8 +328,8 @@ fn bad_services_are_refused_with_a_reason() {
             "without ':'",
         ),
         (
-            "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_instances = 0",
-            "max_instances is 0; give a value from 1",
+            "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_concurrent_calls = 0",
+            "max_concurrent_calls is 0; give a value from 1",
         ),
         (
             "id = \"a\"\nplugin = \"a\"\npassword = \"p\"\nmax_env_kb = 0",
@@ -347,4 +347,33 @@ fn bad_services_are_refused_with_a_reason() {
         "a".repeat(41)
     );
     assert!(parse(&long).unwrap_err().contains("at most 40"));
+}
+
+#[test]
+fn max_instances_still_reads_as_max_concurrent_calls_with_a_deprecation_note() {
+    let service = "[[services]]\nid = \"a\"\nplugin = \"a.wasm\"\npassword = \"p\"\n";
+    let config = parse(&format!("max_instances = 7\n{service}max_instances = 3\n"))
+        .expect("the old key is still read");
+    assert_eq!(config.max_concurrent_calls, 7);
+    assert_eq!(config.services[0].max_concurrent_calls, 3);
+    assert_eq!(
+        config.deprecated,
+        [
+            "max_instances is deprecated: it is now called max_concurrent_calls, with the same meaning; rename it in the config file",
+            "services[0] (id \"a\"): max_instances is deprecated: it is now called max_concurrent_calls, with the same meaning; rename it in the config file",
+        ]
+    );
+
+    let config = parse(&format!("max_concurrent_calls = 9\n{service}")).expect("the new key");
+    assert_eq!(config.max_concurrent_calls, 9);
+    assert!(config.deprecated.is_empty());
+
+    let both = parse(&format!("{service}max_concurrent_calls = 2\nmax_instances = 3\n"))
+        .expect_err("both names at once");
+    assert!(
+        both.ends_with(
+            "services[0] (id \"a\"): both max_concurrent_calls and max_instances (its old name) are set; keep max_concurrent_calls"
+        ),
+        "{both}"
+    );
 }

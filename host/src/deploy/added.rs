@@ -16,13 +16,14 @@ pub struct AddedService {
     pub password: String,
     pub timeout_ms: u64,
     pub memory_mb: u64,
-    #[serde(default = "default_max_instances")]
-    pub max_instances: u32,
+    /// Kept under its old name, so records read both ways across versions.
+    #[serde(rename = "max_instances", default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: u32,
     pub added_at: String,
 }
 
-fn default_max_instances() -> u32 {
-    crate::config::DEFAULT_SERVICE_MAX_INSTANCES
+fn default_max_concurrent_calls() -> u32 {
+    crate::config::DEFAULT_SERVICE_MAX_CONCURRENT_CALLS
 }
 
 /// The settings of a service to add, as the admin API's query gives them.
@@ -31,7 +32,7 @@ pub struct NewService {
     pub username: Option<String>,
     pub timeout_ms: Option<u64>,
     pub memory_mb: Option<u64>,
-    pub max_instances: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
 }
 
 impl NewService {
@@ -42,7 +43,7 @@ impl NewService {
             self.username,
             self.timeout_ms,
             self.memory_mb,
-            self.max_instances,
+            self.max_concurrent_calls,
         )
     }
 }
@@ -55,7 +56,7 @@ impl AddedService {
             password,
             timeout_ms: settings.timeout_ms,
             memory_mb: settings.memory_mb,
-            max_instances: settings.max_instances,
+            max_concurrent_calls: settings.max_concurrent_calls,
             added_at,
         }
     }
@@ -66,7 +67,7 @@ impl AddedService {
             username: self.username.clone(),
             timeout_ms: self.timeout_ms,
             memory_mb: self.memory_mb,
-            max_instances: self.max_instances,
+            max_concurrent_calls: self.max_concurrent_calls,
         }
     }
 
@@ -80,7 +81,7 @@ impl AddedService {
             password_source: PasswordSource::AdminApi,
             timeout: Duration::from_millis(self.timeout_ms),
             memory_bytes: self.memory_mb * 1024 * 1024,
-            max_instances: self.max_instances,
+            max_concurrent_calls: self.max_concurrent_calls,
             answers: AnswerLimits::default(),
             // A service added through the admin API has no capabilities yet.
             grants: Grants::default(),
@@ -116,8 +117,8 @@ mod tests {
         assert_eq!(added.timeout_ms, crate::config::DEFAULT_TIMEOUT_MS);
         assert_eq!(added.memory_mb, crate::config::DEFAULT_MEMORY_MB);
         assert_eq!(
-            added.max_instances,
-            crate::config::DEFAULT_SERVICE_MAX_INSTANCES
+            added.max_concurrent_calls,
+            crate::config::DEFAULT_SERVICE_MAX_CONCURRENT_CALLS
         );
         let config = added.checked_config("pg").expect("the defaults pass");
         assert_eq!(config.memory_bytes, crate::config::DEFAULT_MEMORY_MB << 20);
@@ -152,10 +153,10 @@ mod tests {
             ),
             (
                 NewService {
-                    max_instances: Some(0),
+                    max_concurrent_calls: Some(0),
                     ..NewService::default()
                 },
-                "max_instances is 0; give a value from 1 to 10000",
+                "max_concurrent_calls is 0; give a value from 1 to 10000",
             ),
         ];
         for (settings, sentence) in cases {
@@ -166,14 +167,14 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_max_instances_reads_with_the_default() {
+    fn a_record_without_max_concurrent_calls_reads_with_the_default() {
         let added: AddedService = serde_json::from_str(
             r#"{"username":"u","password":"p","timeout_ms":5,"memory_mb":6,"added_at":"t"}"#,
         )
         .expect("an older record");
         assert_eq!(
-            added.max_instances,
-            crate::config::DEFAULT_SERVICE_MAX_INSTANCES
+            added.max_concurrent_calls,
+            crate::config::DEFAULT_SERVICE_MAX_CONCURRENT_CALLS
         );
     }
 }

@@ -247,7 +247,7 @@ mod tests {
             password_source: PasswordSource::ConfigFile,
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,
-            max_instances: 1,
+            max_concurrent_calls: 1,
             answers: AnswerLimits::default(),
             grants: Grants::default(),
         }

@@ -210,7 +210,10 @@ mod tests {
         assert_eq!(record.versions[0].version.size, 12);
         assert_eq!(record.versions[0].source, Source::ConfigFile);
         assert_eq!(
-            record.added.as_ref().map(|added| added.max_instances),
+            record
+                .added
+                .as_ref()
+                .map(|added| added.max_concurrent_calls),
             Some(4)
         );
         let written = serde_json::to_value(&record).expect("serialisable");

@@ -25,7 +25,7 @@ pub struct ServiceView {
     pub events: Option<Vec<EventView>>,
     pub id: String,
     pub last_failure: Option<FailedLoad>,
-    pub max_instances: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
     pub memory_mb: Option<u64>,
     pub plugin_file: Option<PathBuf>,
     /// The kept versions but the active one, newest first.
@@ -257,7 +257,7 @@ impl Deployer {
             events: None,
             id: id.to_owned(),
             last_failure: record.last_failure,
-            max_instances: config.as_ref().map(|config| config.max_instances),
+            max_concurrent_calls: config.as_ref().map(|config| config.max_concurrent_calls),
             memory_mb: config
                 .as_ref()
                 .map(|config| config.memory_bytes / (1024 * 1024)),
@@ -362,7 +362,7 @@ mod tests {
             events: None,
             id: "pg".into(),
             last_failure: Some(failure.clone()),
-            max_instances: Some(4),
+            max_concurrent_calls: Some(4),
             memory_mb: Some(64),
             plugin_file: None,
             previous: vec![kept],
@@ -377,7 +377,7 @@ mod tests {
             "plugin_file": null,
             "timeout_ms": 900,
             "memory_mb": 64,
-            "max_instances": 4,
+            "max_concurrent_calls": 4,
             "serving": true,
             "active": old_active,
             "previous": [{

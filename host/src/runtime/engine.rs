@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 pub struct RuntimeSettings {
     /// Plugin calls that may run at once, over all services; past it a call
     /// waits up to `queue_wait` for a place, then is answered "busy".
-    pub max_instances: u32,
-    /// How long a call waits for a place under `max_instances`.
+    pub max_concurrent_calls: u32,
+    /// How long a call waits for a place under `max_concurrent_calls`.
     pub queue_wait: Duration,
     /// The largest memory any service grants its plugin.
     pub max_memory_bytes: u64,
@@ -38,7 +38,7 @@ pub struct RuntimeSettings {
 impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
-            max_instances: 100,
+            max_concurrent_calls: 100,
             queue_wait: Duration::from_millis(crate::config::DEFAULT_QUEUE_WAIT_MS),
             max_memory_bytes: crate::config::DEFAULT_MEMORY_MB * 1024 * 1024,
             cache_dir: None,
@@ -92,7 +92,7 @@ pub struct Loaded {
 impl Runtime {
     /// A runtime whose plugin calls are recorded in `metrics`.
     pub fn new(settings: &RuntimeSettings, metrics: Arc<Metrics>) -> wasmtime::Result<Self> {
-        let instances = settings.max_instances.max(1);
+        let instances = settings.max_concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::default();
         // A component built by componentize-py or the preview1 adapter holds
         // several core instances, memories and tables; size the pool for them.

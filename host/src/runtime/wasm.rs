@@ -82,7 +82,7 @@ impl WasmPlugin {
         else {
             tracing::warn!(
                 service = %self.limits.service,
-                "call refused: every plugin instance of the host was in use for the whole queue wait (max_instances, queue_wait_ms)"
+                "call refused: every plugin instance of the host was in use for the whole queue wait (max_concurrent_calls, queue_wait_ms)"
             );
             self.metrics.stop(&self.limits.service, Stop::Busy.reason());
             return Err(Failure::Stopped(Stop::Busy));

@@ -42,7 +42,7 @@ pub enum ActionError {
         waited: std::time::Duration,
     },
     #[error(
-        "the host is already running as many plugin calls as it may at once (max_instances) and none ended within queue_wait_ms; try again in a moment"
+        "the host is already running as many plugin calls as it may at once (max_concurrent_calls) and none ended within queue_wait_ms; try again in a moment"
     )]
     HostBusy,
     #[error(

@@ -82,7 +82,7 @@ impl Service {
 
     /// A service whose plugin is `active`, among the services `steward` keeps.
     pub fn serving(config: ServiceConfig, active: Active, steward: Arc<Steward>) -> Self {
-        let permits = usize::try_from(config.max_instances).unwrap_or(usize::MAX);
+        let permits = usize::try_from(config.max_concurrent_calls).unwrap_or(usize::MAX);
         Self {
             config,
             active: ArcSwap::from_pointee(active),
@@ -114,9 +114,9 @@ impl Service {
     }
 
     /// How many plugin calls of this service may run at once (the config
-    /// key `max_instances`).
+    /// key `max_concurrent_calls`).
     fn max_calls(&self) -> u32 {
-        self.config.max_instances
+        self.config.max_concurrent_calls
     }
 
     pub fn steward(&self) -> &Arc<Steward> {
@@ -142,7 +142,7 @@ impl Service {
             tracing::warn!(
                 service = self.id(),
                 limit = self.max_calls(),
-                "request refused: the service ran as many plugin calls as it may for the whole queue wait (max_instances, queue_wait_ms)"
+                "request refused: the service ran as many plugin calls as it may for the whole queue wait (max_concurrent_calls, queue_wait_ms)"
             );
             return Err(ActionError::Busy {
                 service: self.id().to_owned(),

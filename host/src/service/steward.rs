@@ -29,7 +29,7 @@ use crate::model::{Context, Instance};
 pub struct Steward {
     pub(super) ledger: Arc<dyn Ledger>,
     pub(super) metrics: Arc<Metrics>,
-    /// How long a call waits for a place under its service's `max_instances`.
+    /// How long a call waits for a place under its service's `max_concurrent_calls`.
     pub(super) queue_wait: std::time::Duration,
     /// How long after a create ended a create asking the same is its retry.
     pub(super) replay_window: std::time::Duration,
