@@ -368,8 +368,10 @@ fn max_instances_still_reads_as_max_concurrent_calls_with_a_deprecation_note() {
     assert_eq!(config.max_concurrent_calls, 9);
     assert!(config.deprecated.is_empty());
 
-    let both = parse(&format!("{service}max_concurrent_calls = 2\nmax_instances = 3\n"))
-        .expect_err("both names at once");
+    let both = parse(&format!(
+        "{service}max_concurrent_calls = 2\nmax_instances = 3\n"
+    ))
+    .expect_err("both names at once");
     assert!(
         both.ends_with(
             "services[0] (id \"a\"): both max_concurrent_calls and max_instances (its old name) are set; keep max_concurrent_calls"

@@ -14,8 +14,8 @@ wit_bindgen::generate!({
 
 use exports::orizuru::service::handler::Guest;
 use orizuru::service::types::{
-    AppBinding, Context, CreateRequest, Env, Error, InfoItem, Instance, InstanceStatus,
-    JobBinding, Plan, Provisioned, ProxyRequest, ProxyResponse, UpdateRequest,
+    AppBinding, Context, CreateRequest, Env, Error, InfoItem, Instance, InstanceStatus, JobBinding,
+    Plan, Provisioned, ProxyRequest, ProxyResponse, UpdateRequest,
 };
 
 struct Frozen;

@@ -22,7 +22,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use orizuru::service::types as wit;
+use self::orizuru::service::types as wit;
 
 // The types interface has no functions for the host to provide.
 impl wit::Host for Sandbox {}
