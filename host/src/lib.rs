@@ -25,6 +25,7 @@ pub mod registry;
 pub mod runtime;
 pub mod service;
 pub mod setting;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -21,7 +21,7 @@
 //! function).
 
 mod grant;
-mod pool;
+pub(crate) mod pool;
 mod statement;
 
 use std::sync::Arc;

@@ -205,9 +205,11 @@ fn config(args: &Args, plugin: &Path, data_dir: &Path) -> Result<Config, String>
             let loaded = super::load_config(path, &overrides)?;
             let mut service = super::pick_service(&loaded, args.service.as_deref(), path)?.clone();
             service.plugin = Some(plugin.to_owned());
+            // A call runs on a scratch store of its own, never on a shared one.
             Config {
                 services: vec![service],
                 admin: None,
+                store: None,
                 ..loaded
             }
         }

@@ -25,8 +25,24 @@ pub struct ConfigFile {
     pub events_retention_days: Option<u64>,
     pub max_connections: Option<u64>,
     pub watch: Option<bool>,
+    /// The shared store; without it, the embedded one under `data_dir`.
+    pub store: Option<StoreFile>,
     #[serde(default)]
     pub services: Vec<ServiceFile>,
+}
+
+/// The `[store]` table, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// The environment variable holding the PostgreSQL URL.
+    pub url_env: Option<String>,
+    /// The file holding the PostgreSQL URL (relative to the config file).
+    pub url_file: Option<PathBuf>,
+    /// Connections this host may open to the store at once.
+    pub pool_size: Option<u64>,
+    /// How this host names itself in the fleet view.
+    pub host_id: Option<String>,
 }
 
 /// One `[[services]]` entry, as written.

@@ -72,6 +72,8 @@ pub struct Config {
     pub retention: crate::ledger::Retention,
     /// HTTP connections that may be open at once; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// The shared store (`[store]`); `None` keeps everything embedded under `data_dir`.
+    pub store: Option<crate::store::StoreSettings>,
     pub services: Vec<ServiceConfig>,
     /// The file this config was read from, if any.
     pub source: Option<PathBuf>,
@@ -261,6 +263,11 @@ impl Config {
             in_bytes("max_plugin_mb", max_plugin_mb, 1024 * 1024).map_err(Problem::Meaning)?;
         let max_request_bytes =
             in_bytes("max_request_kb", max_request_kb, 1024).map_err(Problem::Meaning)?;
+        let store = file
+            .store
+            .map(|store| check_store(store, base, &env))
+            .transpose()
+            .map_err(Problem::Meaning)?;
         Ok(Config {
             listen,
             data_dir,
@@ -280,8 +287,80 @@ impl Config {
                 events: Duration::from_secs(events_retention_days * 86_400),
             },
             max_connections: usize::try_from(max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            store,
             services,
             source: None,
         })
     }
+}
+
+/// `[store]`: the URL read from where it says, the pool's size, the host's name.
+fn check_store(
+    store: StoreFile,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::store::StoreSettings, String> {
+    use crate::store::{DEFAULT_STORE_POOL_SIZE, MAX_STORE_POOL_SIZE};
+    let (url, url_from) = match (store.url_env, store.url_file) {
+        (Some(variable), None) => {
+            let url = env(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
+                format!(
+                    "[store] reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove [store] to keep the embedded store"
+                )
+            })?;
+            (url, format!("url_env = \"{variable}\""))
+        }
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                format!(
+                    "[store] reads its URL from the file {}, which cannot be read ({err}); create it, or remove [store] to keep the embedded store",
+                    path.display()
+                )
+            })?;
+            (
+                text.trim().to_owned(),
+                format!("url_file = \"{}\"", path.display()),
+            )
+        }
+        _ => {
+            return Err(
+                "[store] must say where its PostgreSQL URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them".into(),
+            );
+        }
+    };
+    // The parser's message may quote a character of the password: not passed on.
+    if url.parse::<tokio_postgres::Config>().is_err() {
+        return Err(format!(
+            "[store] {url_from}: the URL is not one PostgreSQL reads; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ));
+    }
+    let pool_size = store.pool_size.unwrap_or(DEFAULT_STORE_POOL_SIZE as u64);
+    one_to("[store] pool_size", pool_size, MAX_STORE_POOL_SIZE as u64)?;
+    let host_id = match store.host_id {
+        Some(id) if id.trim().is_empty() || id.len() > 253 => {
+            return Err(
+                "[store] host_id is empty or longer than 253 characters; give a short name, or leave it out to use the machine's host name".into(),
+            );
+        }
+        Some(id) => id,
+        None => machine_name(),
+    };
+    Ok(crate::store::StoreSettings {
+        url: Secret::new(url),
+        url_from,
+        pool_size: usize::try_from(pool_size).unwrap_or(DEFAULT_STORE_POOL_SIZE),
+        host_id,
+    })
+}
+
+/// The machine's host name (a Kubernetes pod's name): `HOSTNAME`, else the
+/// kernel's, else `orizuru`.
+fn machine_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "orizuru".into())
 }

@@ -107,7 +107,7 @@ impl Connection {
 }
 
 impl Tls {
-    fn for_config(config: &tokio_postgres::Config) -> Self {
+    pub(crate) fn for_config(config: &tokio_postgres::Config) -> Self {
         use tokio_postgres::config::{Host, SslMode};
         let on_this_machine = config.get_hosts().iter().all(|host| match host {
             Host::Tcp(name) => {
