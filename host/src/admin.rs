@@ -97,13 +97,14 @@ impl From<DeployError> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Host => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, error.to_string())
     }
 }
 
-async fn list(Admin(deployer): Admin) -> Json<Vec<ServiceView>> {
-    Json(deployer.describe_all().await)
+async fn list(Admin(deployer): Admin) -> Result<Json<Vec<ServiceView>>, ApiError> {
+    Ok(Json(deployer.describe_all().await?))
 }
 
 async fn show(

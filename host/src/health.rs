@@ -30,6 +30,45 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(host): State<Arc<Host>>) -> (StatusCode, String) {
+    if let Some(store) = &host.store {
+        let reached = tokio::time::timeout(crate::store::STORE_WAIT, async {
+            let client = store.client().await?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(crate::store::postgres::postgres_error)?;
+            anyhow::Ok(())
+        })
+        .await;
+        let why = match reached {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(format!("{err:#}")),
+            Err(_) => Some(format!(
+                "it did not answer within {} s",
+                crate::store::STORE_WAIT.as_secs()
+            )),
+        };
+        if let Some(why) = why {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: the shared store (PostgreSQL) cannot be reached: {why}\n"),
+            );
+        }
+    }
+    let behind = host
+        .deployer
+        .as_ref()
+        .map(|deployer| deployer.behind())
+        .unwrap_or_default();
+    if let Some((id, behind)) = behind.iter().next() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: service \"{id}\" serves an older version here, because the fleet's version {} did not load on this host ({}); GET /admin/services/{id} shows every host\n",
+                behind.sha256, behind.reason
+            ),
+        );
+    }
     let down = host
         .deployer
         .as_ref()

@@ -73,6 +73,8 @@ pub struct Host {
     pub max_connections: usize,
     /// The requests being answered now.
     pub in_flight: Arc<InFlight>,
+    /// The shared store; `None` on the embedded one.
+    pub store: Option<store::postgres::Postgres>,
     _watcher: Option<Watcher>,
     /// Holds `data_dir` for this host alone while it runs.
     _data_dir_lock: Option<std::fs::File>,
@@ -87,6 +89,10 @@ impl Host {
             tracing::warn!("config: {note}");
         }
         let data_dir_lock = private::lock(&config.data_dir)?;
+        let store = match &config.store {
+            Some(settings) => Some(store::postgres::Postgres::open(settings).await?),
+            None => None,
+        };
         let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
         let settings = RuntimeSettings {
             max_memory_bytes: config
@@ -103,9 +109,16 @@ impl Host {
         };
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::new(&settings, metrics.clone()).map_err(anyhow::Error::from)?;
-        let (registry, deployer) =
-            Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
+        let (registry, deployer) = Deployer::start(
+            config,
+            runtime,
+            ledger.clone(),
+            ledger.clone(),
+            store.as_ref(),
+        )
+        .await?;
         let deployer = Arc::new(deployer);
+        deployer.follow();
         for service in registry.all() {
             // Creates a killed run of the host never ended are undone first thing.
             let steward = service.steward().clone();
@@ -129,6 +142,7 @@ impl Host {
             drain_timeout: config.drain_timeout,
             max_connections: config.max_connections,
             in_flight: Arc::default(),
+            store,
             _watcher: watcher,
             _data_dir_lock: Some(data_dir_lock),
         }))
@@ -152,6 +166,7 @@ impl Host {
             drain_timeout: std::time::Duration::from_secs(config::DEFAULT_DRAIN_TIMEOUT_SECS),
             max_connections: config::DEFAULT_MAX_CONNECTIONS,
             in_flight: Arc::default(),
+            store: None,
             _watcher: None,
             _data_dir_lock: None,
         })

@@ -126,12 +126,18 @@ fn matching(service: Option<&Arc<Service>>, username: &str, password: &str) -> b
     let (expected_user, expected_password) = match service {
         Some(service) => (
             service.config().username.as_str(),
-            service.config().password.expose(),
+            service.config().password_digest(),
         ),
-        None => ("orizuru-no-such-user", "orizuru-no-such-password"),
+        None => (
+            "orizuru-no-such-user",
+            Sha256::digest(b"orizuru-no-such-password").into(),
+        ),
     };
     let user_ok = same_secret(username, expected_user);
-    let password_ok = same_secret(password, expected_password);
+    let password_ok = same_digest(
+        &Sha256::digest(password.as_bytes()).into(),
+        &expected_password,
+    );
     service.is_some() && bool::from(user_ok & password_ok)
 }
 

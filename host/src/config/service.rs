@@ -13,7 +13,12 @@ pub struct ServiceConfig {
     pub plugin: Option<PathBuf>,
     /// The basic-auth user tsuru sends: the manifest's `username`, else the id.
     pub username: String,
+    /// Empty for a service added through the admin API, whose password
+    /// the host keeps only as [`ServiceConfig::password_sha256`].
     pub password: Secret,
+    /// The SHA-256 of the password of a service added through the admin
+    /// API; `None` for the config file's, whose password is `password`.
+    pub password_sha256: Option<[u8; 32]>,
     /// Where the password came from, for the start-up banner.
     pub password_source: PasswordSource,
     pub timeout: Duration,
@@ -182,10 +187,21 @@ impl ServiceConfig {
             id,
             username,
             password,
+            password_sha256: None,
             password_source,
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb * 1024 * 1024,
         })
+    }
+}
+
+impl ServiceConfig {
+    /// The SHA-256 of the password tsuru must send, which basic auth is
+    /// checked against.
+    pub fn password_digest(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        self.password_sha256
+            .unwrap_or_else(|| sha2::Sha256::digest(self.password.expose().as_bytes()).into())
     }
 }
 

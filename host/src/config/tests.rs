@@ -379,3 +379,91 @@ fn max_instances_still_reads_as_max_concurrent_calls_with_a_deprecation_note() {
         "{both}"
     );
 }
+
+#[test]
+fn the_shared_store_is_read_from_its_table_and_refused_with_sentences() {
+    let parse_with = |text: &str| {
+        Config::parse(
+            text,
+            Path::new("/etc/orizuru"),
+            &Overrides::default(),
+            |name| match name {
+                "STORE_URL" => Some("postgres://orizuru:s3cr%40t@db:5432/orizuru".to_owned()),
+                "BAD_URL" => Some("postgres://u:pa ss@db:99999999/x".to_owned()),
+                _ => None,
+            },
+        )
+        .map_err(|err| err.to_string())
+    };
+    assert!(parse_with("").expect("no [store]").store.is_none());
+    let store = parse_with("[store]\nurl_env = \"STORE_URL\"\nhost_id = \"pod-1\"\n")
+        .expect("a store")
+        .store
+        .expect("the shared store");
+    assert_eq!(
+        store.url.expose(),
+        "postgres://orizuru:s3cr%40t@db:5432/orizuru"
+    );
+    assert_eq!(store.url_from, "url_env = \"STORE_URL\"");
+    assert_eq!(store.pool_size, crate::store::DEFAULT_STORE_POOL_SIZE);
+    assert_eq!(store.host_id, "pod-1");
+    // The host's name is the machine's unless given.
+    let store = parse_with("[store]\nurl_env = \"STORE_URL\"\npool_size = 4\n")
+        .expect("a store")
+        .store
+        .expect("the shared store");
+    assert!(!store.host_id.is_empty());
+    assert_eq!(store.pool_size, 4);
+
+    let dir = tempfile::tempdir().expect("a dir");
+    std::fs::write(dir.path().join("url"), "postgres://u@h/d\n").expect("a URL file");
+    let from_file = Config::parse(
+        "[store]\nurl_file = \"url\"\n",
+        dir.path(),
+        &Overrides::default(),
+        |_| None,
+    )
+    .expect("a URL file")
+    .store
+    .expect("the shared store");
+    assert_eq!(from_file.url.expose(), "postgres://u@h/d");
+
+    for (text, says) in [
+        (
+            "[store]\npool_size = 2\n",
+            "[store] must say where its PostgreSQL URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them",
+        ),
+        (
+            "[store]\nurl_env = \"STORE_URL\"\nurl_file = \"url\"\n",
+            "[store] must say where its PostgreSQL URL is read from",
+        ),
+        (
+            "[store]\nurl_env = \"UNSET\"\n",
+            "[store] reads its URL from the environment variable UNSET, which is not set or empty; set it, or remove [store] to keep the embedded store",
+        ),
+        (
+            "[store]\nurl_file = \"missing-url\"\n",
+            "[store] reads its URL from the file /etc/orizuru/missing-url, which cannot be read",
+        ),
+        (
+            "[store]\nurl_env = \"BAD_URL\"\n",
+            "[store] url_env = \"BAD_URL\": the URL is not one PostgreSQL reads; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        ),
+        (
+            "[store]\nurl_env = \"STORE_URL\"\npool_size = 0\n",
+            "[store] pool_size is 0; give a value from 1 to 1000",
+        ),
+        (
+            "[store]\nurl_env = \"STORE_URL\"\nhost_id = \" \"\n",
+            "[store] host_id is empty",
+        ),
+        (
+            "[store]\nurl = \"postgres://u:p@h/d\"\n",
+            "unknown field `url`",
+        ),
+    ] {
+        let err = parse_with(text).expect_err(text);
+        assert!(err.contains(says), "{text}: {err}");
+        assert!(!err.contains("pa ss"), "{text}: {err}");
+    }
+}

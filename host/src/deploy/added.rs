@@ -11,15 +11,60 @@ use crate::config::{AnswerLimits, Grants, PasswordSource, Secret, ServiceConfig,
 
 /// A service added through the admin API, as its record in the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredAdded")]
 pub struct AddedService {
     pub username: String,
-    pub password: String,
+    /// The SHA-256 of the password, in hex: the password itself is given
+    /// to the operator once, when the service is added, and kept nowhere.
+    pub password_sha256: String,
     pub timeout_ms: u64,
     pub memory_mb: u64,
     /// Kept under its old name, so records read both ways across versions.
     #[serde(rename = "max_instances", default = "default_max_concurrent_calls")]
     pub max_concurrent_calls: u32,
     pub added_at: String,
+}
+
+/// A record as written by this host or an older one, which kept the
+/// password in plain text: read as its digest.
+#[derive(Deserialize)]
+struct StoredAdded {
+    username: String,
+    #[serde(default)]
+    password_sha256: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    timeout_ms: u64,
+    memory_mb: u64,
+    #[serde(rename = "max_instances", default = "default_max_concurrent_calls")]
+    max_concurrent_calls: u32,
+    added_at: String,
+}
+
+impl From<StoredAdded> for AddedService {
+    fn from(stored: StoredAdded) -> Self {
+        let password_sha256 = match (stored.password_sha256, stored.password) {
+            (Some(digest), _) => digest,
+            (None, Some(plain)) => hex_sha256(plain.as_bytes()),
+            (None, None) => String::new(),
+        };
+        AddedService {
+            username: stored.username,
+            password_sha256,
+            timeout_ms: stored.timeout_ms,
+            memory_mb: stored.memory_mb,
+            max_concurrent_calls: stored.max_concurrent_calls,
+            added_at: stored.added_at,
+        }
+    }
+}
+
+/// Whether a stored record document keeps an added service's password in
+/// plain text (written by an older host): it is written again, hashed.
+pub fn keeps_plain_password(document: &serde_json::Value) -> bool {
+    document
+        .get("added")
+        .is_some_and(|added| added.get("password").is_some())
 }
 
 fn default_max_concurrent_calls() -> u32 {
@@ -49,11 +94,11 @@ impl NewService {
 }
 
 impl AddedService {
-    /// Settings checked as the config file's are, kept with a new password.
-    pub fn new(settings: ServiceSettings, password: String, added_at: String) -> Self {
+    /// Settings checked as the config file's are, kept with the digest of a new password.
+    pub fn new(settings: ServiceSettings, password: &str, added_at: String) -> Self {
         AddedService {
             username: settings.username,
-            password,
+            password_sha256: hex_sha256(password.as_bytes()),
             timeout_ms: settings.timeout_ms,
             memory_mb: settings.memory_mb,
             max_concurrent_calls: settings.max_concurrent_calls,
@@ -77,7 +122,8 @@ impl AddedService {
             id: id.to_owned(),
             plugin: None,
             username: self.username.clone(),
-            password: Secret::new(self.password.clone()),
+            password: Secret::new(String::new()),
+            password_sha256: Some(self.digest()),
             password_source: PasswordSource::AdminApi,
             timeout: Duration::from_millis(self.timeout_ms),
             memory_bytes: self.memory_mb * 1024 * 1024,
@@ -95,6 +141,41 @@ impl AddedService {
     }
 }
 
+impl AddedService {
+    /// The password's digest as bytes; a record with none (damaged) gets
+    /// one no password has, so nothing authenticates.
+    fn digest(&self) -> [u8; 32] {
+        let mut digest = [0u8; 32];
+        if !decode_hex(&self.password_sha256, &mut digest) {
+            tracing::error!(
+                username = %self.username,
+                "the record of a service added through the admin API has no password digest; no password is accepted until it is added again"
+            );
+            digest = [0xff; 32];
+        }
+        digest
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    crate::runtime::sha256(bytes)
+}
+
+/// Decodes 64 hex digits into `out`; false when `text` is not that.
+fn decode_hex(text: &str, out: &mut [u8; 32]) -> bool {
+    if text.len() != 64 {
+        return false;
+    }
+    for (index, pair) in text.as_bytes().chunks(2).enumerate() {
+        let digit = |byte: u8| (byte as char).to_digit(16);
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(high), Some(low)) => out[index] = (high * 16 + low) as u8,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// 32 random bytes in hex: the password of a service added through the admin API.
 pub fn generate_password() -> Result<String, DeployError> {
     let mut bytes = [0u8; 32];
@@ -107,7 +188,7 @@ mod tests {
     use super::*;
 
     fn added(settings: NewService) -> AddedService {
-        AddedService::new(settings.settings("pg"), "secret".into(), "now".into())
+        AddedService::new(settings.settings("pg"), "secret", "now".into())
     }
 
     #[test]
@@ -122,7 +203,15 @@ mod tests {
         );
         let config = added.checked_config("pg").expect("the defaults pass");
         assert_eq!(config.memory_bytes, crate::config::DEFAULT_MEMORY_MB << 20);
-        assert_eq!(config.password.expose(), "secret");
+        assert_eq!(config.password.expose(), "");
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(b"secret").into();
+        assert_eq!(config.password_digest(), digest);
+        assert_eq!(config.password_sha256, Some(digest));
+        // Kept as a digest only.
+        let kept = serde_json::to_string(&added).expect("serialisable");
+        assert!(!kept.contains("\"password\""), "{kept}");
+        assert!(kept.contains(&crate::runtime::sha256(b"secret")), "{kept}");
         assert_eq!(config.password_source, PasswordSource::AdminApi);
         assert_eq!(config.grants, Grants::default());
     }
@@ -164,6 +253,21 @@ mod tests {
             assert!(matches!(err, DeployError::Invalid(_)));
             assert_eq!(err.to_string(), sentence);
         }
+    }
+
+    #[test]
+    fn a_plain_password_of_an_older_record_is_read_and_kept_as_its_digest() {
+        let older = serde_json::json!({"added": {"username":"u","password":"p","timeout_ms":5,"memory_mb":6,"added_at":"t"}});
+        assert!(keeps_plain_password(&older));
+        let added: AddedService =
+            serde_json::from_value(older["added"].clone()).expect("an older record");
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(b"p").into();
+        assert_eq!(added.config("s").password_digest(), digest);
+        let rewritten = serde_json::json!({ "added": added });
+        assert!(!keeps_plain_password(&rewritten));
+        let kept = serde_json::to_string(&added).expect("serialisable");
+        assert!(!kept.contains("\"password\""), "{kept}");
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum ErrorKind {
     Rejected,
     /// The host could not keep or record the version (500).
     Host,
+    /// The shared store cannot be reached, or another host holds the
+    /// fleet's lock; nothing was done (503).
+    Unavailable,
 }
 
 /// Why an admin action (or a load at start or on reload) was not done.
@@ -96,10 +99,30 @@ pub enum DeployError {
     },
     #[error("cannot generate a password for the service: {0}")]
     Password(#[source] getrandom::Error),
+    /// The shared store failed before the operation began.
+    #[error("{0:#}")]
+    Store(#[source] anyhow::Error),
+    /// Another host's admin operation holds the fleet's lock.
+    #[error("{0}; nothing was done, try again")]
+    Busy(String),
 }
 
 impl DeployError {
     pub fn kind(&self) -> ErrorKind {
+        let unreachable = match self {
+            DeployError::Store(_) | DeployError::Busy(_) => true,
+            DeployError::ReadKept(source)
+            | DeployError::Keep(source)
+            | DeployError::Record { source, .. }
+            | DeployError::Events { source, .. }
+            | DeployError::CountInstances { source, .. } => {
+                crate::store::Unreachable::in_chain(source)
+            }
+            _ => false,
+        };
+        if unreachable {
+            return ErrorKind::Unavailable;
+        }
         match self {
             DeployError::Invalid(_) => ErrorKind::Invalid,
             DeployError::NotServed(_) | DeployError::NotKept { .. } => ErrorKind::NotFound,
@@ -118,6 +141,7 @@ impl DeployError {
             | DeployError::Events { .. }
             | DeployError::CountInstances { .. }
             | DeployError::Password(_) => ErrorKind::Host,
+            DeployError::Store(_) | DeployError::Busy(_) => ErrorKind::Unavailable,
         }
     }
 }

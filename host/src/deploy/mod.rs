@@ -20,15 +20,19 @@
 //! | `reload` | applying a changed config file or plugin file |
 //! | `views` | what the admin API shows of services, typed |
 //! | `store` | the kept wasm and each service's record in the ledger |
+//! | `shared` | the deployer's tables on a shared store, and their change feed |
+//! | `fleet` | following the other hosts of a shared store, the heartbeat, the fleet's lock |
 //! | `error` | why an operation was not done |
 //! | `watch` | watching the config file and plugin files |
 
 mod added;
 mod error;
+pub mod fleet;
 mod operations;
 mod pipeline;
 mod reload;
 mod restore;
+pub mod shared;
 mod store;
 mod views;
 pub mod watch;
@@ -50,7 +54,7 @@ pub use added::{AddedService, NewService};
 pub use error::{DeployError, ErrorKind};
 pub use operations::Added;
 pub use pipeline::Deployed;
-pub use store::{Deployment, FailedLoad, KeptVersion, VersionStore};
+pub use store::{Deployment, FailedLoad, KeptVersion, PluginFiles, VersionStore};
 pub use views::{
     ActiveView, AddedView, DeployedView, EventView, KeptView, RemovedView, ServiceView,
 };
@@ -71,6 +75,8 @@ pub struct Deployer {
     steward: Arc<Steward>,
     deployments: Arc<dyn Deployments>,
     store: VersionStore,
+    /// This host's part in a fleet; `None` on an embedded store.
+    shared: Option<Arc<fleet::Fleet>>,
     keep_versions: usize,
     config_source: Option<ConfigSource>,
     state: Mutex<State>,

@@ -20,6 +20,7 @@ pub struct Added {
 impl Deployer {
     /// Validates an uploaded plugin and swaps it in.
     pub async fn upload(&self, id: &str, bytes: Vec<u8>) -> Result<Deployed, DeployError> {
+        let _fleet = self.exclusive().await?;
         let mut state = self.lock().await;
         let config = self.served(id)?.config().clone();
         self.deploy_bytes(&mut state, &config, bytes, UPLOADED, Source::Upload)
@@ -28,6 +29,7 @@ impl Deployer {
 
     /// Swaps back to the previous kept version, or to the one named.
     pub async fn rollback(&self, id: &str, to: Option<&str>) -> Result<Deployed, DeployError> {
+        let _fleet = self.exclusive().await?;
         let mut state = self.lock().await;
         let config = self.served(id)?.config().clone();
         let record = state.records.get(id).cloned().unwrap_or_default();
@@ -53,7 +55,7 @@ impl Deployer {
                 .ok_or_else(|| DeployError::NoPrevious(id.to_owned()))?,
         };
         let sha256 = target.version.sha256;
-        let bytes = self.read_kept(&sha256)?;
+        let bytes = self.read_kept(&sha256).await?;
         let label = format!("version {sha256}");
         self.deploy_bytes(&mut state, &config, bytes, &label, Source::Rollback)
             .await
@@ -68,6 +70,7 @@ impl Deployer {
         bytes: Vec<u8>,
     ) -> Result<Added, DeployError> {
         crate::config::check_service_id(id).map_err(DeployError::Invalid)?;
+        let _fleet = self.exclusive().await?;
         let mut state = self.lock().await;
         if self.registry.by_id(id).is_some() || state.file_services.contains_key(id) {
             return Err(DeployError::Exists(id.to_owned()));
@@ -76,7 +79,8 @@ impl Deployer {
         if self.registry.by_username(&settings.username).is_some() {
             return Err(DeployError::UsernameTaken(settings.username));
         }
-        let added = AddedService::new(settings, generate_password()?, now());
+        let password = generate_password()?;
+        let added = AddedService::new(settings, &password, now());
         let config = added.checked_config(id)?;
         let username = added.username.clone();
         // A service removed earlier leaves its kept versions for a re-add.
@@ -102,7 +106,7 @@ impl Deployer {
                 Ok(Added {
                     deployed,
                     username,
-                    password: Secret::new(added.password),
+                    password: Secret::new(password),
                 })
             }
             Err(err) => {
@@ -121,6 +125,7 @@ impl Deployer {
     /// Removes a service added through the admin API. One with instances
     /// in the ledger is kept unless `force`: tsuru still knows them.
     pub async fn remove(&self, id: &str, force: bool) -> Result<(), DeployError> {
+        let _fleet = self.exclusive().await?;
         let mut state = self.lock().await;
         if state.file_services.contains_key(id) {
             return Err(DeployError::FromConfigFile(id.to_owned()));

@@ -70,20 +70,12 @@ impl Deployer {
                 return Err(DeployError::Rejected(reason));
             }
         };
-        self.store.put(&sha, &bytes).map_err(DeployError::Keep)?;
-        let Loaded {
-            plugin,
-            version,
-            compiled_from,
-            took: load_took,
-        } = loaded;
-        let active = ActiveVersion {
-            version: version.clone(),
-            compiled_from,
-            took: load_took,
-            loaded_at: jiff::Timestamp::now(),
-            source,
-        };
+        self.store
+            .put(&sha, bytes)
+            .await
+            .map_err(DeployError::Keep)?;
+        let (version, compiled_from, load_took) =
+            (loaded.version.clone(), loaded.compiled_from, loaded.took);
         let record = state.records.entry(service.id.clone()).or_default();
         let previous = record.active.clone();
         let dropped = record.activate(
@@ -121,24 +113,14 @@ impl Deployer {
         });
         let record = record.clone();
         self.save(&service.id, &record, event).await?;
-        let serving = Active {
-            plugin: Arc::new(plugin) as Arc<dyn Plugin>,
-            version: Some(active.clone()),
-        };
-        if changed && previous.is_some() {
-            self.runtime.metrics().swapped(&service.id);
-        }
-        match current {
-            Some(served) => {
-                served.swap(serving);
-            }
-            None => self.registry.put(Arc::new(Service::serving(
-                service.clone(),
-                serving,
-                self.steward.clone(),
-            ))),
-        }
-        self.forget(state, dropped);
+        let active = self.put_in_service(
+            service,
+            current,
+            loaded,
+            source,
+            changed && previous.is_some(),
+        );
+        self.forget(state, dropped).await;
         tracing::info!(
             service = %service.id,
             sha256 = %sha,
@@ -155,6 +137,49 @@ impl Deployer {
             unchanged: false,
             took: started.elapsed(),
         })
+    }
+
+    /// Serves a checked version: swapped in for the service served now
+    /// (`current`), or the service created in the registry.
+    pub(super) fn put_in_service(
+        &self,
+        service: &ServiceConfig,
+        current: Option<Arc<Service>>,
+        loaded: Loaded,
+        source: Source,
+        swapped: bool,
+    ) -> ActiveVersion {
+        let Loaded {
+            plugin,
+            version,
+            compiled_from,
+            took,
+        } = loaded;
+        let active = ActiveVersion {
+            version,
+            compiled_from,
+            took,
+            loaded_at: jiff::Timestamp::now(),
+            source,
+        };
+        let serving = Active {
+            plugin: Arc::new(plugin) as Arc<dyn Plugin>,
+            version: Some(active.clone()),
+        };
+        if swapped {
+            self.runtime.metrics().swapped(&service.id);
+        }
+        match current {
+            Some(served) => {
+                served.swap(serving);
+            }
+            None => self.registry.put(Arc::new(Service::serving(
+                service.clone(),
+                serving,
+                self.steward.clone(),
+            ))),
+        }
+        active
     }
 
     /// Keeps why a version cannot serve as the service's last failed load,
@@ -192,7 +217,7 @@ impl Deployer {
 
     /// Compiles (or loads from the cache) and checks a plugin, then calls
     /// its `plans` as a smoke test; the reason it cannot serve, as a sentence.
-    async fn validate(
+    pub(super) async fn validate(
         &self,
         service: &ServiceConfig,
         bytes: Vec<u8>,
@@ -238,7 +263,7 @@ impl Deployer {
     }
 
     /// Removes the wasm (and compiled code) of versions no service keeps.
-    fn forget(&self, state: &State, dropped: Vec<KeptVersion>) {
+    async fn forget(&self, state: &State, dropped: Vec<KeptVersion>) {
         let kept: BTreeSet<&str> = state
             .records
             .values()
@@ -252,7 +277,7 @@ impl Deployer {
         for dropped in dropped {
             let sha256 = dropped.version.sha256;
             if !kept.contains(sha256.as_str()) {
-                self.store.remove(&sha256);
+                self.store.remove(&sha256).await;
                 self.runtime.forget(&sha256);
             }
         }
@@ -279,8 +304,8 @@ impl Deployer {
     }
 
     /// The wasm of a kept version.
-    pub(super) fn read_kept(&self, sha256: &str) -> Result<Vec<u8>, DeployError> {
-        self.store.read(sha256).map_err(DeployError::ReadKept)
+    pub(super) async fn read_kept(&self, sha256: &str) -> Result<Vec<u8>, DeployError> {
+        self.store.read(sha256).await.map_err(DeployError::ReadKept)
     }
 
     /// A service served now, or a 404 naming it.

@@ -17,6 +17,15 @@ impl Deployer {
     /// applies what changed. Nothing changes for a config file that cannot
     /// be used; the reason is logged.
     pub async fn reload(&self) {
+        let _fleet = match self.exclusive().await {
+            Ok(lock) => lock,
+            Err(err) => {
+                tracing::error!(
+                    "the changed files are not applied: {err}; the next change tries again"
+                );
+                return;
+            }
+        };
         let mut state = self.lock().await;
         let services = match &self.config_source {
             Some(source) => match Config::load(&source.path, &source.overrides, |name| {
@@ -108,11 +117,10 @@ impl Deployer {
         let file = store::read_plugin_file(&path);
         let file_changed = match &file {
             Ok((sha, _)) => Some(
-                state
+                !state
                     .records
                     .get(&id)
-                    .and_then(|record| record.file_sha256.as_ref())
-                    != Some(sha),
+                    .is_some_and(|record| record.seen_file(sha, self.shared.is_some())),
             ),
             // A file being replaced can be missing for a moment; a later event retries.
             Err(err) => {
@@ -139,7 +147,7 @@ impl Deployer {
                     .await;
                 // Seen, whether it passed or not: the same bytes are not tried again.
                 let record = state.records.entry(id.clone()).or_default();
-                record.file_sha256 = Some(sha);
+                record.saw_file(&sha);
                 let record = record.clone();
                 self.save(&id, &record, None).await?;
                 result?;
@@ -244,6 +252,7 @@ mod tests {
             plugin: Some(format!("{id}.wasm").into()),
             username: id.into(),
             password: Secret::new("p"),
+            password_sha256: None,
             password_source: PasswordSource::ConfigFile,
             timeout: Duration::from_secs(1),
             memory_bytes: 1 << 20,

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::added::AddedService;
+use super::shared::SharedDeployments;
 use crate::runtime::{PluginVersion, sha256};
 use crate::service::Source;
 
@@ -34,9 +35,19 @@ pub struct Deployment {
     /// or rolled back to after it keeps serving across a restart.
     #[serde(default)]
     pub file_sha256: Option<String>,
+    /// The sha256 of every config plugin file loaded before, newest last
+    /// (at most [`FILES_SEEN`]). On a shared store each file is applied to the
+    /// fleet once, by the first host that reads it: a host that starts with,
+    /// or changes back to, a file seen before serves the fleet's version, so
+    /// hosts with different files never flip a service back and forth.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_seen: Vec<String>,
     #[serde(default)]
     pub last_failure: Option<FailedLoad>,
 }
+
+/// Config plugin files a record remembers having loaded.
+pub const FILES_SEEN: usize = 32;
 
 /// A version kept for rollback: which component, and when and how it first
 /// served this service. Its JSON is the version's fields and these, flat.
@@ -83,6 +94,23 @@ impl Deployment {
         }
     }
 
+    /// Notes that the config's plugin file, with this sha256, was loaded (or tried).
+    pub fn saw_file(&mut self, sha256: &str) {
+        self.file_sha256 = Some(sha256.to_owned());
+        self.files_seen.retain(|seen| seen != sha256);
+        self.files_seen.push(sha256.to_owned());
+        if self.files_seen.len() > FILES_SEEN {
+            self.files_seen.remove(0);
+        }
+    }
+
+    /// Whether a config plugin file with this sha256 was loaded before:
+    /// the last one on an embedded store, any remembered on a shared one.
+    pub fn seen_file(&self, sha256: &str, shared: bool) -> bool {
+        self.file_sha256.as_deref() == Some(sha256)
+            || (shared && self.files_seen.iter().any(|seen| seen == sha256))
+    }
+
     pub fn kept(&self, sha256: &str) -> Option<&KeptVersion> {
         self.versions
             .iter()
@@ -90,12 +118,65 @@ impl Deployment {
     }
 }
 
-/// The wasm of every kept version, by sha256.
-pub struct VersionStore {
-    dir: PathBuf,
+/// The wasm of every kept version, by sha256: files under `data_dir`, or
+/// the shared store's `plugins` table when hosts share one.
+pub enum VersionStore {
+    Files(PluginFiles),
+    Shared(SharedDeployments),
 }
 
 impl VersionStore {
+    /// Keeps `bytes` (whose sha256 is `sha256`), whole or not at all.
+    pub async fn put(&self, sha256: &str, bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        match self {
+            VersionStore::Files(files) => {
+                let files = files.clone();
+                let sha256 = sha256.to_owned();
+                tokio::task::spawn_blocking(move || files.put(&sha256, &bytes).map(|()| bytes))
+                    .await
+                    .context("the plugin store's worker thread stopped")?
+            }
+            VersionStore::Shared(shared) => {
+                shared.put_plugin(sha256, &bytes).await?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// The bytes of a kept version, checked against its sha256.
+    pub async fn read(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        match self {
+            VersionStore::Files(files) => {
+                let files = files.clone();
+                let sha256 = sha256.to_owned();
+                tokio::task::spawn_blocking(move || files.read(&sha256))
+                    .await
+                    .context("the plugin store's worker thread stopped")?
+            }
+            VersionStore::Shared(shared) => shared.read_plugin(sha256).await,
+        }
+    }
+
+    /// Forgets a version no service keeps.
+    pub async fn remove(&self, sha256: &str) {
+        match self {
+            VersionStore::Files(files) => files.remove(sha256),
+            VersionStore::Shared(shared) => {
+                if let Err(err) = shared.remove_plugin(sha256).await {
+                    tracing::warn!(sha256, "cannot remove a plugin no longer kept: {err:#}");
+                }
+            }
+        }
+    }
+}
+
+/// The wasm of every kept version, content-addressed in `data_dir/plugins/<sha256>.wasm`.
+#[derive(Clone)]
+pub struct PluginFiles {
+    dir: PathBuf,
+}
+
+impl PluginFiles {
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
         let dir = data_dir.join("plugins");
         crate::private::dir(&dir)
@@ -109,6 +190,21 @@ impl VersionStore {
 
     pub fn contains(&self, sha256: &str) -> bool {
         self.path(sha256).is_file()
+    }
+
+    /// The sha256 of every kept version, from the files' names.
+    pub fn list(&self) -> anyhow::Result<Vec<String>> {
+        let mut kept = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list the plugin store {}", self.dir.display()))?
+        {
+            let name = entry?.file_name();
+            if let Some(sha256) = name.to_str().and_then(|name| name.strip_suffix(".wasm")) {
+                kept.push(sha256.to_owned());
+            }
+        }
+        kept.sort();
+        Ok(kept)
     }
 
     /// Keeps `bytes` (whose sha256 is `sha256`), whole or not at all.
@@ -204,9 +300,16 @@ mod tests {
     const RECORD: &str = r#"{"active":"a","added":{"added_at":"2026-01-02T03:04:05.000Z","max_instances":4,"memory_mb":64,"password":"p","timeout_ms":900,"username":"u"},"file_sha256":null,"last_failure":{"at":"2026-01-02T03:04:06.000Z","reason":"it broke","sha256":"b","source":"upload"},"versions":[{"added_at":"2026-01-02T03:04:05.000Z","sha256":"a","size":12,"source":"config-file","wit":"0.1.0"}]}"#;
 
     #[test]
-    fn records_of_earlier_hosts_read_and_write_back_the_same() {
+    fn records_of_earlier_hosts_read_and_write_back_the_same_but_the_password() {
         let value: serde_json::Value = serde_json::from_str(RECORD).expect("json");
         let record: Deployment = serde_json::from_value(value.clone()).expect("a record");
+        // The plain password of an older host is written back as its digest.
+        let sha_of_p = crate::runtime::sha256(b"p");
+        let value: serde_json::Value = serde_json::from_str(&RECORD.replace(
+            r#""password":"p""#,
+            &format!(r#""password_sha256":"{sha_of_p}""#),
+        ))
+        .expect("json");
         assert_eq!(record.versions[0].version.size, 12);
         assert_eq!(record.versions[0].source, Source::ConfigFile);
         assert_eq!(
@@ -218,6 +321,6 @@ mod tests {
         );
         let written = serde_json::to_value(&record).expect("serialisable");
         assert_eq!(written, value);
-        assert_eq!(written.to_string(), RECORD);
+        assert_eq!(written.to_string(), value.to_string());
     }
 }

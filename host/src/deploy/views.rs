@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::fleet::FleetHostView;
 use super::operations::Added;
 use super::store::{FailedLoad, KeptVersion};
 use super::{DeployError, Deployed, Deployer, State};
@@ -23,6 +24,10 @@ pub struct ServiceView {
     pub defined_in: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventView>>,
+    /// On a shared store: every host seen in the last ten minutes, the
+    /// version it serves and when it was last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Vec<FleetHostView>>,
     pub id: String,
     pub last_failure: Option<FailedLoad>,
     pub max_concurrent_calls: Option<u32>,
@@ -197,8 +202,8 @@ pub struct RemovedView {
 
 impl Deployer {
     /// What `GET /admin/services` shows of every service.
-    pub async fn describe_all(&self) -> Vec<ServiceView> {
-        let state = self.view.load();
+    pub async fn describe_all(&self) -> Result<Vec<ServiceView>, DeployError> {
+        let state = self.view.load_full();
         let ids: BTreeSet<String> = self
             .registry
             .all()
@@ -206,7 +211,27 @@ impl Deployer {
             .map(|service| service.id().to_owned())
             .chain(state.expected().into_iter().cloned())
             .collect();
-        ids.iter().map(|id| self.describe(&state, id)).collect()
+        let mut fleet = self.fleet_or_none().await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let mut described = self.describe(&state, id);
+                described.fleet = fleet
+                    .as_mut()
+                    .map(|fleet| fleet.remove(id).unwrap_or_default());
+                described
+            })
+            .collect())
+    }
+
+    /// The fleet view by service, on a shared store.
+    async fn fleet_or_none(
+        &self,
+    ) -> Result<Option<std::collections::BTreeMap<String, Vec<FleetHostView>>>, DeployError> {
+        self.fleet_view()
+            .await
+            .transpose()
+            .map_err(DeployError::Store)
     }
 
     /// One service, with its newest plugin events.
@@ -216,6 +241,10 @@ impl Deployer {
             self.served(id)?;
         }
         let mut described = self.describe(&state, id);
+        described.fleet = self
+            .fleet_or_none()
+            .await?
+            .map(|mut fleet| fleet.remove(id).unwrap_or_default());
         let events = self
             .deployments
             .plugin_events(id, 50)
@@ -255,6 +284,7 @@ impl Deployer {
                 "admin-api"
             },
             events: None,
+            fleet: None,
             id: id.to_owned(),
             last_failure: record.last_failure,
             max_concurrent_calls: config.as_ref().map(|config| config.max_concurrent_calls),
@@ -360,6 +390,7 @@ mod tests {
             active: Some(active),
             defined_in: "admin-api",
             events: None,
+            fleet: None,
             id: "pg".into(),
             last_failure: Some(failure.clone()),
             max_concurrent_calls: Some(4),

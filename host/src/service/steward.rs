@@ -105,6 +105,12 @@ impl Steward {
         })
     }
 
+    /// This run of the host: the prefix of its reservations' owner tokens,
+    /// and its row in a shared store's `hosts`.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
     /// Actions still running on their own (their requests may be gone).
     pub fn running(&self) -> usize {
         self.work.len()

@@ -52,6 +52,8 @@ pub enum Source {
     Rollback,
     /// The version that served before the restart, kept in `data_dir`.
     Kept,
+    /// Written by another host of the fleet, on the shared store.
+    Fleet,
 }
 
 impl Source {
@@ -62,6 +64,7 @@ impl Source {
             Source::Upload => "upload",
             Source::Rollback => "rollback",
             Source::Kept => "kept",
+            Source::Fleet => "fleet",
         }
     }
 }
