@@ -173,9 +173,11 @@ pub fn schema_version() -> usize {
 }
 
 /// The shared store's pool, and how to open a connection of one's own
-/// (`LISTEN` needs one that is never given back).
+/// (`LISTEN` needs one that is never given back). Cheap to clone.
 #[derive(Clone)]
-pub struct Postgres {
+pub struct Postgres(std::sync::Arc<Inner>);
+
+struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
     tls: Tls,
@@ -185,8 +187,8 @@ pub struct Postgres {
 impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres")
-            .field("url_from", &self.settings.url_from)
-            .field("pool_size", &self.settings.pool_size)
+            .field("url_from", &self.0.settings.url_from)
+            .field("pool_size", &self.0.settings.pool_size)
             .finish_non_exhaustive()
     }
 }
@@ -242,22 +244,22 @@ impl Postgres {
             .recycle_timeout(Some(STORE_WAIT))
             .build()
             .context("cannot set up the shared store's connection pool")?;
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(Inner {
             pool,
             config,
             tls,
             settings: settings.clone(),
-        })
+        })))
     }
 
     pub fn settings(&self) -> &StoreSettings {
-        &self.settings
+        &self.0.settings
     }
 
     /// A connection from the pool; [`Unreachable`] when none opens or
     /// frees up within [`STORE_WAIT`].
     pub async fn client(&self) -> anyhow::Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(pool_error)
+        self.0.pool.get().await.map_err(pool_error)
     }
 
     /// A connection of one's own, outside the pool, with the stream of
@@ -290,13 +292,15 @@ impl Postgres {
         {
             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed()
         }
-        let connected = match &self.tls {
+        let connected = match &self.0.tls {
             Tls::Plain => self
+                .0
                 .config
                 .connect(NoTls)
                 .await
                 .map(|(client, connection)| (client, stream(connection))),
             Tls::Rustls(connect) => self
+                .0
                 .config
                 .connect(connect.clone())
                 .await
