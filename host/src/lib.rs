@@ -45,7 +45,7 @@ use crate::connections::Connections;
 use crate::deploy::Deployer;
 use crate::deploy::watch::Watcher;
 use crate::drain::{Drained, InFlight};
-use crate::ledger::{Ledger, SqliteLedger};
+use crate::ledger::{Ledger, PgLedger, SqliteLedger};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeSettings};
@@ -86,8 +86,16 @@ impl Host {
         for note in &config.deprecated {
             tracing::warn!("config: {note}");
         }
+        // Taken with a shared store too: the compiled cache is there.
         let data_dir_lock = private::lock(&config.data_dir)?;
-        let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
+        let embedded = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
+        let ledger: Arc<dyn Ledger> = match &config.store {
+            Some(settings) => {
+                let store = store::postgres::Postgres::open(settings).await?;
+                Arc::new(PgLedger::open(&store, config.retention).await?)
+            }
+            None => embedded.clone(),
+        };
         let settings = RuntimeSettings {
             max_memory_bytes: config
                 .services
@@ -104,12 +112,15 @@ impl Host {
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::new(&settings, metrics.clone()).map_err(anyhow::Error::from)?;
         let (registry, deployer) =
-            Deployer::start(config, runtime, ledger.clone(), ledger.clone()).await?;
+            Deployer::start(config, runtime, ledger.clone(), embedded).await?;
         let deployer = Arc::new(deployer);
         for service in registry.all() {
             // Creates a killed run of the host never ended are undone first thing.
             let steward = service.steward().clone();
             steward.spawn(async move { service.recover().await });
+        }
+        if ledger.shared() {
+            keep_recovering(&registry);
         }
         keep_pruning(ledger.clone());
         let watcher = if config.watch {
@@ -187,6 +198,34 @@ fn open_files_for(max_connections: usize) {
             );
         }
     }
+}
+
+/// How often, on a shared ledger, each service looks for creates that a
+/// host no longer alive began and never ended.
+const ORPHANS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// On a shared ledger a host that dies may never start again, so every
+/// [`ORPHANS_EVERY`] each service undoes the creates dead hosts left; two
+/// hosts looking at once undo each orphan once (each takes the instance's
+/// lock and looks again under it).
+fn keep_recovering(registry: &Arc<Registry>) {
+    let registry = Arc::downgrade(registry);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ORPHANS_EVERY);
+        // The first tick is now, and the start has just looked.
+        every.tick().await;
+        loop {
+            every.tick().await;
+            // Stops once the host is gone.
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            for service in registry.all() {
+                let steward = service.steward().clone();
+                steward.spawn(async move { service.recover().await });
+            }
+        }
+    });
 }
 
 /// Forgets the ledger's answers past the replay window and its events past

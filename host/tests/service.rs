@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, header};
 use orizuru::config::Config;
-use orizuru::ledger::{Binding, Change, Event, EventRecord, InstanceRecord, Ledger, SqliteLedger};
+use orizuru::ledger::{
+    Binding, Change, Event, EventRecord, InstanceRecord, Ledger, LedgerLock, SqliteLedger,
+};
 use orizuru::model::{
     Action, AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned,
     ProxyRequest, ProxyResponse, Status,
@@ -90,15 +92,20 @@ impl Plugin for Recorder {
     }
 }
 
-/// The embedded ledger, whose commits can be made to fail like a full disk.
+/// The embedded ledger, whose commits can be made to fail like a full disk,
+/// and whose locks like a shared store out of reach.
 struct Flaky {
     inner: SqliteLedger,
     failing: AtomicBool,
+    unreachable: AtomicBool,
 }
 
 #[async_trait]
 impl Ledger for Flaky {
     async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(orizuru::store::Unreachable("connection refused".into()).into());
+        }
         self.inner.instance(service, name).await
     }
     async fn reserve(
@@ -114,6 +121,12 @@ impl Ledger for Flaky {
     }
     fn instance_count(&self, service: &str) -> u64 {
         self.inner.instance_count(service)
+    }
+    async fn lock(&self, service: &str, instance: &str) -> anyhow::Result<LedgerLock> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(orizuru::store::Unreachable("connection refused".into()).into());
+        }
+        self.inner.lock(service, instance).await
     }
     async fn prune(&self) -> anyhow::Result<orizuru::ledger::Pruned> {
         self.inner.prune().await
@@ -171,6 +184,7 @@ fn setup() -> Setup {
     let ledger = Arc::new(Flaky {
         inner: SqliteLedger::open(dir.path()).expect("a ledger"),
         failing: AtomicBool::new(false),
+        unreachable: AtomicBool::new(false),
     });
     let plugin = Arc::new(Recorder::default());
     let service = Service::new(config.services[0].clone(), plugin.clone(), ledger.clone());
@@ -240,6 +254,56 @@ async fn a_create_the_ledger_cannot_record_is_undone_through_the_plugin() {
     assert_eq!(
         setup.plugin.calls(),
         ["create", "remove", "remove", "create"]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_answered_503_with_retry_after() {
+    let setup = setup();
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db").await.0,
+        201
+    );
+    setup.ledger.unreachable.store(true, Ordering::SeqCst);
+    let sentence = orizuru::store::Unreachable("connection refused".into()).to_string();
+    for (method, path, body) in [
+        ("POST", "/resources", "name=other"),
+        ("PUT", "/resources/db", "team=t"),
+        ("PUT", "/resources/db/binds/jobs/cron", ""),
+        ("DELETE", "/resources/db/binds/jobs/cron", ""),
+        ("DELETE", "/resources/db", ""),
+        ("GET", "/resources/db", ""),
+        ("GET", "/resources/db/status", ""),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, "Basic c3ZjOnB3")
+            .body(Body::from(body.to_owned()))
+            .expect("a request");
+        let response = app(setup.host.clone())
+            .oneshot(request)
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 503, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()),
+            Some("5"),
+            "{method} {path}"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert_eq!(String::from_utf8_lossy(&bytes), sentence, "{method} {path}");
+    }
+    assert_eq!(
+        setup.plugin.calls(),
+        ["create"],
+        "no plugin call without the lock"
     );
 }
 

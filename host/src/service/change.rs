@@ -112,7 +112,11 @@ impl Service {
             None => false,
         };
         // Waits for the create (which holds the lock to its end), if one runs.
-        let lock = self.steward.lock(self.id(), name).await;
+        let lock = self
+            .steward
+            .lock(self.id(), name)
+            .await
+            .map_err(|source| self.ledger_error(Action::Remove, name, source))?;
         let (service, owned) = (self.clone(), name.to_owned());
         let work = async move { service.run_remove(&owned, context, waited).await };
         self.detached(Action::Remove, name, lock, work).await
@@ -135,7 +139,7 @@ impl Service {
             return Err(self.unknown(name));
         };
         if current.state == InstanceState::Creating {
-            // Under this lock no create of this host holds the name.
+            // Under this lock no create of any host sharing the ledger holds the name.
             return self.undo_orphan(current, context).await;
         }
         let outcome = undo(
@@ -167,7 +171,11 @@ impl Service {
         F: Future<Output = Result<T, ActionError>> + Send + 'static,
     {
         self.not_being_created(action, name)?;
-        let lock = self.steward.lock(self.id(), name).await;
+        let lock = self
+            .steward
+            .lock(self.id(), name)
+            .await
+            .map_err(|source| self.ledger_error(action, name, source))?;
         let work = run(self.clone(), name.to_owned());
         self.detached(action, name, lock, work).await
     }
