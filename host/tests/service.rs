@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use orizuru::config::Config;
 use orizuru::ledger::{
-    Binding, Change, Event, EventRecord, InstanceRecord, Ledger, LedgerLock, SqliteLedger,
+    Binding, Change, Event, EventRecord, InstanceRecord, Ledger, LedgerLock, PgLedger, SqliteLedger,
 };
 use orizuru::model::{
     Action, AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned,
@@ -17,6 +17,8 @@ use orizuru::model::{
 };
 use orizuru::runtime::{Outcome, Plugin};
 use orizuru::service::Service;
+use orizuru::store::postgres::Postgres;
+use orizuru::store::postgres::testing::TestDatabase;
 use orizuru::{Host, app};
 use tower::ServiceExt as _;
 
@@ -24,6 +26,8 @@ use tower::ServiceExt as _;
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<&'static str>>,
+    /// When set, a create waits for a permit of it once written down.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Recorder {
@@ -43,6 +47,9 @@ impl Plugin for Recorder {
     }
     async fn create(&self, _: Instance, _: Context) -> Outcome<Provisioned> {
         self.called("create");
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.expect("the gate stays open").forget();
+        }
         Ok(Provisioned::Ready(Some("made".into())))
     }
     async fn update(&self, _: Instance, _: Instance, _: Context) -> Outcome<Provisioned> {
@@ -454,4 +461,161 @@ async fn each_request_is_counted_under_the_service_and_the_action_of_its_route()
             "{service} {action} {status} in\n{page}"
         );
     }
+}
+
+/// Two hosts on one shared store (a test database): each its own ledger
+/// (pools, locks) and its own services, sharing the plugin.
+struct Fleet {
+    hosts: [Arc<Host>; 2],
+    services: [Arc<Service>; 2],
+    ledger: Arc<PgLedger>,
+    plugin: Arc<Recorder>,
+    database: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+async fn fleet(plugin: Recorder) -> Fleet {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let config = Config::parse(
+        "[[services]]\nid = \"svc\"\nplugin = \"none.wasm\"\npassword = \"pw\"\ntimeout_ms = 30000\n",
+        dir.path(),
+        &Default::default(),
+        |_| None,
+    )
+    .expect("a valid config");
+    let database = TestDatabase::create().await;
+    let plugin = Arc::new(plugin);
+    let mut hosts = Vec::new();
+    let mut services = Vec::new();
+    let mut ledgers = Vec::new();
+    for name in ["one", "two"] {
+        let store = Postgres::open(&database.settings(name))
+            .await
+            .expect("the store opens");
+        let ledger = Arc::new(
+            PgLedger::open(&store, Default::default())
+                .await
+                .expect("a ledger"),
+        );
+        let service = Service::new(config.services[0].clone(), plugin.clone(), ledger.clone());
+        hosts.push(Host::with_services(vec![service], ledger.clone()));
+        services.push(hosts[hosts.len() - 1].registry.all().remove(0));
+        ledgers.push(ledger);
+    }
+    let [one, two] = <[Arc<Host>; 2]>::try_from(hosts).ok().expect("two hosts");
+    let services = <[Arc<Service>; 2]>::try_from(services)
+        .ok()
+        .expect("two services");
+    Fleet {
+        hosts: [one, two],
+        services,
+        ledger: ledgers.remove(0),
+        plugin,
+        database,
+        _dir: dir,
+    }
+}
+
+/// Waits (30 s at most, else fails) until `done` says so.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done().await {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} never happened"));
+}
+
+#[tokio::test]
+async fn a_create_on_another_host_waits_for_the_running_one_and_shares_its_answer() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let fleet = fleet(Recorder {
+        gate: Some(gate.clone()),
+        ..Recorder::default()
+    })
+    .await;
+    let [one, two] = fleet.hosts.clone();
+    let first = tokio::spawn(async move { call(&one, "POST", "/resources", "name=db").await });
+    until("the first host's create", || async {
+        fleet.plugin.calls() == ["create"]
+    })
+    .await;
+    let second = tokio::spawn(async move { call(&two, "POST", "/resources", "name=db").await });
+    let store = Postgres::open(&fleet.database.settings("probe"))
+        .await
+        .expect("the store opens");
+    until(
+        "the second host waiting for the instance's lock",
+        || async {
+            let client = store.client().await.expect("a connection");
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .await
+                .expect("the locks");
+            row.get::<_, i64>(0) > 0
+        },
+    )
+    .await;
+    gate.add_permits(1);
+    assert_eq!(first.await.expect("answered").0, 201);
+    assert_eq!(
+        second.await.expect("answered").0,
+        201,
+        "the same ask, on another host, is the same create"
+    );
+    assert_eq!(fleet.plugin.calls(), ["create"], "made once");
+    assert_eq!(
+        call(&fleet.hosts[1], "POST", "/resources", "name=db&plan=large").await,
+        (
+            409,
+            "instance \"db\" already exists in service \"svc\"; choose another name".into()
+        ),
+        "another ask of the name is a duplicate on every host"
+    );
+    assert_eq!(
+        fleet.ledger.instance_names("svc").await.expect("names"),
+        ["db"]
+    );
+}
+
+#[tokio::test]
+async fn two_hosts_looking_for_orphans_undo_each_once() {
+    let fleet = fleet(Recorder::default()).await;
+    for name in ["left", "behind"] {
+        let instance = Instance {
+            name: name.into(),
+            plan: None,
+            team: None,
+            description: None,
+            tags: Vec::new(),
+            parameters: Default::default(),
+            data: None,
+        };
+        assert!(
+            fleet
+                .ledger
+                .reserve("svc", &instance, "dead/1")
+                .await
+                .expect("reserved")
+        );
+    }
+    let [one, two] = fleet.services.clone();
+    tokio::join!(one.recover(), two.recover());
+    assert_eq!(
+        fleet.plugin.calls(),
+        ["remove", "remove"],
+        "each orphan undone once, by one host"
+    );
+    assert!(
+        fleet
+            .ledger
+            .instance_names("svc")
+            .await
+            .expect("names")
+            .is_empty()
+    );
 }
