@@ -541,6 +541,14 @@ async fn a_create_on_another_host_waits_for_the_running_one_and_shares_its_answe
         fleet.plugin.calls() == ["create"]
     })
     .await;
+    assert_eq!(
+        call(&fleet.hosts[1], "PUT", "/resources/db/binds/jobs/cron", "").await,
+        (
+            412,
+            "instance \"db\" of service \"svc\" is still being created; try again once its create has ended".into()
+        ),
+        "a bind on another host is told at once, as on the creating host"
+    );
     let second = tokio::spawn(async move { call(&two, "POST", "/resources", "name=db").await });
     let store = Postgres::open(&fleet.database.settings("probe"))
         .await
