@@ -559,7 +559,8 @@ async fn a_create_on_another_host_waits_for_the_running_one_and_shares_its_answe
             let client = store.client().await.expect("a connection");
             let row = client
                 .query_one(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
                     &[],
                 )
                 .await

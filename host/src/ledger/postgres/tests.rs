@@ -39,13 +39,14 @@ async fn free(pg: &Pg, key: &str) -> anyhow::Result<bool> {
     Ok(free)
 }
 
-/// Waits until someone waits for an advisory lock (not yet granted).
+/// Waits until someone on this database waits for an advisory lock (not yet granted).
 async fn someone_waits(pg: &Pg) -> anyhow::Result<()> {
     let client = pg.store.client().await?;
     loop {
         let row = client
             .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
                 &[],
             )
             .await?;
@@ -194,5 +195,108 @@ async fn an_unreachable_store_is_named_in_every_error() -> anyhow::Result<()> {
         .await
         .expect_err("nothing listens on port 1");
     assert!(Unreachable::in_chain(&err), "{err:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_hosts_creates_show_in_the_counts_soon() -> anyhow::Result<()> {
+    let pg = Pg::new().await?;
+    let (one, two) = (
+        PgLedger::open(&pg.store, Retention::default()).await?,
+        another(&pg).await?,
+    );
+    let record = crate::ledger::InstanceRecord {
+        instance: instance("db"),
+        state: crate::model::InstanceState::Ready,
+    };
+    one.commit("svc", vec![crate::ledger::Change::Put(record)], None)
+        .await?;
+    assert_eq!(
+        one.instance_count("svc"),
+        1,
+        "at once on the committing host"
+    );
+    assert_eq!(two.instance_count("svc"), 0, "counted without a query");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while two.instance_count("svc") != 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the other host never counted the new instance"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bind_racing_a_remove_on_another_host_records_nothing() -> anyhow::Result<()> {
+    use crate::ledger::{Binding, BindingKind, Change, InstanceRecord};
+    let pg = Pg::new().await?;
+    let binder = Arc::new(PgLedger::open(&pg.store, Retention::default()).await?);
+    let record = InstanceRecord {
+        instance: instance("db"),
+        state: crate::model::InstanceState::Ready,
+    };
+    binder
+        .commit("svc", vec![Change::Put(record)], None)
+        .await?;
+    // Another host's remove, begun and not yet committed.
+    let mut remover = pg.store.client().await?;
+    let removing = remover.transaction().await?;
+    removing
+        .execute(
+            "DELETE FROM instances WHERE service = 'svc' AND name = 'db'",
+            &[],
+        )
+        .await?;
+    let bind = tokio::spawn({
+        let binder = binder.clone();
+        async move {
+            let binding = Binding {
+                kind: BindingKind::App,
+                target: "web".into(),
+                env: Default::default(),
+            };
+            binder
+                .commit(
+                    "svc",
+                    vec![Change::Bind {
+                        instance: "db".into(),
+                        binding,
+                    }],
+                    None,
+                )
+                .await
+        }
+    });
+    // The bind waits for the remove's row.
+    let probe = pg.store.client().await?;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let row = probe
+                .query_one(
+                    "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+                     WHERE NOT l.granted AND a.datname = current_database()",
+                    &[],
+                )
+                .await?;
+            if row.try_get::<_, i64>(0)? > 0 {
+                return Ok::<_, anyhow::Error>(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the bind never waited for the remove"))??;
+    removing.commit().await?;
+    let err = bind.await?.expect_err("the instance is gone");
+    assert_eq!(
+        err.to_string(),
+        "instance db is gone or not created yet; the binding of web was not recorded"
+    );
+    let left: i64 = probe
+        .query_one("SELECT count(*) FROM bindings", &[])
+        .await?
+        .try_get(0)?;
+    assert_eq!(left, 0, "no binding of a removed instance");
     Ok(())
 }
