@@ -628,3 +628,45 @@ async fn two_hosts_looking_for_orphans_undo_each_once() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_host_with_a_store_keeps_its_ledger_there() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let database = TestDatabase::create().await;
+    let config = Config::parse(
+        "data_dir = \"data\"\ncache_dir = \"cache\"\n[store]\nurl_env = \"STORE_URL\"\n",
+        dir.path(),
+        &Default::default(),
+        |name| (name == "STORE_URL").then(|| database.url.clone()),
+    )
+    .expect("a valid config");
+    let host = Host::start(&config).await.expect("the host starts");
+    assert!(host.ledger.shared(), "the ledger is the shared store's");
+    let store = Postgres::open(&database.settings("probe"))
+        .await
+        .expect("the store opens");
+    host.ledger
+        .reserve(
+            "svc",
+            &Instance {
+                name: "db".into(),
+                plan: None,
+                team: None,
+                description: None,
+                tags: Vec::new(),
+                parameters: Default::default(),
+                data: None,
+            },
+            "run/1",
+        )
+        .await
+        .expect("reserved");
+    let row = store
+        .client()
+        .await
+        .expect("a connection")
+        .query_one("SELECT owner FROM instances WHERE name = 'db'", &[])
+        .await
+        .expect("the reservation is in the store");
+    assert_eq!(row.get::<_, String>(0), "run/1");
+}
