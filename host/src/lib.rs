@@ -45,7 +45,7 @@ use crate::connections::Connections;
 use crate::deploy::Deployer;
 use crate::deploy::watch::Watcher;
 use crate::drain::{Drained, InFlight};
-use crate::ledger::{Ledger, SqliteLedger};
+use crate::ledger::{Deployments, Ledger, PgLedger, SqliteLedger};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeSettings};
@@ -88,12 +88,23 @@ impl Host {
         for note in &config.deprecated {
             tracing::warn!("config: {note}");
         }
+        // Taken with a shared store too: the compiled cache is there.
         let data_dir_lock = private::lock(&config.data_dir)?;
         let store = match &config.store {
             Some(settings) => Some(store::postgres::Postgres::open(settings).await?),
             None => None,
         };
-        let ledger = Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
+        let (ledger, deployments): (Arc<dyn Ledger>, Arc<dyn Deployments>) = match &store {
+            Some(store) => (
+                Arc::new(PgLedger::open(store, config.retention).await?),
+                Arc::new(deploy::shared::SharedDeployments::new(store.clone())),
+            ),
+            None => {
+                let embedded =
+                    Arc::new(SqliteLedger::open_with(&config.data_dir, config.retention)?);
+                (embedded.clone(), embedded)
+            }
+        };
         let settings = RuntimeSettings {
             max_memory_bytes: config
                 .services
@@ -109,20 +120,17 @@ impl Host {
         };
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::new(&settings, metrics.clone()).map_err(anyhow::Error::from)?;
-        let (registry, deployer) = Deployer::start(
-            config,
-            runtime,
-            ledger.clone(),
-            ledger.clone(),
-            store.as_ref(),
-        )
-        .await?;
+        let (registry, deployer) =
+            Deployer::start(config, runtime, ledger.clone(), deployments, store.as_ref()).await?;
         let deployer = Arc::new(deployer);
         deployer.follow();
         for service in registry.all() {
             // Creates a killed run of the host never ended are undone first thing.
             let steward = service.steward().clone();
             steward.spawn(async move { service.recover().await });
+        }
+        if ledger.shared() {
+            keep_recovering(&registry);
         }
         keep_pruning(ledger.clone());
         let watcher = if config.watch {
@@ -202,6 +210,34 @@ fn open_files_for(max_connections: usize) {
             );
         }
     }
+}
+
+/// How often, on a shared ledger, each service looks for creates that a
+/// host no longer alive began and never ended.
+const ORPHANS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// On a shared ledger a host that dies may never start again, so every
+/// [`ORPHANS_EVERY`] each service undoes the creates dead hosts left; two
+/// hosts looking at once undo each orphan once (each takes the instance's
+/// lock and looks again under it).
+fn keep_recovering(registry: &Arc<Registry>) {
+    let registry = Arc::downgrade(registry);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ORPHANS_EVERY);
+        // The first tick is now, and the start has just looked.
+        every.tick().await;
+        loop {
+            every.tick().await;
+            // Stops once the host is gone.
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            for service in registry.all() {
+                let steward = service.steward().clone();
+                steward.spawn(async move { service.recover().await });
+            }
+        }
+    });
 }
 
 /// Forgets the ledger's answers past the replay window and its events past

@@ -8,13 +8,17 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, header};
 use orizuru::config::Config;
-use orizuru::ledger::{Binding, Change, Event, EventRecord, InstanceRecord, Ledger, SqliteLedger};
+use orizuru::ledger::{
+    Binding, Change, Event, EventRecord, InstanceRecord, Ledger, LedgerLock, PgLedger, SqliteLedger,
+};
 use orizuru::model::{
     Action, AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned,
     ProxyRequest, ProxyResponse, Status,
 };
 use orizuru::runtime::{Outcome, Plugin};
 use orizuru::service::Service;
+use orizuru::store::postgres::Postgres;
+use orizuru::store::postgres::testing::TestDatabase;
 use orizuru::{Host, app};
 use tower::ServiceExt as _;
 
@@ -22,6 +26,8 @@ use tower::ServiceExt as _;
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<&'static str>>,
+    /// When set, a create waits for a permit of it once written down.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Recorder {
@@ -41,6 +47,9 @@ impl Plugin for Recorder {
     }
     async fn create(&self, _: Instance, _: Context) -> Outcome<Provisioned> {
         self.called("create");
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.expect("the gate stays open").forget();
+        }
         Ok(Provisioned::Ready(Some("made".into())))
     }
     async fn update(&self, _: Instance, _: Instance, _: Context) -> Outcome<Provisioned> {
@@ -90,15 +99,20 @@ impl Plugin for Recorder {
     }
 }
 
-/// The embedded ledger, whose commits can be made to fail like a full disk.
+/// The embedded ledger, whose commits can be made to fail like a full disk,
+/// and whose locks like a shared store out of reach.
 struct Flaky {
     inner: SqliteLedger,
     failing: AtomicBool,
+    unreachable: AtomicBool,
 }
 
 #[async_trait]
 impl Ledger for Flaky {
     async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(orizuru::store::Unreachable("connection refused".into()).into());
+        }
         self.inner.instance(service, name).await
     }
     async fn reserve(
@@ -114,6 +128,12 @@ impl Ledger for Flaky {
     }
     fn instance_count(&self, service: &str) -> u64 {
         self.inner.instance_count(service)
+    }
+    async fn lock(&self, service: &str, instance: &str) -> anyhow::Result<LedgerLock> {
+        if self.unreachable.load(Ordering::SeqCst) {
+            return Err(orizuru::store::Unreachable("connection refused".into()).into());
+        }
+        self.inner.lock(service, instance).await
     }
     async fn prune(&self) -> anyhow::Result<orizuru::ledger::Pruned> {
         self.inner.prune().await
@@ -171,6 +191,7 @@ fn setup() -> Setup {
     let ledger = Arc::new(Flaky {
         inner: SqliteLedger::open(dir.path()).expect("a ledger"),
         failing: AtomicBool::new(false),
+        unreachable: AtomicBool::new(false),
     });
     let plugin = Arc::new(Recorder::default());
     let service = Service::new(config.services[0].clone(), plugin.clone(), ledger.clone());
@@ -240,6 +261,56 @@ async fn a_create_the_ledger_cannot_record_is_undone_through_the_plugin() {
     assert_eq!(
         setup.plugin.calls(),
         ["create", "remove", "remove", "create"]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_answered_503_with_retry_after() {
+    let setup = setup();
+    assert_eq!(
+        call(&setup.host, "POST", "/resources", "name=db").await.0,
+        201
+    );
+    setup.ledger.unreachable.store(true, Ordering::SeqCst);
+    let sentence = orizuru::store::Unreachable("connection refused".into()).to_string();
+    for (method, path, body) in [
+        ("POST", "/resources", "name=other"),
+        ("PUT", "/resources/db", "team=t"),
+        ("PUT", "/resources/db/binds/jobs/cron", ""),
+        ("DELETE", "/resources/db/binds/jobs/cron", ""),
+        ("DELETE", "/resources/db", ""),
+        ("GET", "/resources/db", ""),
+        ("GET", "/resources/db/status", ""),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, "Basic c3ZjOnB3")
+            .body(Body::from(body.to_owned()))
+            .expect("a request");
+        let response = app(setup.host.clone())
+            .oneshot(request)
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 503, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()),
+            Some("5"),
+            "{method} {path}"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert_eq!(String::from_utf8_lossy(&bytes), sentence, "{method} {path}");
+    }
+    assert_eq!(
+        setup.plugin.calls(),
+        ["create"],
+        "no plugin call without the lock"
     );
 }
 
@@ -390,4 +461,212 @@ async fn each_request_is_counted_under_the_service_and_the_action_of_its_route()
             "{service} {action} {status} in\n{page}"
         );
     }
+}
+
+/// Two hosts on one shared store (a test database): each its own ledger
+/// (pools, locks) and its own services, sharing the plugin.
+struct Fleet {
+    hosts: [Arc<Host>; 2],
+    services: [Arc<Service>; 2],
+    ledger: Arc<PgLedger>,
+    plugin: Arc<Recorder>,
+    database: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+async fn fleet(plugin: Recorder) -> Fleet {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let config = Config::parse(
+        "[[services]]\nid = \"svc\"\nplugin = \"none.wasm\"\npassword = \"pw\"\ntimeout_ms = 30000\n",
+        dir.path(),
+        &Default::default(),
+        |_| None,
+    )
+    .expect("a valid config");
+    let database = TestDatabase::create().await;
+    let plugin = Arc::new(plugin);
+    let mut hosts = Vec::new();
+    let mut services = Vec::new();
+    let mut ledgers = Vec::new();
+    for name in ["one", "two"] {
+        let store = Postgres::open(&database.settings(name))
+            .await
+            .expect("the store opens");
+        let ledger = Arc::new(
+            PgLedger::open(&store, Default::default())
+                .await
+                .expect("a ledger"),
+        );
+        let service = Service::new(config.services[0].clone(), plugin.clone(), ledger.clone());
+        hosts.push(Host::with_services(vec![service], ledger.clone()));
+        services.push(hosts[hosts.len() - 1].registry.all().remove(0));
+        ledgers.push(ledger);
+    }
+    let [one, two] = <[Arc<Host>; 2]>::try_from(hosts).ok().expect("two hosts");
+    let services = <[Arc<Service>; 2]>::try_from(services)
+        .ok()
+        .expect("two services");
+    Fleet {
+        hosts: [one, two],
+        services,
+        ledger: ledgers.remove(0),
+        plugin,
+        database,
+        _dir: dir,
+    }
+}
+
+/// Waits (30 s at most, else fails) until `done` says so.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done().await {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} never happened"));
+}
+
+#[tokio::test]
+async fn a_create_on_another_host_waits_for_the_running_one_and_shares_its_answer() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let fleet = fleet(Recorder {
+        gate: Some(gate.clone()),
+        ..Recorder::default()
+    })
+    .await;
+    let [one, two] = fleet.hosts.clone();
+    let first = tokio::spawn(async move { call(&one, "POST", "/resources", "name=db").await });
+    until("the first host's create", || async {
+        fleet.plugin.calls() == ["create"]
+    })
+    .await;
+    assert_eq!(
+        call(&fleet.hosts[1], "PUT", "/resources/db/binds/jobs/cron", "").await,
+        (
+            412,
+            "instance \"db\" of service \"svc\" is still being created; try again once its create has ended".into()
+        ),
+        "a bind on another host is told at once, as on the creating host"
+    );
+    let second = tokio::spawn(async move { call(&two, "POST", "/resources", "name=db").await });
+    let store = Postgres::open(&fleet.database.settings("probe"))
+        .await
+        .expect("the store opens");
+    until(
+        "the second host waiting for the instance's lock",
+        || async {
+            let client = store.client().await.expect("a connection");
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                    &[],
+                )
+                .await
+                .expect("the locks");
+            row.get::<_, i64>(0) > 0
+        },
+    )
+    .await;
+    gate.add_permits(1);
+    assert_eq!(first.await.expect("answered").0, 201);
+    assert_eq!(
+        second.await.expect("answered").0,
+        201,
+        "the same ask, on another host, is the same create"
+    );
+    assert_eq!(fleet.plugin.calls(), ["create"], "made once");
+    assert_eq!(
+        call(&fleet.hosts[1], "POST", "/resources", "name=db&plan=large").await,
+        (
+            409,
+            "instance \"db\" already exists in service \"svc\"; choose another name".into()
+        ),
+        "another ask of the name is a duplicate on every host"
+    );
+    assert_eq!(
+        fleet.ledger.instance_names("svc").await.expect("names"),
+        ["db"]
+    );
+}
+
+#[tokio::test]
+async fn two_hosts_looking_for_orphans_undo_each_once() {
+    let fleet = fleet(Recorder::default()).await;
+    for name in ["left", "behind"] {
+        let instance = Instance {
+            name: name.into(),
+            plan: None,
+            team: None,
+            description: None,
+            tags: Vec::new(),
+            parameters: Default::default(),
+            data: None,
+        };
+        assert!(
+            fleet
+                .ledger
+                .reserve("svc", &instance, "dead/1")
+                .await
+                .expect("reserved")
+        );
+    }
+    let [one, two] = fleet.services.clone();
+    tokio::join!(one.recover(), two.recover());
+    assert_eq!(
+        fleet.plugin.calls(),
+        ["remove", "remove"],
+        "each orphan undone once, by one host"
+    );
+    assert!(
+        fleet
+            .ledger
+            .instance_names("svc")
+            .await
+            .expect("names")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_host_with_a_store_keeps_its_ledger_there() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let database = TestDatabase::create().await;
+    let config = Config::parse(
+        "data_dir = \"data\"\ncache_dir = \"cache\"\n[store]\nurl_env = \"STORE_URL\"\n",
+        dir.path(),
+        &Default::default(),
+        |name| (name == "STORE_URL").then(|| database.url.clone()),
+    )
+    .expect("a valid config");
+    let host = Host::start(&config).await.expect("the host starts");
+    assert!(host.ledger.shared(), "the ledger is the shared store's");
+    let store = Postgres::open(&database.settings("probe"))
+        .await
+        .expect("the store opens");
+    host.ledger
+        .reserve(
+            "svc",
+            &Instance {
+                name: "db".into(),
+                plan: None,
+                team: None,
+                description: None,
+                tags: Vec::new(),
+                parameters: Default::default(),
+                data: None,
+            },
+            "run/1",
+        )
+        .await
+        .expect("reserved");
+    let row = store
+        .client()
+        .await
+        .expect("a connection")
+        .query_one("SELECT owner FROM instances WHERE name = 'db'", &[])
+        .await
+        .expect("the reservation is in the store");
+    assert_eq!(row.get::<_, String>(0), "run/1");
 }

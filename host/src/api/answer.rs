@@ -82,11 +82,25 @@ impl From<ActionError> for ApiError {
         let status = status_of(&error);
         let mut answer = ApiError::new(status, error.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            let seconds = if unreachable(&error) {
+                crate::store::RETRY_AFTER_SECS
+            } else {
+                1
+            };
             answer
                 .headers
-                .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
         answer
+    }
+}
+
+/// Whether an action was not done because the shared store cannot be reached.
+fn unreachable(error: &ActionError) -> bool {
+    match error {
+        ActionError::StoreUnreachable(_) => true,
+        ActionError::Shared(error) => unreachable(error),
+        _ => false,
     }
 }
 
@@ -114,7 +128,9 @@ fn status_of(error: &ActionError) -> StatusCode {
             Stop::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
-        ActionError::Busy { .. } | ActionError::HostBusy => StatusCode::SERVICE_UNAVAILABLE,
+        ActionError::Busy { .. } | ActionError::HostBusy | ActionError::StoreUnreachable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ActionError::Ledger { .. } | ActionError::Interrupted { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -312,6 +328,26 @@ mod tests {
                 .iter()
                 .any(|(name, _)| name == header::RETRY_AFTER)
         );
+    }
+
+    #[test]
+    fn an_unreachable_store_is_503_with_its_retry_after_even_shared() {
+        let sentence = crate::store::Unreachable("connection refused".into()).to_string();
+        let alone = ActionError::StoreUnreachable(sentence.clone());
+        let shared = ActionError::Shared(std::sync::Arc::new(ActionError::StoreUnreachable(
+            sentence.clone(),
+        )));
+        for error in [alone, shared] {
+            let answer = ApiError::from(error);
+            assert_eq!(
+                (answer.status, answer.sentence.as_str()),
+                (StatusCode::SERVICE_UNAVAILABLE, sentence.as_str())
+            );
+            assert_eq!(
+                answer.headers,
+                [(header::RETRY_AFTER, HeaderValue::from_static("5"))]
+            );
+        }
     }
 
     #[test]

@@ -22,10 +22,11 @@ use crate::service::{Source, Steward};
 
 impl Deployer {
     /// Loads every service's plugin: the config's services, then those
-    /// added through the admin API. With `shared` (the shared store), the
-    /// records and the kept wasm are the fleet's, and the host follows what
-    /// other hosts change once [`Deployer::follow`] is called; else they are
-    /// the embedded ledger's (`deployments`) and files under `data_dir`.
+    /// added through the admin API. The records are `deployments`'. With
+    /// `shared` (the shared store, which `deployments` must then be), the
+    /// kept wasm is the fleet's and the host follows what other hosts change
+    /// once [`Deployer::follow`] is called; else the wasm is kept in files
+    /// under `data_dir`.
     pub async fn start(
         config: &Config,
         runtime: Runtime,
@@ -34,10 +35,6 @@ impl Deployer {
         shared: Option<&crate::store::postgres::Postgres>,
     ) -> anyhow::Result<(Arc<Registry>, Deployer)> {
         let shared = shared.map(|store| SharedDeployments::new(store.clone()));
-        let deployments: Arc<dyn Deployments> = match &shared {
-            Some(shared) => Arc::new(shared.clone()),
-            None => deployments,
-        };
         // The revision read before the records: a write in between is applied twice, not missed.
         let revision = match &shared {
             Some(shared) => shared.revision().await?,

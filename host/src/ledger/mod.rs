@@ -3,6 +3,9 @@
 //! and retried events are answered the same for every plugin, and the state
 //! survives restarts and plugin swaps.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
 use std::time::Duration;
@@ -12,6 +15,7 @@ use serde_json::Value;
 
 use crate::model::{Action, Env, Instance, InstanceState};
 
+pub use postgres::PgLedger;
 pub use sqlite::SqliteLedger;
 
 /// RFC 3339 in UTC with milliseconds, fixed width so that text order is time order.
@@ -204,6 +208,37 @@ pub trait Deployments: Send + Sync {
     async fn count_instances(&self, service: &str) -> anyhow::Result<u64>;
 }
 
+/// Held while an action changes an instance, so that one action at a time
+/// changes it on every host sharing the ledger. A ledger one host owns
+/// ([`SqliteLedger`]) gives one that holds nothing: the host's own lock
+/// suffices. Dropping it lets the next action in.
+#[must_use = "the instance is unlocked when this is dropped"]
+pub struct LedgerLock {
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl LedgerLock {
+    /// A lock that holds nothing, for a ledger one host owns.
+    pub fn local() -> Self {
+        Self { _held: None }
+    }
+
+    /// A lock held for as long as `held` lives (its drop unlocks).
+    pub fn holding(held: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Some(Box::new(held)),
+        }
+    }
+}
+
+impl std::fmt::Debug for LedgerLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerLock")
+            .field("shared", &self._held.is_some())
+            .finish()
+    }
+}
+
 /// Where the ledger is kept. One small interface, so that a shared store can
 /// replace the embedded one for several hosts.
 #[async_trait]
@@ -226,7 +261,25 @@ pub trait Ledger: Send + Sync {
     /// The reservations of a service held by no create of `host`: creates
     /// that an earlier run of the host began and never ended (it was
     /// killed). `host` is the prefix of every owner token this run makes.
+    /// A shared ledger also leaves out those of other runs still alive
+    /// (their creates may be running); its caller checks each again under
+    /// [`Ledger::lock`].
     async fn orphans(&self, service: &str, host: &str) -> anyhow::Result<Vec<InstanceRecord>>;
+
+    /// Waits until no other action changes the instance, on any host
+    /// sharing the ledger, and holds it until the lock is dropped. The
+    /// default, for a ledger one host owns, holds nothing.
+    async fn lock(&self, service: &str, instance: &str) -> anyhow::Result<LedgerLock> {
+        let _ = (service, instance);
+        Ok(LedgerLock::local())
+    }
+
+    /// Whether several hosts share the ledger: then a host that dies may
+    /// never start again, and the survivors look for its orphans now and
+    /// then, not only at their own start.
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// The instances a service has, without scanning: kept as commits change them.
     fn instance_count(&self, service: &str) -> u64;

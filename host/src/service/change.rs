@@ -100,19 +100,21 @@ impl Service {
         {
             return Ok(());
         }
-        let waited = match self.steward.running_create(self.id(), name) {
-            Some(_) => {
-                tracing::info!(
-                    service = self.id(),
-                    instance = name,
-                    "a remove of an instance still being created: waiting for its create to end"
-                );
-                true
-            }
-            None => false,
-        };
+        let waited = self.steward.running_create(self.id(), name).is_some()
+            || self.created_elsewhere(Action::Remove, name).await?;
+        if waited {
+            tracing::info!(
+                service = self.id(),
+                instance = name,
+                "a remove of an instance still being created: waiting for its create to end"
+            );
+        }
         // Waits for the create (which holds the lock to its end), if one runs.
-        let lock = self.steward.lock(self.id(), name).await;
+        let lock = self
+            .steward
+            .lock(self.id(), name)
+            .await
+            .map_err(|source| self.ledger_error(Action::Remove, name, source))?;
         let (service, owned) = (self.clone(), name.to_owned());
         let work = async move { service.run_remove(&owned, context, waited).await };
         self.detached(Action::Remove, name, lock, work).await
@@ -135,7 +137,7 @@ impl Service {
             return Err(self.unknown(name));
         };
         if current.state == InstanceState::Creating {
-            // Under this lock no create of this host holds the name.
+            // Under this lock no create of any host sharing the ledger holds the name.
             return self.undo_orphan(current, context).await;
         }
         let outcome = undo(
@@ -166,8 +168,12 @@ impl Service {
         T: Send + 'static,
         F: Future<Output = Result<T, ActionError>> + Send + 'static,
     {
-        self.not_being_created(action, name)?;
-        let lock = self.steward.lock(self.id(), name).await;
+        self.not_being_created(action, name).await?;
+        let lock = self
+            .steward
+            .lock(self.id(), name)
+            .await
+            .map_err(|source| self.ledger_error(action, name, source))?;
         let work = run(self.clone(), name.to_owned());
         self.detached(action, name, lock, work).await
     }
@@ -204,12 +210,29 @@ impl Service {
         }
     }
 
-    /// Refused at once while a create of the name runs on this host.
-    fn not_being_created(&self, action: Action, name: &str) -> Result<(), ActionError> {
-        match self.steward.running_create(self.id(), name) {
-            Some(_) => Err(self.being_created(action, name)),
-            None => Ok(()),
+    /// Refused at once while a create of the name runs, on this host or, on
+    /// a shared ledger, on another.
+    async fn not_being_created(&self, action: Action, name: &str) -> Result<(), ActionError> {
+        if self.steward.running_create(self.id(), name).is_some()
+            || self.created_elsewhere(action, name).await?
+        {
+            return Err(self.being_created(action, name));
         }
+        Ok(())
+    }
+
+    /// Whether, on a shared ledger, the instance is a reservation: a create
+    /// another host runs (or one a dead host left, until it is undone).
+    /// Answered as for a create running on this host, not by waiting for
+    /// the instance's lock, which that create holds to its end.
+    async fn created_elsewhere(&self, action: Action, name: &str) -> Result<bool, ActionError> {
+        if !self.ledger().shared() {
+            return Ok(false);
+        }
+        Ok(self
+            .find(action, name)
+            .await?
+            .is_some_and(|record| record.state == InstanceState::Creating))
     }
 }
 

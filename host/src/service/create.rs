@@ -60,7 +60,14 @@ impl Service {
                 // In line behind the actions on this name that came first;
                 // whoever held the lock has ended, and left the list of
                 // creates running, by the time it is ours.
-                let lock = self.steward.lock(self.id(), &name).await;
+                // On a shared ledger, a create of the name on another host
+                // holds it too: this one waits, then finds the instance and
+                // answers as for a retry, or a duplicate.
+                let lock = self
+                    .steward
+                    .lock(self.id(), &name)
+                    .await
+                    .map_err(|source| self.ledger_error(Action::Create, &name, source))?;
                 let (answer, outcome) = watch::channel(None);
                 let attempt = Attempt {
                     asked: Asked::of(&instance),
@@ -106,8 +113,9 @@ impl Service {
         let name = instance.name.clone();
         let mut found = self.find(Action::Create, &name).await?;
         if let Some(orphan) = found.take_if(|found| found.state == InstanceState::Creating) {
-            // Under this lock no create of this host holds the name: it is
-            // one that never ended (a killed run, a ledger that failed). Undo it first.
+            // Under this lock no create of any host sharing the ledger holds
+            // the name (each holds it to its end): it is one that never
+            // ended (a killed host, a ledger that failed). Undo it first.
             self.undo_orphan(orphan, context.clone()).await?;
         }
         if let Some(current) = found {
@@ -248,7 +256,8 @@ impl Service {
     }
 
     /// Undoes the creates an earlier run of the host began and never ended
-    /// (it was killed): through the plugin's `remove`, then out of the ledger.
+    /// (it was killed), or, on a shared ledger, that a host no longer alive
+    /// began: through the plugin's `remove`, then out of the ledger.
     pub async fn recover(self: &Arc<Self>) {
         let orphans = match self.ledger().orphans(self.id(), &self.steward.run).await {
             Ok(orphans) => orphans,
@@ -266,8 +275,19 @@ impl Service {
                 user: Some("orizuru".into()),
                 ..Context::default()
             };
-            let _lock = self.steward.lock(self.id(), &name).await;
-            // Looked at again under the lock: a remove may have undone it meanwhile.
+            let _lock = match self.steward.lock(self.id(), &name).await {
+                Ok(lock) => lock,
+                Err(err) => {
+                    tracing::error!(
+                        service = self.id(),
+                        instance = name,
+                        "cannot lock a create an earlier run left unfinished to undo it; the next look tries again: {err:#}"
+                    );
+                    continue;
+                }
+            };
+            // Looked at again under the lock: a remove (or another host
+            // undoing the same orphan) may have undone it meanwhile.
             let orphan = match self.find(Action::Remove, &name).await {
                 Ok(Some(orphan)) if orphan.state == InstanceState::Creating => orphan,
                 Ok(_) => continue,

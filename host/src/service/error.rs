@@ -57,6 +57,9 @@ pub enum ActionError {
     /// The answer of a create this request waited on, shared with every request that waited.
     #[error(transparent)]
     Shared(Arc<ActionError>),
+    /// The shared store cannot be reached: answered 503 with `Retry-After`.
+    #[error("{0}")]
+    StoreUnreachable(String),
     #[error("service \"{service}\" could not reach its ledger for the {} of instance \"{instance}\"; try again", .action.as_str())]
     Ledger {
         service: String,
@@ -156,6 +159,12 @@ impl Service {
             instance,
             "ledger failure: {source:#}"
         );
+        if let Some(unreachable) = source
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<crate::store::Unreachable>())
+        {
+            return ActionError::StoreUnreachable(unreachable.to_string());
+        }
         ActionError::Ledger {
             service: self.id().to_owned(),
             action,

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use tokio_util::task::TaskTracker;
 
 use super::{ActionError, Created};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerLock};
 use crate::metrics::Metrics;
 use crate::model::{Context, Instance};
 
@@ -105,12 +105,6 @@ impl Steward {
         })
     }
 
-    /// This run of the host: the prefix of its reservations' owner tokens,
-    /// and its row in a shared store's `hosts`.
-    pub fn run(&self) -> &str {
-        &self.run
-    }
-
     /// Actions still running on their own (their requests may be gone).
     pub fn running(&self) -> usize {
         self.work.len()
@@ -145,11 +139,23 @@ impl Steward {
             .cloned()
     }
 
+    /// This run of the host: the prefix of its reservations' owner tokens,
+    /// and how the fleet's heartbeat names it in a shared store.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
     /// The instance's lock: one action changes an instance at a time, in
-    /// the order they asked for it. Taken while the request is still there
-    /// (a request dropped while it waits never happened), then held by the
-    /// action's own task to its end.
-    pub(super) async fn lock(self: &Arc<Self>, service: &str, name: &str) -> InstanceLock {
+    /// the order they asked for it, on this host and then on every host
+    /// sharing the ledger ([`Ledger::lock`]). Taken while the request is
+    /// still there (a request dropped while it waits never happened), then
+    /// held by the action's own task to its end. Fails when the ledger
+    /// cannot be reached.
+    pub(super) async fn lock(
+        self: &Arc<Self>,
+        service: &str,
+        name: &str,
+    ) -> anyhow::Result<InstanceLock> {
         let key = (service.to_owned(), name.to_owned());
         let lock = self
             .locks
@@ -158,11 +164,14 @@ impl Steward {
             .entry(key.clone())
             .or_default()
             .clone();
-        InstanceLock {
+        let mut held = InstanceLock {
             guard: Some(lock.lock_owned().await),
+            ledger: None,
             steward: self.clone(),
             key,
-        }
+        };
+        held.ledger = Some(self.ledger.lock(service, name).await?);
+        Ok(held)
     }
 }
 
@@ -170,12 +179,15 @@ impl Steward {
 /// else waits for it.
 pub(super) struct InstanceLock {
     guard: Option<OwnedMutexGuard<()>>,
+    /// The ledger's lock, taken under this host's and given back before it.
+    ledger: Option<LedgerLock>,
     steward: Arc<Steward>,
     key: InstanceKey,
 }
 
 impl Drop for InstanceLock {
     fn drop(&mut self) {
+        self.ledger.take();
         let mut locks = self
             .steward
             .locks

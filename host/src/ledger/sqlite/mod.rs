@@ -9,8 +9,6 @@ mod deployments;
 mod events;
 mod instances;
 mod schema;
-#[cfg(test)]
-mod tests;
 
 use std::collections::HashMap;
 use std::path::Path;
