@@ -25,6 +25,7 @@ impl PostgresKv {
         Self { store }
     }
 
+    /// The value of `key` in `bucket` of `service`, if it has one.
     pub async fn get(
         &self,
         service: &str,
@@ -48,6 +49,7 @@ impl PostgresKv {
         logged(service, work.await)
     }
 
+    /// Keeps `value` under the write's key, unless that takes its service past its quota.
     pub async fn set(&self, write: &Write<'_>, value: &[u8]) -> Result<(), Failure> {
         let work = async {
             let mut client = self.store.client().await?;
@@ -74,6 +76,7 @@ impl PostgresKv {
         logged(write.service, work.await)?
     }
 
+    /// Forgets `key`; a key that has no value is no error.
     pub async fn delete(&self, service: &str, bucket: &str, key: &str) -> Result<(), Failure> {
         let work = async {
             let mut client = self.store.client().await?;
@@ -124,6 +127,7 @@ impl PostgresKv {
         logged(service, work.await)
     }
 
+    /// Adds `delta` to the whole number under the write's key and keeps the sum.
     pub async fn increment(&self, write: &Write<'_>, delta: u64) -> Result<u64, Failure> {
         let work = async {
             let mut client = self.store.client().await?;

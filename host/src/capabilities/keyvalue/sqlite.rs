@@ -93,6 +93,7 @@ impl SqliteKv {
         })
     }
 
+    /// The value of `key` in `bucket` of `service`, if it has one.
     pub fn get(&self, service: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Failure> {
         self.with(service, |connection| {
             connection
@@ -105,6 +106,7 @@ impl SqliteKv {
         })
     }
 
+    /// Keeps `value` under the write's key, unless that takes its service past its quota.
     pub fn set(&self, write: &Write<'_>, value: &[u8]) -> Result<(), Failure> {
         self.with(write.service, |connection| {
             let transaction = connection.transaction()?;
@@ -120,6 +122,7 @@ impl SqliteKv {
         })
     }
 
+    /// Forgets `key`; a key that has no value is no error.
     pub fn delete(&self, service: &str, bucket: &str, key: &str) -> Result<(), Failure> {
         self.with(service, |connection| {
             connection
@@ -151,6 +154,7 @@ impl SqliteKv {
         })
     }
 
+    /// Adds `delta` to the whole number under the write's key and keeps the sum.
     pub fn increment(&self, write: &Write<'_>, delta: u64) -> Result<u64, Failure> {
         self.with(write.service, |connection| {
             let transaction = connection.transaction()?;

@@ -51,6 +51,7 @@ impl std::fmt::Display for Failure {
 /// One page of a bucket's keys, and where the next starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPage {
+    /// At most [`PAGE`] keys, in byte order.
     pub keys: Vec<String>,
     /// `None` on the last page.
     pub cursor: Option<u64>,
@@ -59,6 +60,7 @@ pub struct KeyPage {
 /// What one service keeps, over all its buckets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Keys over all its buckets.
     pub keys: u64,
     /// Bytes of bucket names, keys and values.
     pub bytes: u64,
@@ -197,9 +199,13 @@ impl KvStore {
 
 /// One write's place and its service's quota, as a backend decides it.
 pub struct Write<'a> {
+    /// The service whose namespace is written.
     pub service: &'a str,
+    /// What the service may keep.
     pub quota: KeyValueQuota,
+    /// The bucket, as the plugin opened it.
     pub bucket: &'a str,
+    /// The key written.
     pub key: &'a str,
 }
 
