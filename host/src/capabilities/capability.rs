@@ -75,6 +75,9 @@ pub struct Reading<'a> {
 pub struct Start<'a> {
     /// The key-value store's file; `None` keeps it in memory.
     pub keyvalue_path: Option<&'a Path>,
+    /// The shared store; when there is one, the key-value store is kept
+    /// there and `keyvalue_path` is not used.
+    pub store: Option<&'a crate::store::postgres::Postgres>,
 }
 
 /// What one call is, as its capabilities log it.

@@ -1,7 +1,8 @@
 //! `wasi:keyvalue` (store and atomics), kept by the host in SQLite
-//! (`data_dir/keyvalue.sqlite3`), namespaced per service: a plugin can never
-//! reach another service's keys, and its own outlive restarts and hot swaps
-//! because they were never in the plugin.
+//! (`data_dir/keyvalue.sqlite3`) or, with a `[store]`, in the shared store
+//! every host of a fleet sees (see [`KvStore`]), namespaced per service: a
+//! plugin can never reach another service's keys, and its own outlive
+//! restarts and hot swaps because they were never in the plugin.
 //!
 //! Each service has a quota of keys and of bytes (bucket names, keys and
 //! values), `max_keyvalue_keys` and `max_keyvalue_kb`: a write that would
@@ -9,22 +10,31 @@
 //! work. What a service keeps is counted as it changes (`kv_usage`, kept
 //! by triggers), so checking the quota costs one lookup.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
+mod sqlite;
 mod store;
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::error::Context as _;
 
 use super::capability::{CallInfo, Capability, Holds, Reading, Start};
 use crate::setting::one_to;
-pub use store::KvStore;
+pub use postgres::PostgresKv;
+pub use sqlite::SqliteKv;
+pub use store::{
+    FAILED, Failure, KeyPage, KvStore, MAX_BUCKET_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, PAGE,
+    Usage, Write,
+};
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../guest-sdk/wit/since_v0.1.0/deps/keyvalue",
         world: "wasi:keyvalue/imports",
+        imports: { default: async },
         with: { "wasi:keyvalue/store.bucket": super::Bucket },
     });
 }
@@ -32,16 +42,9 @@ mod bindings {
 use bindings::wasi::keyvalue::{atomics, store as kv};
 use kv::{Error, KeyResponse};
 
-/// The longest key, bucket name and value a plugin may use.
-const MAX_KEY_BYTES: usize = 1024;
-const MAX_BUCKET_BYTES: usize = 256;
-const MAX_VALUE_BYTES: usize = 1024 * 1024;
-/// Keys per page of `list-keys`.
-const PAGE: u64 = 1000;
-
-impl From<store::Unavailable> for Error {
-    fn from(_: store::Unavailable) -> Self {
-        Error::Other("the host's key-value store failed; try again".into())
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        Error::Other(failure.to_string())
     }
 }
 
@@ -129,7 +132,7 @@ impl Capability for KeyValue {
     }
 
     fn start(start: &Start<'_>) -> anyhow::Result<Arc<KvStore>> {
-        KvStore::open(start.keyvalue_path).map(Arc::new)
+        KvStore::open(start)
     }
 
     fn granted(
@@ -192,78 +195,10 @@ pub struct Namespace {
     pub quota: KeyValueQuota,
 }
 
-impl Namespace {
-    /// Refuses a write of `value_bytes` under `bucket`/`key` that would take
-    /// the service past its quota; one that takes nothing more always passes.
-    fn check_quota(
-        &self,
-        connection: &Connection,
-        bucket: &str,
-        key: &str,
-        value_bytes: usize,
-    ) -> rusqlite::Result<Result<(), String>> {
-        // SQLite counts in i64; a count is never negative.
-        let count = |value: i64| u64::try_from(value).unwrap_or(0);
-        let (keys, bytes) = connection
-            .query_row(
-                "SELECT keys, bytes FROM kv_usage WHERE service = ?1",
-                params![&*self.service],
-                |row| Ok((count(row.get(0)?), count(row.get(1)?))),
-            )
-            .optional()?
-            .unwrap_or((0, 0));
-        let old = connection
-            .query_row(
-                "SELECT length(value) FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                params![&*self.service, bucket, key],
-                |row| row.get::<_, i64>(0),
-            )
-            .optional()?
-            .map(count);
-        let service = &self.service;
-        let (next_keys, next_bytes) = match old {
-            Some(old) => (keys, (bytes + value_bytes as u64).saturating_sub(old)),
-            None => (
-                keys + 1,
-                bytes + (bucket.len() + key.len() + value_bytes) as u64,
-            ),
-        };
-        if next_keys > keys && next_keys > self.quota.keys {
-            return Ok(Err(format!(
-                "service \"{service}\" keeps {keys} keys, its quota (max_keyvalue_keys = {}), so {key:?} was not stored; delete keys it no longer needs, or ask the host's operator to raise max_keyvalue_keys",
-                self.quota.keys
-            )));
-        }
-        if next_bytes > bytes && next_bytes > self.quota.bytes {
-            return Ok(Err(format!(
-                "storing {key:?} would take service \"{service}\" to {} KiB of keys and values, past its quota of {} KiB (max_keyvalue_kb), so it was not stored; delete or shrink what it no longer needs, or ask the host's operator to raise max_keyvalue_kb",
-                next_bytes.div_ceil(1024),
-                self.quota.bytes / 1024
-            )));
-        }
-        Ok(Ok(()))
-    }
-}
-
-fn check_key(key: &str) -> Result<(), Error> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(Error::Other(format!(
-            "a key of {} bytes is longer than the {MAX_KEY_BYTES} this host keeps; use a shorter one",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
 impl kv::Host for KeyValueCall {
-    fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, Error> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, Error> {
         self.namespace()?;
-        if identifier.len() > MAX_BUCKET_BYTES {
-            return Err(Error::Other(format!(
-                "a bucket name of {} bytes is longer than the {MAX_BUCKET_BYTES} this host keeps; use a shorter one",
-                identifier.len()
-            )));
-        }
+        store::check_bucket(&identifier).map_err(Error::Other)?;
         self.buckets
             .push(Bucket { name: identifier })
             .map_err(|err| Error::Other(format!("cannot open another bucket ({err})")))
@@ -271,155 +206,81 @@ impl kv::Host for KeyValueCall {
 }
 
 impl kv::HostBucket for KeyValueCall {
-    fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, Error> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace
+        Ok(namespace
             .store
-            .with(|connection| {
-                connection
-                    .query_row(
-                        "SELECT value FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                        params![&*namespace.service, bucket, key],
-                        |row| row.get(0),
-                    )
-                    .optional()
-            })
-            .map_err(Error::from)
+            .get(&namespace.service, &bucket, &key)
+            .await?)
     }
 
-    fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), Error> {
-        check_key(&key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(Error::Other(format!(
-                "a value of {} KiB is larger than the {} KiB this host keeps; store less under one key",
-                value.len().div_ceil(1024),
-                MAX_VALUE_BYTES / 1024
-            )));
-        }
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace
+        Ok(namespace
             .store
-            .with(|connection| {
-                let transaction = connection.transaction()?;
-                if let Err(refusal) =
-                    namespace.check_quota(&transaction, &bucket, &key, value.len())?
-                {
-                    return Ok(Err(refusal));
-                }
-                transaction.execute(
-                    "INSERT INTO kv (service, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
-                    params![&*namespace.service, bucket, key, value],
-                )?;
-                transaction.commit().map(Ok)
-            })?
-            .map_err(Error::Other)
+            .set(&namespace.service, namespace.quota, &bucket, &key, &value)
+            .await?)
     }
 
-    fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), Error> {
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        namespace
+        Ok(namespace
             .store
-            .with(|connection| {
-                connection
-                    .execute(
-                        "DELETE FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                        params![&*namespace.service, bucket, key],
-                    )
-                    .map(drop)
-            })
-            .map_err(Error::from)
+            .delete(&namespace.service, &bucket, &key)
+            .await?)
     }
 
-    fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, Error> {
-        self.get(bucket, key).map(|value| value.is_some())
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, Error> {
+        let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
+        Ok(namespace
+            .store
+            .exists(&namespace.service, &bucket, &key)
+            .await?)
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Result<KeyResponse, Error> {
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        let offset = cursor.unwrap_or(0);
-        let keys = namespace.store.with(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT key FROM kv WHERE service = ?1 AND bucket = ?2 ORDER BY key LIMIT ?3 OFFSET ?4",
-            )?;
-            statement
-                .query_map(
-                    params![
-                        &*namespace.service,
-                        bucket,
-                        PAGE as i64 + 1,
-                        i64::try_from(offset).unwrap_or(i64::MAX)
-                    ],
-                    |row| row.get::<_, String>(0),
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let more = keys.len() as u64 > PAGE;
+        let page = namespace
+            .store
+            .list_keys(&namespace.service, &bucket, cursor)
+            .await?;
         Ok(KeyResponse {
-            keys: keys.into_iter().take(PAGE as usize).collect(),
-            cursor: more.then_some(offset + PAGE),
+            keys: page.keys,
+            cursor: page.cursor,
         })
     }
 
-    fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.buckets.delete(bucket)?;
         Ok(())
     }
 }
 
 impl atomics::Host for KeyValueCall {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<Bucket>,
         key: String,
         delta: u64,
     ) -> Result<u64, Error> {
-        check_key(&key)?;
         let (bucket, namespace) = (self.bucket(&bucket)?, self.namespace()?);
-        let mut refusal = None;
-        let next = namespace.store.with(|connection| {
-            let transaction = connection.transaction()?;
-            let current: Option<Vec<u8>> = transaction
-                .query_row(
-                    "SELECT value FROM kv WHERE service = ?1 AND bucket = ?2 AND key = ?3",
-                    params![&*namespace.service, bucket, key],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let current = match current {
-                None => 0,
-                Some(bytes) => match std::str::from_utf8(&bytes).ok().and_then(|text| text.parse::<u64>().ok()) {
-                    Some(number) => number,
-                    None => {
-                        refusal = Some(format!("the value of {key:?} is not a whole number; increment only keys that hold one"));
-                        return Ok(None);
-                    }
-                },
-            };
-            let Some(next) = current.checked_add(delta) else {
-                refusal = Some(format!("incrementing {key:?} by {delta} would overflow"));
-                return Ok(None);
-            };
-            if let Err(why) = namespace.check_quota(&transaction, &bucket, &key, next.to_string().len())? {
-                refusal = Some(why);
-                return Ok(None);
-            }
-            transaction.execute(
-                "INSERT INTO kv (service, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (service, bucket, key) DO UPDATE SET value = excluded.value",
-                params![&*namespace.service, bucket, key, next.to_string().into_bytes()],
-            )?;
-            transaction.commit()?;
-            Ok(Some(next))
-        })?;
-        match (next, refusal) {
-            (Some(next), _) => Ok(next),
-            (None, refusal) => Err(Error::Other(refusal.unwrap_or_default())),
-        }
+        Ok(namespace
+            .store
+            .increment(&namespace.service, namespace.quota, &bucket, &key, delta)
+            .await?)
     }
 }
 

@@ -18,6 +18,7 @@ use super::wit::{PluginPre, WIT_PACKAGE, exported_version};
 use crate::capabilities::{self, HostState};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
+use crate::store::postgres::Postgres;
 
 /// How big the instance pool is.
 #[derive(Debug, Clone)]
@@ -33,6 +34,9 @@ pub struct RuntimeSettings {
     pub cache_dir: Option<PathBuf>,
     /// The key-value store's file; `None` keeps it in memory.
     pub keyvalue_path: Option<PathBuf>,
+    /// The shared store (`[store]`); when set, the key-value store is kept
+    /// there instead of in `keyvalue_path`.
+    pub store: Option<Postgres>,
 }
 
 impl Default for RuntimeSettings {
@@ -43,6 +47,7 @@ impl Default for RuntimeSettings {
             max_memory_bytes: crate::config::DEFAULT_MEMORY_MB * 1024 * 1024,
             cache_dir: None,
             keyvalue_path: None,
+            store: None,
         }
     }
 }
@@ -133,6 +138,7 @@ impl Runtime {
         let capabilities = Arc::new(
             HostState::start(&capabilities::Start {
                 keyvalue_path: settings.keyvalue_path.as_deref(),
+                store: settings.store.as_ref(),
             })
             .map_err(wasmtime::Error::from_anyhow)?,
         );

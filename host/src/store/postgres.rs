@@ -120,10 +120,12 @@ const MIGRATIONS: &[&str] = &[r#"
         added_at timestamptz NOT NULL DEFAULT now()
     );
 
+    -- Buckets and keys compare byte by byte ("C"), as SQLite's do, so
+    -- list-keys pages in the same order on either store, from the index.
     CREATE TABLE kv (
         service text NOT NULL,
-        bucket  text NOT NULL,
-        key     text NOT NULL,
+        bucket  text COLLATE "C" NOT NULL,
+        key     text COLLATE "C" NOT NULL,
         value   bytea NOT NULL,
         PRIMARY KEY (service, bucket, key)
     );
