@@ -32,7 +32,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::HeaderName;
-use futures_util::future::OptionFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -118,9 +117,7 @@ impl Host {
             keyvalue_path: Some(config.data_dir.join("keyvalue.sqlite3")),
             max_concurrent_calls: config.max_concurrent_calls,
             queue_wait: config.queue_wait,
-            store: OptionFuture::from(config.store.as_ref().map(store::postgres::Postgres::open))
-                .await
-                .transpose()?,
+            store: store.clone(),
         };
         let metrics = Arc::new(Metrics::new());
         let runtime = Runtime::new(&settings, metrics.clone()).map_err(anyhow::Error::from)?;
