@@ -33,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use futures_util::future::try_join_all;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest as _, Sha256};
 use tokio_postgres::types::{ToSql, Type};
@@ -46,6 +47,8 @@ const LEDGER_FILE: &str = "ledger.sqlite3";
 const KEYVALUE_FILE: &str = "keyvalue.sqlite3";
 /// The kept plugins' folder in `data_dir`.
 const PLUGINS_DIR: &str = "plugins";
+/// Rows sent to the store at once.
+const BATCH: usize = 256;
 
 /// How a column's text is given to PostgreSQL.
 #[derive(Clone, Copy, PartialEq)]
@@ -703,38 +706,52 @@ async fn copy_table(
         in_source: rows.rows.len() as u64,
         ..Counts::default()
     };
-    for row in &rows.rows {
-        let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Cell::as_sql).collect();
-        let inserted = transaction
-            .execute(&insert, &params)
-            .await
-            .map_err(postgres_error)
-            .with_context(|| format!("the store refused the {}", describe(table, row)))?;
-        if inserted == 1 {
-            counts.copied += 1;
-            continue;
-        }
-        let differing: Option<Vec<String>> = transaction
-            .query_opt(&differences, &params)
-            .await
-            .map_err(postgres_error)
-            .with_context(|| format!("cannot compare the {}", describe(table, row)))?
-            .map(|found| found.get(0));
-        match differing {
-            Some(columns) if columns.is_empty() => counts.already_there += 1,
-            Some(columns) => {
-                counts.conflicting += 1;
-                conflicts.push(format!(
-                    "the {} is in the store with another {}",
-                    describe(table, row),
-                    columns.join(", ")
-                ));
+    // Statements of a batch are sent together (tokio-postgres pipelines the
+    // futures of one connection), not one round trip each.
+    for batch in rows.rows.chunks(BATCH) {
+        let inserted = try_join_all(batch.iter().map(|row| async {
+            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Cell::as_sql).collect();
+            transaction
+                .execute(&insert, &params)
+                .await
+                .map_err(postgres_error)
+                .with_context(|| format!("the store refused the {}", describe(table, row)))
+        }))
+        .await?;
+        counts.copied += inserted.iter().filter(|&&count| count == 1).count() as u64;
+        let there: Vec<&Vec<Cell>> = batch
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, count)| **count == 0)
+            .map(|(row, _)| row)
+            .collect();
+        let compared = try_join_all(there.iter().map(|row| async {
+            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Cell::as_sql).collect();
+            transaction
+                .query_opt(&differences, &params)
+                .await
+                .map_err(postgres_error)
+                .with_context(|| format!("cannot compare the {}", describe(table, row)))
+        }))
+        .await?;
+        for (row, found) in there.into_iter().zip(compared) {
+            let differing: Option<Vec<String>> = found.map(|found| found.get(0));
+            match differing {
+                Some(columns) if columns.is_empty() => counts.already_there += 1,
+                Some(columns) => {
+                    counts.conflicting += 1;
+                    conflicts.push(format!(
+                        "the {} is in the store with another {}",
+                        describe(table, row),
+                        columns.join(", ")
+                    ));
+                }
+                // Removed between the two statements by a host on the store.
+                None => anyhow::bail!(
+                    "the {} was in the store and then not; run the migration again",
+                    describe(table, row)
+                ),
             }
-            // Removed between the two statements: not in our transaction's snapshot.
-            None => anyhow::bail!(
-                "the {} was in the store and then not; run the migration again",
-                describe(table, row)
-            ),
         }
     }
     Ok(counts)

@@ -506,3 +506,83 @@ async fn a_folder_without_a_ledger_is_named() {
         "no folder is made for it"
     );
 }
+
+#[tokio::test]
+async fn rows_still_in_the_write_ahead_log_of_a_host_that_died_are_copied() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    // Open, as a host killed with -9 leaves it: its last commits are in
+    // ledger.sqlite3-wal, not yet in the file itself.
+    let ledger = SqliteLedger::open(dir.path()).expect("a ledger");
+    let record = InstanceRecord {
+        instance: instance("db"),
+        state: InstanceState::Pending,
+    };
+    ledger
+        .commit("svc", vec![Change::Put(record)], None)
+        .await
+        .expect("a create");
+    let wal = dir.path().join("ledger.sqlite3-wal");
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > 0),
+        "the commit is in the log"
+    );
+    let database = TestDatabase::create().await;
+    let store = Postgres::open(&database.settings("test"))
+        .await
+        .expect("the store");
+
+    let report = migrate(dir.path(), &store).await.expect("the migration");
+    assert!(report.complete(), "{report}");
+    assert_eq!(counts(&report)[0], ("instances", 1, 1, 0));
+    assert_eq!(
+        store_texts(&store, "SELECT state FROM instances WHERE name = 'db'").await,
+        ["pending"]
+    );
+    drop(ledger);
+}
+
+#[tokio::test]
+async fn a_row_the_store_refuses_leaves_it_as_it_was_and_a_run_after_the_fix_completes() {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    source(dir.path()).await;
+    // A binding whose instance is gone: SQLite has no foreign key to stop it.
+    let ledger = dir.path().join("ledger.sqlite3");
+    rusqlite::Connection::open(&ledger)
+        .expect("the ledger")
+        .execute_batch(
+            "INSERT INTO bindings VALUES ('svc', 'ghost', 'app', 'web', '{}', '2026-01-02T03:04:05.678Z')",
+        )
+        .expect("an orphan binding");
+    let database = TestDatabase::create().await;
+    let store = Postgres::open(&database.settings("test"))
+        .await
+        .expect("the store");
+
+    let err = migrate(dir.path(), &store)
+        .await
+        .expect_err("the store refuses the binding");
+    let sentence = format!("{err:#}");
+    assert!(
+        sentence.starts_with(
+            "cannot copy the table bindings: the store refused the bindings row service \"svc\", instance \"ghost\", kind \"app\", target \"web\": "
+        ),
+        "{sentence}"
+    );
+    assert_eq!(
+        store_texts(
+            &store,
+            "SELECT concat_ws('|', (SELECT count(*) FROM instances), (SELECT count(*) FROM bindings), (SELECT count(*) FROM kv))"
+        )
+        .await,
+        ["0|0|0"],
+        "the store is as it was"
+    );
+
+    rusqlite::Connection::open(&ledger)
+        .expect("the ledger")
+        .execute_batch("DELETE FROM bindings WHERE instance = 'ghost'")
+        .expect("the fix");
+    let report = migrate(dir.path(), &store).await.expect("the migration");
+    assert!(report.complete(), "{report}");
+    assert_eq!(counts(&report)[1], ("bindings", 1, 1, 0));
+}
