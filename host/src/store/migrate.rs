@@ -470,9 +470,10 @@ fn read_tables(data_dir: &Path) -> anyhow::Result<Vec<Rows>> {
             .transaction()
             .with_context(|| format!("cannot read {}", path.display()))?;
         for table in tables {
-            let rows = read_table(&snapshot, table).with_context(|| {
+            let mut rows = read_table(&snapshot, table).with_context(|| {
                 format!("cannot read the table {} of {}", table.name, path.display())
             })?;
+            hash_plain_passwords(table, &mut rows)?;
             sources.push(Rows { table, rows });
         }
         snapshot
@@ -480,6 +481,36 @@ fn read_tables(data_dir: &Path) -> anyhow::Result<Vec<Rows>> {
             .with_context(|| format!("cannot read {}", path.display()))?;
     }
     Ok(sources)
+}
+
+/// A service record written by an older host keeps an added service's
+/// password in plain text. It is copied as this version's hosts write it,
+/// with the password's digest only: the shared store never holds the
+/// password (hosts would rewrite it at start, after it had been there).
+fn hash_plain_passwords(table: &Table, rows: &mut [Vec<Cell>]) -> anyhow::Result<()> {
+    let Some(index) = table
+        .columns
+        .iter()
+        .position(|column| column.name == "document")
+    else {
+        return Ok(());
+    };
+    for row in rows {
+        let Some(Cell::Text(Some(text))) = row.get_mut(index) else {
+            continue;
+        };
+        let Ok(document) = serde_json::from_str::<serde_json::Value>(text) else {
+            // Copied as it is: the hosts reading it name the damage.
+            continue;
+        };
+        if !crate::deploy::keeps_plain_password(&document) {
+            continue;
+        }
+        let record: crate::deploy::Deployment = serde_json::from_value(document)
+            .context("a service record with a plain password cannot be read")?;
+        *text = serde_json::to_value(&record)?.to_string();
+    }
+    Ok(())
 }
 
 /// Opens a SQLite file so that it is not changed: read-only, and never

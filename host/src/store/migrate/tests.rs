@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Report, migrate};
 use crate::capabilities::keyvalue::KvStore;
-use crate::deploy::VersionStore;
+use crate::deploy::PluginFiles;
 use crate::ledger::{
     Binding, BindingKind, Change, Deployments as _, Event, EventOutcome, InstanceRecord, Ledger,
     PluginEvent, SqliteLedger,
@@ -113,7 +113,7 @@ async fn source(dir: &Path) -> String {
             .expect("a reservation")
     );
     let sha256 = crate::runtime::sha256(WASM);
-    VersionStore::open(dir)
+    PluginFiles::open(dir)
         .expect("a plugin store")
         .put(&sha256, WASM)
         .expect("a kept plugin");
@@ -131,6 +131,20 @@ async fn source(dir: &Path) -> String {
         )
         .await
         .expect("a deployment");
+    // A service added through the admin API by an older host, which kept
+    // its password in plain text.
+    ledger
+        .save_deployment(
+            "added",
+            Some(
+                json!({"added": {"username": "u", "password": "plain secret", "timeout_ms": 5000,
+                                  "memory_mb": 64, "added_at": "2026-01-02T03:04:05.678Z"},
+                        "active": null, "versions": []}),
+            ),
+            None,
+        )
+        .await
+        .expect("an added service");
     drop(ledger);
     let keys = KvStore::open(Some(&dir.join("keyvalue.sqlite3"))).expect("a key-value store");
     keys.with(|connection| {
@@ -203,7 +217,7 @@ async fn everything_is_copied_counted_and_a_second_run_finds_it_there() {
             ("instances", 2, 2, 0),
             ("bindings", 1, 1, 0),
             ("events", 3, 3, 0),
-            ("deployments", 1, 1, 0),
+            ("deployments", 2, 2, 0),
             ("plugin_events", 1, 1, 0),
             ("plugins", 1, 1, 0),
             ("kv", 3, 3, 0),
@@ -216,7 +230,7 @@ async fn everything_is_copied_counted_and_a_second_run_finds_it_there() {
     );
     assert!(
         printed.ends_with(&format!(
-            "every row of {} is in the store: 12 copied, 0 already there\n",
+            "every row of {} is in the store: 13 copied, 0 already there\n",
             dir.path().display()
         )),
         "{printed}"
@@ -281,14 +295,31 @@ async fn everything_is_copied_counted_and_a_second_run_finds_it_there() {
         store_texts(
             &store,
             &format!(
-                "SELECT concat_ws('|', service, document, to_char(updated_at AT TIME ZONE 'UTC', {AS_LEDGER})) FROM deployments WHERE revision > 0"
+                "SELECT concat_ws('|', service, document, to_char(updated_at AT TIME ZONE 'UTC', {AS_LEDGER})) FROM deployments WHERE revision > 0 AND service = 'svc'"
             )
         )
         .await,
         sqlite_texts(
             &ledger,
-            "SELECT concat_ws('|', service, document, updated_at) FROM deployments"
+            "SELECT concat_ws('|', service, document, updated_at) FROM deployments WHERE service = 'svc'"
         ),
+    );
+    let added = store_texts(
+        &store,
+        "SELECT document FROM deployments WHERE service = 'added'",
+    )
+    .await
+    .join("");
+    assert!(
+        !added.contains("plain secret") && !added.contains("\"password\""),
+        "the store never holds the password: {added}"
+    );
+    assert!(
+        added.contains(&format!(
+            "\"password_sha256\":\"{}\"",
+            crate::runtime::sha256(b"plain secret")
+        )),
+        "{added}"
     );
     assert_eq!(
         store_texts(
@@ -340,7 +371,7 @@ async fn everything_is_copied_counted_and_a_second_run_finds_it_there() {
             ("instances", 2, 0, 2),
             ("bindings", 1, 0, 1),
             ("events", 3, 0, 3),
-            ("deployments", 1, 0, 1),
+            ("deployments", 2, 0, 2),
             ("plugin_events", 1, 0, 1),
             ("plugins", 1, 0, 1),
             ("kv", 3, 0, 3),
