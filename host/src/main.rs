@@ -62,6 +62,8 @@ enum Command {
     Template(cli::template::Args),
     /// List a service's instances, their bindings and recent events, from the ledger.
     Instances(cli::instances::Args),
+    /// Work on the shared store: `orizuru store migrate` copies a host's data_dir into it.
+    Store(cli::store::Args),
 }
 
 #[derive(clap::Args)]
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Call(args) => cli::call::run(args),
         Command::Template(args) => cli::template::run(args),
         Command::Instances(args) => cli::instances::run(args),
+        Command::Store(args) => cli::store::run(args),
     }
 }
 

@@ -4,9 +4,24 @@
 //! whatever the umask says, and a folder found wider is tightened.
 
 use std::io::{Read as _, Seek as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+
+/// `data_dir` is locked by another process (a host serving from it, or a
+/// command working on it); [`lock`] fails with this, so that a caller can
+/// say what to do in its own words.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "data_dir {} is in use by another Orizuru host{holder}; give each host a data_dir of its own",
+    data_dir.display()
+)]
+pub struct InUse {
+    /// The folder.
+    pub data_dir: PathBuf,
+    /// ` (process PID)` when the holder wrote its process id, else empty.
+    pub holder: String,
+}
 
 /// Takes `data_dir` for this host alone, for as long as the returned file
 /// is open: its ledger's reservations are this host's, so a create
@@ -31,10 +46,11 @@ pub fn lock(data_dir: &Path) -> anyhow::Result<std::fs::File> {
                 "" => String::new(),
                 pid => format!(" (process {pid})"),
             };
-            anyhow::bail!(
-                "data_dir {} is in use by another Orizuru host{holder}; give each host a data_dir of its own",
-                data_dir.display()
-            );
+            return Err(InUse {
+                data_dir: data_dir.to_owned(),
+                holder,
+            }
+            .into());
         }
         Err(std::fs::TryLockError::Error(err)) => {
             return Err(err).with_context(|| format!("cannot lock {}", path.display()));

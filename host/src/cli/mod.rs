@@ -6,6 +6,7 @@ pub mod call;
 pub mod check;
 pub mod instances;
 pub mod new;
+pub mod store;
 pub mod template;
 
 use std::path::{Path, PathBuf};

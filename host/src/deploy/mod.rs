@@ -50,7 +50,7 @@ use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::service::Steward;
 
-pub use added::{AddedService, NewService};
+pub use added::{AddedService, NewService, keeps_plain_password};
 pub use error::{DeployError, ErrorKind};
 pub use operations::Added;
 pub use pipeline::Deployed;

@@ -11,6 +11,7 @@
 //! What stays on each host either way: the compiled cache (`cache_dir`), and
 //! the config file's own settings.
 
+pub mod migrate;
 pub mod postgres;
 
 use std::time::Duration;

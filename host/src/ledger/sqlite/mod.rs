@@ -65,6 +65,12 @@ impl SqliteLedger {
         })
     }
 
+    /// The schema version (`PRAGMA user_version`) this host's ledgers have
+    /// once opened; a ledger at another version has not been opened by it.
+    pub fn schema_version() -> usize {
+        schema::version()
+    }
+
     /// The oldest time an answer may have been recorded and still be replayed.
     fn replay_cutoff(&self) -> anyhow::Result<String> {
         ago(self.retention.replay_window)

@@ -70,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
 "#,
 ];
 
+/// The schema version this host writes (SQLite's `user_version`).
+pub(super) fn version() -> usize {
+    MIGRATIONS.len()
+}
+
 /// Runs the steps this ledger has not run yet, each in a transaction of its own.
 pub(super) fn migrate(connection: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
