@@ -6,7 +6,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::{Report, migrate};
-use crate::capabilities::keyvalue::KvStore;
+use crate::capabilities::Start;
+use crate::capabilities::keyvalue::{KeyValueQuota, KvStore};
 use crate::deploy::PluginFiles;
 use crate::ledger::{
     Binding, BindingKind, Change, Deployments as _, Event, EventOutcome, InstanceRecord, Ledger,
@@ -146,15 +147,22 @@ async fn source(dir: &Path) -> String {
         .await
         .expect("an added service");
     drop(ledger);
-    let keys = KvStore::open(Some(&dir.join("keyvalue.sqlite3"))).expect("a key-value store");
-    keys.with(|connection| {
-        connection.execute_batch(
-            "INSERT INTO kv VALUES ('svc', 'b', 'k1', x'0102'), ('svc', 'b', 'ké', x''),
-                                   ('other', 'cache', 'k', x'ff00ff')",
-        )
+    let path = dir.join("keyvalue.sqlite3");
+    let keys = KvStore::open(&Start {
+        keyvalue_path: Some(&path),
+        store: None,
     })
-    .map_err(|_| "a write")
-    .expect("keys");
+    .expect("a key-value store");
+    for (service, bucket, key, value) in [
+        ("svc", "b", "k1", &[1u8, 2][..]),
+        ("svc", "b", "ké", &[][..]),
+        ("other", "cache", "k", &[0xff, 0, 0xff][..]),
+    ] {
+        keys.set(service, KeyValueQuota::default(), bucket, key, value)
+            .await
+            .map_err(|_| "a write")
+            .expect("keys");
+    }
     sha256
 }
 
