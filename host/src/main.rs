@@ -172,6 +172,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "  admin API    off: set admin_token_env (or admin_token) in the config to upload plugins and roll back"
         ),
     }
+    match &config.store {
+        Some(store) => println!(
+            "  store        shared, PostgreSQL ([store] {}), as host \"{}\"",
+            store.url_from, store.host_id
+        ),
+        None => println!("  store        embedded, in {}", config.data_dir.display()),
+    }
     let drained = orizuru::serve(listener, host, shutdown_signal()).await?;
     if drained.cut.is_empty() {
         tracing::info!("stopped: every request in flight was answered");

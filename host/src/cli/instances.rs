@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use orizuru::config::Overrides;
-use orizuru::ledger::{EventOutcome, Ledger, SqliteLedger};
+use orizuru::ledger::{EventOutcome, Ledger, PgLedger, Retention, SqliteLedger};
 use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     target: super::ConfiguredService,
-    /// Read the ledger in this directory instead of the config's `data_dir`.
+    /// Read the embedded ledger in this directory instead of the config's (its
+    /// `data_dir`, or its shared store when it has a `[store]` table).
     #[arg(long, env = "ORIZURU_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// The newest events to show per instance.
@@ -27,10 +28,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
+    // The config's shared store, unless --data-dir names an embedded ledger.
+    let (data_dir, store) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
         None => match super::load_config(&args.target.config, &Overrides::default()) {
-            Ok(config) => config.data_dir,
+            Ok(config) => (config.data_dir, config.store),
             Err(sentence) => {
                 return super::fail(format!(
                     "{sentence} (or pass --data-dir with the host's data directory)"
@@ -38,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         },
     };
-    if !data_dir.join("ledger.sqlite3").is_file() {
+    if store.is_none() && !data_dir.join("ledger.sqlite3").is_file() {
         return super::fail(format!(
             "there is no ledger in {}; pass the data_dir of a host that has served (--data-dir, or --config)",
             data_dir.display()
@@ -49,10 +51,31 @@ pub fn run(args: Args) -> ExitCode {
         Err(sentence) => return super::fail(sentence),
     };
     let report = runtime.block_on(async {
-        let ledger = SqliteLedger::open(&data_dir).map_err(|err| format!("{err:#}"))?;
-        read(&ledger, &args.target.service, args.events)
-            .await
-            .map_err(|err| format!("cannot read the ledger in {}: {err:#}", data_dir.display()))
+        match &store {
+            Some(settings) => {
+                let opened = async {
+                    let store = orizuru::store::postgres::Postgres::open(settings).await?;
+                    PgLedger::open(&store, Retention::default()).await
+                };
+                let ledger = opened.await.map_err(|err| format!("{err:#}"))?;
+                read(&ledger, &args.target.service, args.events)
+                    .await
+                    .map_err(|err| {
+                        format!(
+                            "cannot read the ledger in the shared store ([store] {}): {err:#}",
+                            settings.url_from
+                        )
+                    })
+            }
+            None => {
+                let ledger = SqliteLedger::open(&data_dir).map_err(|err| format!("{err:#}"))?;
+                read(&ledger, &args.target.service, args.events)
+                    .await
+                    .map_err(|err| {
+                        format!("cannot read the ledger in {}: {err:#}", data_dir.display())
+                    })
+            }
+        }
     });
     let report = match report {
         Ok(report) => report,
@@ -66,7 +89,7 @@ pub fn run(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn read(ledger: &SqliteLedger, service: &str, events: usize) -> anyhow::Result<Value> {
+async fn read(ledger: &dyn Ledger, service: &str, events: usize) -> anyhow::Result<Value> {
     let mut instances = Vec::new();
     for name in ledger.instance_names(service).await? {
         let Some(record) = ledger.instance(service, &name).await? else {

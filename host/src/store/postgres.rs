@@ -218,9 +218,11 @@ impl Postgres {
                     settings.url_from
                 )
             })?;
+        // The server's notices ("already exists, skipping") are not the host's news.
+        let ours = format!("-c search_path={SCHEMA} -c client_min_messages=warning");
         let options = match config.get_options() {
-            Some(options) if !options.is_empty() => format!("{options} -c search_path={SCHEMA}"),
-            _ => format!("-c search_path={SCHEMA}"),
+            Some(options) if !options.is_empty() => format!("{options} {ours}"),
+            _ => ours,
         };
         config.options(&options);
         if config.get_connect_timeout().is_none() {
