@@ -2,7 +2,10 @@
 //! plugins built from source, and a tsuru-like client for it.
 
 pub mod chaos;
+pub mod fleet;
+pub mod proxy;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,11 +38,31 @@ pub fn service(id: &str, plugin_name: &str, extra: &str) -> String {
 /// The admin token of every test host started by [`Server::start`].
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// The environment variable a fleet host's `[store] url_env` names.
+pub const STORE_URL_ENV: &str = "ORIZURU_TEST_STORE_URL";
+
+/// The environment a fleet host reads its store's URL from.
+pub fn store_env(store_url: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(STORE_URL_ENV.to_owned(), store_url.to_owned())])
+}
+
+/// The config text of a fleet host: `top` (top-level keys), the admin API
+/// on with [`ADMIN_TOKEN`], `[store]` reading its URL from
+/// [`STORE_URL_ENV`] with this `host_id`, and these `[[services]]` entries.
+pub fn shared_config(host_id: &str, top: &str, services: &[String]) -> String {
+    format!(
+        "admin_token = \"{ADMIN_TOKEN}\"\n{top}\n[store]\nurl_env = \"{STORE_URL_ENV}\"\nhost_id = \"{host_id}\"\npool_size = 8\n\n{}",
+        services.concat()
+    )
+}
+
 /// A running host.
 pub struct Server {
     pub url: String,
     pub host: Arc<Host>,
     config: ConfigAt,
+    /// What the host's config may read from the environment (`url_env`).
+    env: Arc<BTreeMap<String, String>>,
     data_dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<orizuru::drain::Drained>>>,
@@ -66,25 +89,44 @@ impl Server {
 
     /// Starts a host on this whole config text and a fresh data dir.
     pub async fn start_config(text: &str) -> Server {
+        Self::start_config_env(text, BTreeMap::new()).await
+    }
+
+    /// Starts a host on this whole config text, whose `*_env` names are
+    /// looked up in `env`, and a fresh data dir.
+    pub async fn start_config_env(text: &str, env: BTreeMap<String, String>) -> Server {
         let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
-        Self::start_in(ConfigAt::Text(text.to_owned()), data_dir).await
+        Self::start_in(ConfigAt::Text(text.to_owned()), Arc::new(env), data_dir).await
     }
 
     /// Starts a host on a config file, which it watches, and a fresh data dir.
     pub async fn start_file(path: &Path) -> Server {
         let data_dir = Arc::new(tempfile::tempdir().expect("a temporary data dir"));
-        Self::start_in(ConfigAt::File(path.to_owned()), data_dir).await
+        Self::start_in(ConfigAt::File(path.to_owned()), Arc::default(), data_dir).await
     }
 
-    async fn start_in(config_at: ConfigAt, data_dir: Arc<tempfile::TempDir>) -> Server {
+    /// Starts a host of a fleet: these `[[services]]` entries, the admin API
+    /// on with [`ADMIN_TOKEN`], a data dir of its own (hosts share no disk),
+    /// and the shared store at `store_url` (a PostgreSQL URL, read through
+    /// `[store] url_env`), naming itself `host_id`.
+    pub async fn start_shared(store_url: &str, host_id: &str, services: &[String]) -> Server {
+        Self::start_config_env(&shared_config(host_id, "", services), store_env(store_url)).await
+    }
+
+    async fn start_in(
+        config_at: ConfigAt,
+        env: Arc<BTreeMap<String, String>>,
+        data_dir: Arc<tempfile::TempDir>,
+    ) -> Server {
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".parse().expect("a loopback address")),
             data_dir: Some(data_dir.path().to_owned()),
         };
+        let lookup = |name: &str| env.get(name).cloned();
         let config = match &config_at {
-            ConfigAt::Text(text) => Config::parse(text, data_dir.path(), &overrides, |_| None)
+            ConfigAt::Text(text) => Config::parse(text, data_dir.path(), &overrides, lookup)
                 .unwrap_or_else(|err| panic!("test config is invalid: {err}\n{text}")),
-            ConfigAt::File(path) => Config::load(path, &overrides, |_| None)
+            ConfigAt::File(path) => Config::load(path, &overrides, lookup)
                 .unwrap_or_else(|err| panic!("test config is invalid: {err}")),
         };
         let host = Host::start(&config).await.expect("the host starts");
@@ -100,6 +142,7 @@ impl Server {
             url,
             host,
             config: config_at,
+            env,
             data_dir,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -116,10 +159,11 @@ impl Server {
     /// host runs (the old host and its mapped files are gone by then).
     pub async fn restart_with(mut self, meanwhile: impl FnOnce(&Path)) -> Server {
         self.stop().await;
-        let (config, data_dir) = (self.config.clone(), self.data_dir.clone());
+        let (config, env, data_dir) =
+            (self.config.clone(), self.env.clone(), self.data_dir.clone());
         drop(self);
         meanwhile(data_dir.path());
-        Self::start_in(config, data_dir).await
+        Self::start_in(config, env, data_dir).await
     }
 
     /// Stops this host as Ctrl-C does: no new connections, then the
