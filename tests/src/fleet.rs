@@ -205,17 +205,17 @@ where
 /// The fleet view of one service in `GET /admin/services`: each host's id
 /// and the sha256 of the version it serves, by host id.
 pub fn fleet_of(service: &serde_json::Value) -> BTreeMap<String, String> {
-    service["hosts"]
+    service["fleet"]
         .as_array()
-        .unwrap_or_else(|| panic!("the service shows no hosts: {service}"))
+        .unwrap_or_else(|| panic!("the service shows no fleet: {service}"))
         .iter()
+        // Hosts that stopped beating are listed for ten minutes, as not alive.
+        .filter(|host| host["alive"] == serde_json::Value::Bool(true))
         .map(|host| {
             let id = host["host_id"]
                 .as_str()
                 .unwrap_or_else(|| panic!("a host without host_id: {host}"));
-            let sha = host["sha256"]
-                .as_str()
-                .unwrap_or_else(|| panic!("a host without sha256: {host}"));
+            let sha = host["sha256"].as_str().unwrap_or("not serving");
             (id.to_owned(), sha.to_owned())
         })
         .collect()
