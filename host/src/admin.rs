@@ -99,7 +99,14 @@ impl From<DeployError> for ApiError {
             ErrorKind::Host => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError::new(status, error.to_string())
+        let mut answer = ApiError::new(status, error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer.headers.push((
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::store::RETRY_AFTER_SECS),
+            ));
+        }
+        answer
     }
 }
 

@@ -714,3 +714,135 @@ async fn a_host_killed_under_load_loses_no_acknowledged_write() {
         assert!(held.contains(name), "the ledger lost the binding of {name}");
     }
 }
+
+/// The readiness of a host: its status and body.
+async fn readyz(url: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{url}/readyz"))
+        .await
+        .expect("/readyz answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_version_one_host_cannot_load_leaves_it_serving_the_old_one_and_saying_so() {
+    let database = TestDatabase::create().await;
+    // Host a grants the key-value store; host b's config file does not.
+    let a = orizuru_tests::Server::start_shared(
+        &database.url,
+        "a",
+        &[service("gen", "generation-one", "keyvalue = true")],
+    )
+    .await;
+    let b = orizuru_tests::Server::start_shared(
+        &database.url,
+        "b",
+        &[service("gen", "generation-one", "")],
+    )
+    .await;
+    let (on_a, on_b) = (a.tsuru("gen"), b.tsuru("gen"));
+    assert_eq!(create(&on_a, &[("name", "shared")]).await.status, 201);
+    assert_eq!(generation(&on_b).await.as_deref(), Some("one"));
+
+    // A version importing wasi:keyvalue passes on a, and cannot serve on b.
+    let uploaded = a.admin().upload("gen", plugin_bytes("counter")).await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let counter = uploaded.json()["sha256"]
+        .as_str()
+        .expect("the new version's sha256")
+        .to_owned();
+    let said = eventually(REACH, || async {
+        let (status, body) = readyz(&b.url).await;
+        (status == 503).then_some(body)
+    })
+    .await
+    .expect("b's /readyz says it is behind the fleet");
+    assert!(
+        said.contains("service \"gen\"") && said.contains(&counter) && said.contains("keyvalue"),
+        "{said}"
+    );
+    // b keeps serving the old version, without a failed request.
+    assert_eq!(generation(&on_b).await.as_deref(), Some("one"));
+    assert_eq!(readyz(&a.url).await.0, 200);
+    // The fleet view, from either host, says which host is behind and why.
+    let behind = eventually(REACH, || async {
+        let listed = a.admin().service("gen").await;
+        listed["fleet"]
+            .as_array()?
+            .iter()
+            .find(|host| host["host_id"] == "b" && host["behind"].is_object())
+            .cloned()
+    })
+    .await
+    .expect("the fleet view shows b behind");
+    assert_eq!(behind["behind"]["sha256"], counter.as_str());
+    assert_ne!(behind["sha256"], counter.as_str(), "{behind}");
+    assert!(
+        behind["behind"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("keyvalue")),
+        "{behind}"
+    );
+
+    // The next version that b can load puts it back in step, and ready.
+    let two = a
+        .admin()
+        .upload("gen", plugin_bytes("generation-two"))
+        .await;
+    assert_eq!(two.status, 200, "{}", two.body);
+    let reached = eventually(REACH, || async {
+        (generation(&on_b).await.as_deref() == Some("two")).then_some(())
+    })
+    .await;
+    assert!(reached.is_some(), "b serves generation two");
+    assert_eq!(
+        readyz(&b.url).await,
+        (200, "ready: every service is serving\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosts_with_different_plugin_files_never_flip_a_service_back_and_forth() {
+    let database = TestDatabase::create().await;
+    let a = orizuru_tests::Server::start_shared(
+        &database.url,
+        "a",
+        &[service("gen", "generation-one", "")],
+    )
+    .await;
+    assert_eq!(
+        create(&a.tsuru("gen"), &[("name", "shared")]).await.status,
+        201
+    );
+    assert_eq!(generation(&a.tsuru("gen")).await.as_deref(), Some("one"));
+    // b's file is one the fleet has not seen: applied to every host, once.
+    let b = orizuru_tests::Server::start_shared(
+        &database.url,
+        "b",
+        &[service("gen", "generation-two", "")],
+    )
+    .await;
+    for (name, host) in [("a", &a), ("b", &b)] {
+        let reached = eventually(REACH, || async {
+            (generation(&host.tsuru("gen")).await.as_deref() == Some("two")).then_some(())
+        })
+        .await;
+        assert!(reached.is_some(), "host {name} serves b's file");
+    }
+    // Restarts never take the fleet back to a file it has seen.
+    let a = a.restart().await;
+    assert_eq!(generation(&a.tsuru("gen")).await.as_deref(), Some("two"));
+    let b = b.restart().await;
+    let a = a.restart().await;
+    for host in [&a, &b] {
+        assert_eq!(generation(&host.tsuru("gen")).await.as_deref(), Some("two"));
+    }
+    let events = a.admin().service("gen").await["events"].clone();
+    let swaps = events
+        .as_array()
+        .expect("the plugin events")
+        .iter()
+        .filter(|event| event["kind"] == "swap")
+        .count();
+    assert_eq!(swaps, 1, "one swap, to b's file: {events}");
+}

@@ -34,6 +34,10 @@ use crate::store::postgres::postgres_error;
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long after its last heartbeat a host is taken for gone.
 pub const GONE_AFTER: Duration = Duration::from_secs(15);
+/// How long an admin operation waits for another host's to end.
+const OPERATION_WAIT: Duration = Duration::from_secs(60);
+/// How long a starting host waits for the others' operations and starts.
+pub(super) const START_WAIT: Duration = Duration::from_secs(600);
 /// The key of the advisory lock an admin operation holds over the fleet.
 const OPERATIONS_LOCK: i64 = 0x6f72_697a_7572_7502;
 
@@ -122,6 +126,14 @@ impl Deployer {
     /// Takes the fleet's lock for an admin operation and applies what other
     /// hosts changed before it; nothing on an embedded store.
     pub(super) async fn exclusive(&self) -> Result<OperationLock, DeployError> {
+        self.exclusive_within(OPERATION_WAIT).await
+    }
+
+    /// [`Deployer::exclusive`], waiting at most `wait` for another host's operation to end.
+    pub(super) async fn exclusive_within(
+        &self,
+        wait: Duration,
+    ) -> Result<OperationLock, DeployError> {
         let Some(fleet) = self.fleet() else {
             return Ok(OperationLock { _client: None });
         };
@@ -135,14 +147,15 @@ impl Deployer {
         // The connection does its work while its messages are read.
         tokio::spawn(async move { while messages.next().await.is_some() {} });
         tokio::time::timeout(
-            Duration::from_secs(60),
+            wait,
             client.execute("SELECT pg_advisory_lock($1)", &[&OPERATIONS_LOCK]),
         )
         .await
         .map_err(|_| {
-            DeployError::Busy(
-                "another host has held the fleet's lock for admin operations for a minute".into(),
-            )
+            DeployError::Busy(format!(
+                "another host has held the fleet's lock for admin operations for {} s (an upload compiling, or a host starting)",
+                wait.as_secs()
+            ))
         })?
         .map_err(|err| unavailable(postgres_error(err)))?;
         self.catch_up().await.map_err(unavailable)?;

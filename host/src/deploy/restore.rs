@@ -100,7 +100,7 @@ impl Deployer {
         // On a shared store, hosts starting at once put their config
         // files' plugins in service one after the other, each from the
         // records as the one before left them.
-        let _fleet = deployer.exclusive().await?;
+        let _fleet = deployer.exclusive_within(super::fleet::START_WAIT).await?;
         for service in plain_passwords {
             // Written again as it is read: with the password's digest only.
             let record = deployer.lock().await.records.get(&service).cloned();
