@@ -45,7 +45,7 @@ impl From<StoredAdded> for AddedService {
     fn from(stored: StoredAdded) -> Self {
         let password_sha256 = match (stored.password_sha256, stored.password) {
             (Some(digest), _) => digest,
-            (None, Some(plain)) => hex_sha256(plain.as_bytes()),
+            (None, Some(plain)) => crate::runtime::sha256(plain.as_bytes()),
             (None, None) => String::new(),
         };
         AddedService {
@@ -98,7 +98,7 @@ impl AddedService {
     pub fn new(settings: ServiceSettings, password: &str, added_at: String) -> Self {
         AddedService {
             username: settings.username,
-            password_sha256: hex_sha256(password.as_bytes()),
+            password_sha256: crate::runtime::sha256(password.as_bytes()),
             timeout_ms: settings.timeout_ms,
             memory_mb: settings.memory_mb,
             max_concurrent_calls: settings.max_concurrent_calls,
@@ -155,10 +155,6 @@ impl AddedService {
         }
         digest
     }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    crate::runtime::sha256(bytes)
 }
 
 /// Decodes 64 hex digits into `out`; false when `text` is not that.

@@ -25,10 +25,10 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use super::shared::{AT, CHANNEL, POLL, RecordChange, SharedDeployments};
+use super::shared::{CHANNEL, POLL, RecordChange, SharedDeployments};
 use super::store::Deployment;
 use super::{DeployError, Deployer, State};
-use crate::store::postgres::postgres_error;
+use crate::store::postgres::{postgres_error, utc_text};
 
 /// How often a host writes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -347,7 +347,7 @@ async fn fleet_hosts(fleet: &Fleet) -> anyhow::Result<BTreeMap<String, Vec<Fleet
             &format!(
                 "SELECT host_id, run, {}, serving, last_seen > now() - make_interval(secs => $1)
                  FROM hosts WHERE last_seen > now() - interval '10 minutes' ORDER BY host_id, run",
-                AT.replace("at AT", "last_seen AT")
+                utc_text("last_seen")
             ),
             &[&(GONE_AFTER.as_secs_f64())],
         )

@@ -16,15 +16,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::ledger::{Deployments, PluginEvent, PluginEventRecord};
-use crate::store::postgres::{Postgres, postgres_error};
+use crate::store::postgres::{Postgres, postgres_error, utc_text};
 
 /// The channel of the change feed.
 pub const CHANNEL: &str = "orizuru_deployments";
 /// How often a host looks for changes it was not told of.
 pub const POLL: Duration = Duration::from_secs(2);
-
-/// RFC 3339 in UTC with milliseconds, as the embedded ledger writes times.
-pub(crate) const AT: &str = r#"to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
 /// A change of a service's record: its new document, or `None` when the
 /// service's record was deleted.
@@ -241,8 +238,9 @@ impl Deployments for SharedDeployments {
         let rows = client
             .query(
                 &format!(
-                    "SELECT kind, sha256, previous, source, detail, {AT} FROM plugin_events
-                     WHERE service = $1 ORDER BY id DESC LIMIT $2"
+                    "SELECT kind, sha256, previous, source, detail, {} FROM plugin_events
+                     WHERE service = $1 ORDER BY id DESC LIMIT $2",
+                    utc_text("at")
                 ),
                 &[&service, &limit],
             )

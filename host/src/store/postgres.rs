@@ -169,6 +169,12 @@ const MIGRATIONS: &[&str] = &[r#"
     );
 "#];
 
+/// SQL giving a `timestamptz` column as the ledger writes times: RFC 3339
+/// in UTC with milliseconds, the text [`crate::ledger::timestamp`] writes.
+pub fn utc_text(column: &str) -> String {
+    format!(r#"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#)
+}
+
 /// The number of schema versions this host knows.
 pub fn schema_version() -> usize {
     MIGRATIONS.len()

@@ -2,6 +2,7 @@
 //! instance's bindings and events, a retried event's answer, the orphaned
 //! reservations, and every service's count.
 
+use crate::store::postgres::utc_text;
 use std::collections::HashMap;
 
 use anyhow::Context as _;
@@ -135,10 +136,6 @@ pub(super) async fn bindings(
         .collect()
 }
 
-/// An event's time as the ledger gives it: RFC 3339 in UTC with
-/// milliseconds, the text [`crate::ledger::timestamp`] writes.
-const AT: &str = r#"to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
-
 /// The events of one instance, oldest first.
 pub(super) async fn events(
     client: &Client,
@@ -148,8 +145,9 @@ pub(super) async fn events(
     let rows = client
         .query(
             &format!(
-                r#"SELECT action, instance, target, event_id, "user", outcome, answer, reason, {AT}
-                   FROM events WHERE service = $1 AND instance = $2 ORDER BY id"#
+                r#"SELECT action, instance, target, event_id, "user", outcome, answer, reason, {}
+                   FROM events WHERE service = $1 AND instance = $2 ORDER BY id"#,
+                utc_text("at")
             ),
             &[&service, &instance],
         )
