@@ -66,7 +66,12 @@ impl Management {
     }
 
     /// `/api/<path>` (segments already encoded): its status and JSON body.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .request(method, format!("{MANAGEMENT}/api/{path}"))
@@ -91,7 +96,11 @@ impl Management {
     /// The limits of a vhost, as `{"max-connections": n, "max-queues": n}`.
     pub async fn limits(&self, vhost: &str) -> Value {
         let (_, body) = self
-            .call(Method::GET, &format!("vhost-limits/{}", encode(vhost)), None)
+            .call(
+                Method::GET,
+                &format!("vhost-limits/{}", encode(vhost)),
+                None,
+            )
             .await;
         body.get(0)
             .map(|entry| entry["value"].clone())

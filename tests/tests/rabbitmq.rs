@@ -53,15 +53,12 @@ async fn next_message(connection: &Connection, queue: &str) -> lapin::Result<Opt
     let channel = connection.create_channel().await?;
     for _ in 0..50 {
         if let Some(message) = channel
-            .basic_get(
-                queue,
-                BasicGetOptions {
-                    no_ack: true,
-                },
-            )
+            .basic_get(queue, BasicGetOptions { no_ack: true })
             .await?
         {
-            return Ok(Some(String::from_utf8_lossy(&message.delivery.data).into_owned()));
+            return Ok(Some(
+                String::from_utf8_lossy(&message.delivery.data).into_owned(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -139,7 +136,10 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
     assert_eq!(spy.status, 201, "{}", spy.body);
     let spy = env_of(&spy);
     assert_eq!(var(&web, "RABBITMQ_VHOST"), vhost);
-    assert_eq!(var(&web, "RABBITMQ_USERNAME"), format!("{prefix}/orders/web"));
+    assert_eq!(
+        var(&web, "RABBITMQ_USERNAME"),
+        format!("{prefix}/orders/web")
+    );
     assert_eq!(var(&web, "RABBITMQ_HOST"), "127.0.0.1");
     assert_eq!(var(&web, "RABBITMQ_PORT"), "5672");
     assert_eq!(var(&web, "RABBITMQ_PASSWORD").len(), 32);
@@ -163,13 +163,19 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
     assert_eq!(user["tags"], json!([]), "an app's user has no tags");
 
     // Each app writes; each reads what the other wrote.
-    let web_amqp = connect(var(&web, "RABBITMQ_URL")).await.expect("web connects");
+    let web_amqp = connect(var(&web, "RABBITMQ_URL"))
+        .await
+        .expect("web connects");
     let worker_amqp = connect(var(&worker, "RABBITMQ_URL"))
         .await
         .expect("worker connects");
-    publish(&web_amqp, "jobs", "from web").await.expect("web publishes");
+    publish(&web_amqp, "jobs", "from web")
+        .await
+        .expect("web publishes");
     assert_eq!(
-        next_message(&worker_amqp, "jobs").await.expect("worker reads"),
+        next_message(&worker_amqp, "jobs")
+            .await
+            .expect("worker reads"),
         Some("from web".to_owned())
     );
     publish(&worker_amqp, "jobs", "from worker")
@@ -217,7 +223,11 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
         ),
         (
             Method::PUT,
-            format!("permissions/{}/{}", encode(&format!("{prefix}/billing")), encode(var(&web, "RABBITMQ_USERNAME"))),
+            format!(
+                "permissions/{}/{}",
+                encode(&format!("{prefix}/billing")),
+                encode(var(&web, "RABBITMQ_USERNAME"))
+            ),
             json!({ "configure": ".*", "write": ".*", "read": ".*" }),
         ),
     ] {
@@ -249,10 +259,7 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
         .await
         .err()
         .expect("the 101st queue is refused");
-    assert!(
-        format!("{over:?}").contains("queue limit"),
-        "{over:?}"
-    );
+    assert!(format!("{over:?}").contains("queue limit"), "{over:?}");
 
     // A plan change is the vhost's limits.
     let updated = api
@@ -268,19 +275,27 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
     let unbound = api.unbind_app("orders", "web").await;
     assert_eq!(unbound.status, 200, "{}", unbound.body);
     assert!(closed(&web_amqp).await, "web's connection is still open");
-    assert!(connect(var(&web, "RABBITMQ_URL")).await.is_err(), "web still logs in");
+    assert!(
+        connect(var(&web, "RABBITMQ_URL")).await.is_err(),
+        "web still logs in"
+    );
     publish(&worker_amqp, "jobs", "still here")
         .await
         .expect("worker publishes");
     assert_eq!(
-        next_message(&worker_amqp, "jobs").await.expect("worker reads"),
+        next_message(&worker_amqp, "jobs")
+            .await
+            .expect("worker reads"),
         Some("still here".to_owned())
     );
 
     // Remove leaves nothing of the instance, and cuts its apps off.
     let removed = api.form(Method::DELETE, "/resources/orders", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert!(closed(&worker_amqp).await, "worker's connection is still open");
+    assert!(
+        closed(&worker_amqp).await,
+        "worker's connection is still open"
+    );
     assert_eq!(
         broker.names_starting(&format!("{prefix}/orders")).await,
         (vec![], vec![])
@@ -288,7 +303,10 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
     assert!(connect(var(&worker, "RABBITMQ_URL")).await.is_err());
     let removed = api.form(Method::DELETE, "/resources/billing", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert_eq!(broker.names_starting(&format!("{prefix}/")).await, (vec![], vec![]));
+    assert_eq!(
+        broker.names_starting(&format!("{prefix}/")).await,
+        (vec![], vec![])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,12 +328,15 @@ async fn half_made_and_foreign_things_are_handled_safely() {
     let failed = create(&tight, "retried", "small").await;
     assert_eq!(failed.status, 500, "{}", failed.body);
     assert!(
-        failed.body.starts_with("cannot create the vhost of instance \"retried\": "),
+        failed
+            .body
+            .starts_with("cannot create the vhost of instance \"retried\": "),
         "{}",
         failed.body
     );
     assert!(
-        failed.body.contains("max_requests") && failed.body.contains("removing what was made also failed"),
+        failed.body.contains("max_requests")
+            && failed.body.contains("removing what was made also failed"),
         "{}",
         failed.body
     );
@@ -335,13 +356,21 @@ async fn half_made_and_foreign_things_are_handled_safely() {
     let bound = api.bind_app("retried", "web").await;
     assert_eq!(bound.status, 201, "{}", bound.body);
     let web = env_of(&bound);
-    let amqp = connect(var(&web, "RABBITMQ_URL")).await.expect("web connects");
-    publish(&amqp, "jobs", "hello").await.expect("web publishes");
+    let amqp = connect(var(&web, "RABBITMQ_URL"))
+        .await
+        .expect("web connects");
+    publish(&amqp, "jobs", "hello")
+        .await
+        .expect("web publishes");
 
     // A vhost of the same name that create did not make is never taken over.
     let taken = format!("{prefix}/taken");
     let (status, _) = broker
-        .call(Method::PUT, &format!("vhosts/{}", encode(&taken)), Some(json!({})))
+        .call(
+            Method::PUT,
+            &format!("vhosts/{}", encode(&taken)),
+            Some(json!({})),
+        )
         .await;
     assert!(status.is_success());
     let refused = create(&api, "taken", "small").await;
@@ -352,7 +381,10 @@ async fn half_made_and_foreign_things_are_handled_safely() {
             "the vhost {taken} of instance \"taken\" is taken on the broker by another vhost; choose another instance name"
         )
     );
-    assert!(broker.vhost(&taken).await.is_some(), "the foreign vhost was deleted");
+    assert!(
+        broker.vhost(&taken).await.is_some(),
+        "the foreign vhost was deleted"
+    );
 
     // An unknown plan is the caller's mistake.
     let wrong = create(&api, "wrong", "huge").await;
@@ -369,7 +401,11 @@ async fn half_made_and_foreign_things_are_handled_safely() {
     assert!(status.is_success());
     let status = api.get("/resources/retried/status").await;
     assert_eq!(status.status, 500, "{}", status.body);
-    assert!(status.body.contains("is missing from the broker"), "{}", status.body);
+    assert!(
+        status.body.contains("is missing from the broker"),
+        "{}",
+        status.body
+    );
     let removed = api.form(Method::DELETE, "/resources/retried", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
     assert_eq!(

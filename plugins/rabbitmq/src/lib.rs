@@ -116,7 +116,11 @@ impl Settings {
 
     /// The vhost of `instance`.
     fn vhost(&self, instance: &str) -> Result<String> {
-        Ok(format!("{}/{}", self.prefix, checked("instance", instance)?))
+        Ok(format!(
+            "{}/{}",
+            self.prefix,
+            checked("instance", instance)?
+        ))
     }
 
     /// `GET`, `PUT`, `POST` or `DELETE` `/api/<path>` on the management API, with a
@@ -400,8 +404,7 @@ impl Service for RabbitMq {
                 "the vhost {vhost} of instance \"{instance}\" is taken on the broker by another vhost; choose another instance name"
             )));
         }
-        if let Err(error) =
-            provision(&settings, instance, &vhost, &limits).map_err(doing(creating))
+        if let Err(error) = provision(&settings, instance, &vhost, &limits).map_err(doing(creating))
         {
             // Leave nothing half-made behind; tsuru may try again from scratch.
             return match teardown(&settings, instance, &vhost) {
@@ -420,12 +423,10 @@ impl Service for RabbitMq {
         let limits = plan_limits(request.next.plan.as_deref())?;
         let settings = Settings::read()?;
         let vhost = bound_vhost(&settings, &request.current)?;
-        settings
-            .set_limits(&vhost, &limits)
-            .map_err(doing(format!(
-                "cannot change the plan of instance \"{}\"",
-                request.current.name
-            )))?;
+        settings.set_limits(&vhost, &limits).map_err(doing(format!(
+            "cannot change the plan of instance \"{}\"",
+            request.current.name
+        )))?;
         Ok(Provisioned::ready())
     }
 

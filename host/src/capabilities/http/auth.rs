@@ -107,8 +107,8 @@ pub fn credentials(
                     table.basic_password_env,
                     table.basic_password_file,
                 )?;
-                let token = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{user}:{password}"));
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 (format!("Basic {token}"), password)
             }
             (false, true) => {
@@ -223,13 +223,17 @@ mod tests {
                 ),
             ]
         );
-        assert!(http.auth[0].header_value().expect("a header").is_sensitive());
-        let blanked: Vec<&str> = <super::super::Http as crate::capabilities::Capability>::secrets(
-            &service.grants.http,
-        )
-        .into_iter()
-        .map(Secret::expose)
-        .collect();
+        assert!(
+            http.auth[0]
+                .header_value()
+                .expect("a header")
+                .is_sensitive()
+        );
+        let blanked: Vec<&str> =
+            <super::super::Http as crate::capabilities::Capability>::secrets(&service.grants.http)
+                .into_iter()
+                .map(Secret::expose)
+                .collect();
         assert_eq!(
             blanked,
             [
