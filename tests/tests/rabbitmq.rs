@@ -193,7 +193,7 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
         var(&spy, "RABBITMQ_PASSWORD"),
         encode(&vhost)
     );
-    let refused = connect(&elsewhere).await.err().expect("refused");
+    let refused = connect(&elsewhere).await.expect_err("refused");
     assert!(
         format!("{refused:?}").to_lowercase().contains("access"),
         "{refused:?}"
@@ -257,8 +257,7 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
             FieldTable::default(),
         )
         .await
-        .err()
-        .expect("the 101st queue is refused");
+        .expect_err("the 101st queue is refused");
     assert!(format!("{over:?}").contains("queue limit"), "{over:?}");
 
     // A plan change is the vhost's limits.
