@@ -17,6 +17,7 @@ const PLUGINS: &[&str] = &[
     "configured",
     "counter",
     "postgres",
+    "rabbitmq",
     "sql-probe",
     "http-probe",
     "bookkeeper",

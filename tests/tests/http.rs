@@ -3,7 +3,8 @@
 //! upstream servers on loopback: an allowed origin answers; any other origin,
 //! an answer past `max_response_kb`, a wait past `timeout_ms` and a request
 //! past `max_requests` fail inside the plugin with a sentence it can read;
-//! and a plugin importing `wasi:http` without a `[services.http]` table is
+//! the operator's credentials for an origin reach that origin only, in place
+//! of the plugin's own, and never across a redirect; and a plugin importing `wasi:http` without a `[services.http]` table is
 //! refused at load.
 
 use std::sync::Arc;
@@ -80,6 +81,27 @@ impl Upstream {
                 get(|| async {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     "too late"
+                }),
+            )
+            .route(
+                "/auth",
+                get(|headers: HeaderMap| async move {
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("none")
+                        .to_owned()
+                }),
+            )
+            .route(
+                "/redirect",
+                get(|Query(query): Query<Vec<(String, String)>>| async move {
+                    let to = query
+                        .iter()
+                        .find(|(key, _)| key == "to")
+                        .map(|(_, value)| value.clone())
+                        .unwrap_or_default();
+                    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)], "")
                 }),
             )
             .route(
@@ -209,6 +231,61 @@ async fn an_allowed_origin_answers_and_every_other_is_refused_inside_the_plugin(
         invalid["sentence"],
         "the request to ftp://127.0.0.1/file cannot be sent: it is not an absolute http:// or https:// URL"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_credentials_reach_their_origin_only() {
+    let held = Upstream::start().await;
+    let other = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "s3cret-pw\n").expect("the password is written");
+    let held_origin = format!("http://127.0.0.1:{}", held.port);
+    let other_origin = format!("http://127.0.0.1:{}", other.port);
+    let server = Server::start(&[service(
+        "probe",
+        "http-probe",
+        &format!(
+            "timeout_ms = 10000\n[services.http]\nallow = [\"{held_origin}\", \"{other_origin}\"]\n[services.http.auth.\"{held_origin}\"]\nbasic_user = \"operator\"\nbasic_password_file = \"{}\"\n",
+            password_file.display()
+        ),
+    )])
+    .await;
+    let api = server.tsuru("probe");
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "probe")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // base64("operator:s3cret-pw")
+    let basic = "Basic b3BlcmF0b3I6czNjcmV0LXB3";
+
+    let sent = send(&api, json!({ "url": format!("{held_origin}/auth") })).await;
+    assert_eq!(sent["body"], basic, "{sent}");
+    // A plugin's own Authorization to that origin is replaced by the operator's.
+    let forged = send(
+        &api,
+        json!({ "url": format!("{held_origin}/auth"), "headers": { "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q=" } }),
+    )
+    .await;
+    assert_eq!(forged["body"], basic, "{forged}");
+    // Another allowed origin gets nothing from the host, and keeps what the plugin sets.
+    let elsewhere = send(&api, json!({ "url": format!("{other_origin}/auth") })).await;
+    assert_eq!(elsewhere["body"], "none", "{elsewhere}");
+    let own = send(
+        &api,
+        json!({ "url": format!("{other_origin}/auth"), "headers": { "authorization": "Bearer the-plugins" } }),
+    )
+    .await;
+    assert_eq!(own["body"], "Bearer the-plugins", "{own}");
+    // A redirect is not followed: it reaches the plugin, and nothing reaches its target.
+    let before = other.hits();
+    let redirected = send(
+        &api,
+        json!({ "url": format!("{held_origin}/redirect?to={other_origin}/auth") }),
+    )
+    .await;
+    assert_eq!(redirected["status"], 307, "{redirected}");
+    assert_eq!(other.hits(), before, "the host followed a redirect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,16 @@
 //! refused with the error code WASI gives for it (`HTTP-request-denied`,
 //! `connection-limit-reached`, `HTTP-response-body-size`,
 //! `HTTP-response-timeout`), which the plugin reads like any other failure.
+//!
+//! The operator may hold credentials for an allowed origin
+//! (`[services.http.auth."ORIGIN"]`): the host sets them as the
+//! `Authorization` header of every request to that origin, in place of any
+//! the plugin set, and of no other. The plugin never sees them, and the host
+//! blanks them out of its text. Redirects are not followed (an answer's 3xx
+//! reaches the plugin as it is), so a request a plugin sends on to the
+//! `Location` is a new one, admitted and credited by its own origin.
 
+mod auth;
 mod origin;
 
 use std::sync::Arc;
@@ -21,7 +30,8 @@ use wasmtime_wasi_http::{
 };
 
 use super::capability::{CallInfo, Capability, Holds, Reading, Start};
-use crate::setting::{at_least_one, in_bytes};
+use crate::setting::{Secret, at_least_one, in_bytes};
+pub use auth::{HttpAuthFile, HttpCredential};
 pub use origin::AllowedOrigin;
 
 /// The `[services.http]` table: the origins a plugin may call, how long a
@@ -34,6 +44,8 @@ pub struct HttpFile {
     pub timeout_ms: Option<u64>,
     pub max_response_kb: Option<u64>,
     pub max_requests: Option<u32>,
+    /// Credentials the host adds to requests to an allowed origin, by origin.
+    pub auth: Option<std::collections::BTreeMap<String, HttpAuthFile>>,
 }
 
 /// The largest answer an outbound HTTP request may bring back, unless the table says.
@@ -52,6 +64,8 @@ pub struct HttpGrant {
     pub max_response_bytes: u64,
     /// Requests one call may send.
     pub max_requests: u32,
+    /// What the host sends as `Authorization` to some of those origins.
+    pub auth: Vec<HttpCredential>,
 }
 
 /// `wasi:http/types` and `outgoing-handler`, granted by a `[services.http]` table.
@@ -74,13 +88,21 @@ impl Capability for Http {
     type Call = HttpCall;
 
     fn check(file: Option<HttpFile>, reading: &Reading<'_>) -> Result<Option<HttpGrant>, String> {
-        file.map(|table| http_grant(table, reading.service_timeout))
+        file.map(|table| http_grant(table, reading))
             .transpose()
             .map_err(|why| format!("[services.http]: {why}"))
     }
 
     fn is_granted(grant: &Option<HttpGrant>) -> bool {
         grant.is_some()
+    }
+
+    fn secrets(grant: &Option<HttpGrant>) -> Vec<&Secret> {
+        grant
+            .iter()
+            .flat_map(|grant| &grant.auth)
+            .flat_map(HttpCredential::secrets)
+            .collect()
     }
 
     fn start(_start: &Start<'_>) -> anyhow::Result<()> {
@@ -126,9 +148,9 @@ impl Capability for Http {
     }
 }
 
-/// The `[services.http]` table, checked; `service_timeout` bounds a request
-/// unless the table says otherwise.
-fn http_grant(table: HttpFile, service_timeout: Duration) -> Result<HttpGrant, String> {
+/// The `[services.http]` table, checked; the service's timeout bounds a
+/// request unless the table says otherwise.
+fn http_grant(table: HttpFile, reading: &Reading<'_>) -> Result<HttpGrant, String> {
     if table.allow.is_empty() {
         return Err(
             "allow is empty; list the origins the plugin may call (allow = [\"https://api.example.com\"]), or remove the table".into(),
@@ -142,7 +164,7 @@ fn http_grant(table: HttpFile, service_timeout: Duration) -> Result<HttpGrant, S
     let timeout = match table.timeout_ms {
         Some(0) => return Err("timeout_ms is 0; give at least 1".into()),
         Some(millis) => Duration::from_millis(millis),
-        None => service_timeout,
+        None => reading.service_timeout,
     };
     let max_response_kb = table
         .max_response_kb
@@ -150,11 +172,13 @@ fn http_grant(table: HttpFile, service_timeout: Duration) -> Result<HttpGrant, S
     at_least_one("max_response_kb", max_response_kb)?;
     let max_requests = table.max_requests.unwrap_or(DEFAULT_HTTP_MAX_REQUESTS);
     at_least_one("max_requests", u64::from(max_requests))?;
+    let auth = auth::credentials(table.auth.unwrap_or_default(), &allow, reading)?;
     Ok(HttpGrant {
         allow,
         timeout,
         max_response_bytes: in_bytes("max_response_kb", max_response_kb, 1024)?,
         max_requests,
+        auth,
     })
 }
 
@@ -180,8 +204,10 @@ impl OutboundHttp {
         }
     }
 
-    /// The grant a request falls under, or why it is refused.
-    fn admit(&mut self, request: &http::Request<WasiBody>) -> Result<Arc<HttpGrant>, Error> {
+    /// The grant a request falls under, or why it is refused; a request to
+    /// an origin the operator holds credentials for gets them, in place of
+    /// whatever `Authorization` the plugin set.
+    fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<Arc<HttpGrant>, Error> {
         let Some(grant) = &self.grant else {
             // A plugin importing wasi:http without the grant is refused at load.
             return Err(Error::HttpRequestDenied);
@@ -208,6 +234,11 @@ impl OutboundHttp {
             return Err(Error::ConnectionLimitReached);
         }
         self.sent += 1;
+        if let Some(credential) = grant.auth.iter().find(|held| held.origin == origin) {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, credential.header_value()?);
+        }
         Ok(grant.clone())
     }
 }
@@ -217,11 +248,11 @@ type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Sent,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, Sent), Error>> + Send> {
-        let admitted = self.admit(&request);
+        let admitted = self.admit(&mut request);
         Box::new(async move {
             let grant = admitted?;
             // The whole exchange, from connecting to the answer's last byte.
