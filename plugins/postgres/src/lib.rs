@@ -1,5 +1,5 @@
 //! A PostgreSQL provisioner, as tsuru's mysqlapi is for MySQL: each
-//! instance is a database of its own with an owner role, each bound app a
+//! instance is a database of its own with a group role, each bound app a
 //! login role of its own with a generated password, all on the server the
 //! operator declared as the service's `admin` SQL connection.
 //!
@@ -9,7 +9,8 @@
 //! plugin = "postgres.wasm"
 //! password_env = "POSTGRES_SERVICE_PASSWORD"
 //! [services.sql.admin]
-//! url_env = "PG_ADMIN_URL"     # a role with CREATEDB and CREATEROLE (or a superuser)
+//! url_env = "PG_ADMIN_URL"     # a role with CREATEDB, CREATEROLE and pg_signal_backend
+//! databases = ["tsuru_*"]      # the prefix below, then _*: create grants inside the new database
 //! [services.config]
 //! host = "pg.internal"         # what bound apps connect to
 //! port = "5432"
@@ -18,18 +19,30 @@
 //! # connection = "admin"       # the [services.sql.NAME] to use
 //! ```
 //!
-//! Names come from the instance's name: lowercased, `-` as `_`, cut short,
-//! with a hash of the whole name so that `my-db` and `My_DB` never meet
-//! (`tsuru_my_db_1a2b3c4d`, its owner `tsuru_my_db_1a2b3c4d_owner`, an app's
-//! role `tsuru_my_db_1a2b3c4d_a_web_5e6f7a8b`), and always quoted. A
-//! database carries a comment naming its instance, so a create never takes
-//! over a database it did not make.
+//! The admin role needs no superuser: it owns every instance's database
+//! (so no app is its owner, and none can change its connection limit, make
+//! it a template or rewrite its comment), creates the roles, and ends their
+//! sessions at teardown (`pg_signal_backend`). PostgreSQL 15 or later as
+//! it comes; 13 and 14 once `template1`'s `public` schema is the admin's
+//! (13) or `pg_database_owner`'s (14) and PUBLIC may not create in it.
 //!
-//! Apps' roles are members of the owner role and act as it from login
-//! (`ALTER ROLE .. SET role`), so whatever an app creates belongs to the
-//! instance, not to the app, and unbinding an app never takes data with it.
-//! The owner role cannot log in: nothing needs its password, so none is
-//! kept. Needs PostgreSQL 13 or later (`DROP DATABASE .. WITH (FORCE)`).
+//! Each instance has a group role (NOLOGIN) that owns what its apps make:
+//! it may connect to the database, create temporary tables, and use and
+//! create in its `public` schema, which the admin grants from inside the
+//! new database (hence `databases`). An app's login role is NOINHERIT, may
+//! connect, and acts as the group from login (`ALTER ROLE .. SET role`), so
+//! what one app creates the others read and write, unbinding an app never
+//! takes data with it, and an app after `RESET ROLE` may create nothing.
+//!
+//! Names are readable and never shared: the group and the database take
+//! `prefix_instance` (lowercased, `-` as `_`, cut to fit 63 bytes), an
+//! app's role `group_app`, each with `_2`, `_3`, ... while the name is
+//! taken. Create keeps the instance's names in its data; until it has,
+//! and for every app role, the provisioner finds them again by a comment
+//! on the role (`COMMENT ON ROLE`), which only a role with CREATEROLE can
+//! write, never an app. Teardown drops only what those name, never by role
+//! membership (the admin is a member of the roles it made, on 16 and later).
+//! Needs PostgreSQL 13 or later (`DROP DATABASE .. WITH (FORCE)`).
 
 use orizuru_sdk::sql::{self, Connection};
 use orizuru_sdk::{
@@ -57,11 +70,19 @@ const PLANS: &[(&str, &str, u32)] = &[
 /// The plan of an instance created without one.
 const DEFAULT_PLAN: &str = "small";
 
+/// The longest name PostgreSQL keeps whole (NAMEDATALEN - 1), in bytes.
+const MAX_NAME: usize = 63;
+
+/// Names tried for one role before create or bind gives up.
+const MAX_TRIES: usize = 100;
+
 /// What the host keeps for an instance: its names, as create made them.
-#[derive(Serialize, Deserialize)]
+/// The database has its group's name (roles and databases are apart).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Names {
     database: String,
-    owner: String,
+    #[serde(alias = "owner")]
+    group: String,
 }
 
 /// The service's settings, from its `[services.config]`.
@@ -89,56 +110,78 @@ impl Settings {
         })
     }
 
-    /// The names create gives an instance.
-    fn names(&self, instance: &str) -> Names {
-        let database = format!("{}_{}_{}", self.prefix, slug(instance, 16), hash(instance));
-        Names {
-            owner: format!("{database}_owner"),
-            database,
+    /// The names of an instance: as create kept them, or as the comment on
+    /// its group says (a create that stopped halfway kept none); `None`
+    /// when it has no group on the server.
+    fn names_of(&self, instance: &Instance) -> Result<Option<Names>> {
+        if let Some(names) = instance.data_as::<Names>()? {
+            return Ok(Some(names));
         }
-    }
-
-    /// The names of an instance: as create kept them, or as it would make
-    /// them (an instance whose create never finished has none kept).
-    fn names_of(&self, instance: &Instance) -> Result<Names> {
-        Ok(instance
-            .data_as::<Names>()?
-            .unwrap_or_else(|| self.names(&instance.name)))
+        Ok(find_group(&self.admin, &self.prefix, &instance.name)?.map(|group| Names {
+            database: group.clone(),
+            group,
+        }))
     }
 }
 
-/// `name` lowercased, `-` as `_`, at most `max` characters.
-fn slug(name: &str, max: usize) -> String {
-    name.chars()
+/// `name` lowercased, `-` as `_`, without what a PostgreSQL name should
+/// not hold; `x` when nothing is left.
+fn slug(name: &str) -> String {
+    let slug: String = name
+        .chars()
         .filter_map(|c| match c {
             'A'..='Z' => Some(c.to_ascii_lowercase()),
             'a'..='z' | '0'..='9' | '_' => Some(c),
             '-' => Some('_'),
             _ => None,
         })
-        .take(max)
-        .collect()
+        .collect();
+    if slug.is_empty() { "x".to_owned() } else { slug }
 }
 
-/// Eight hex digits of the whole name (FNV-1a), which keep names that slug
-/// alike apart.
-fn hash(name: &str) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in name.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
+/// The names to try for a role, in order: `base`, `base_2`, `base_3`, ...,
+/// each cut to fit 63 bytes (`base` is ASCII).
+fn candidates(base: &str) -> impl Iterator<Item = String> + '_ {
+    (1..=MAX_TRIES).map(move |n| {
+        let suffix = if n == 1 { String::new() } else { format!("_{n}") };
+        let kept = base.len().min(MAX_NAME - suffix.len());
+        format!("{}{suffix}", &base[..kept])
+    })
+}
+
+/// A name as a JSON string: quoted and escaped, so that no two names make
+/// the same marker.
+fn json(name: &str) -> String {
+    serde_json::to_string(name).unwrap_or_else(|_| format!("{name:?}"))
+}
+
+/// The comment on an instance's group role, by which a create finds the
+/// group an earlier try made.
+fn group_marker(prefix: &str, instance: &str) -> String {
+    format!(
+        "orizuru: the group of tsuru instance {} under prefix {prefix}",
+        json(instance)
+    )
+}
+
+/// How the comment on every app role of `group` starts.
+fn app_marker_start(group: &str) -> String {
+    format!("orizuru: an app's login in group \"{group}\", app ")
+}
+
+/// The comment on the role of `app` in `group`.
+fn app_marker(group: &str, app: &str) -> String {
+    format!("{}{}", app_marker_start(group), json(app))
+}
+
+/// `body` as one anonymous block: one statement, one transaction, so a
+/// role never exists without its comment.
+fn do_block(body: &str) -> String {
+    let mut tag = "$orizuru$".to_owned();
+    while body.contains(&tag) {
+        tag.insert(tag.len() - 1, '_');
     }
-    format!("{hash:08x}")
-}
-
-/// The role of an app bound to the instance whose database is `database`.
-fn app_role(database: &str, app: &str) -> String {
-    format!("{database}_a_{}_{}", slug(app, 12), hash(app))
-}
-
-/// What a database's comment says, so a create knows its own.
-fn marker(instance: &str) -> String {
-    format!("orizuru: the database of tsuru instance {instance}")
+    format!("DO {tag} BEGIN {body} END {tag}")
 }
 
 fn plan_limit(plan: Option<&str>) -> Result<u32> {
@@ -178,43 +221,76 @@ fn password() -> Result<String> {
     Ok(password)
 }
 
-/// A database as the server has it.
-struct Database {
-    owner: String,
-    marker: Option<String>,
-}
-
-impl Database {
-    fn find(admin: &Connection, name: &str) -> Result<Option<Self>> {
-        let rows = admin.query(
-            "SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS marker
-               FROM pg_database WHERE datname = $1",
-            &[&name],
-        )?;
-        rows.first()
-            .map(|row| {
-                Ok(Database {
-                    owner: row.require("owner")?.to_owned(),
-                    marker: row.get("marker")?.map(str::to_owned),
-                })
-            })
-            .transpose()
-    }
-
-    /// Whether create made it for this instance: its comment says so, or
-    /// (create stopped before writing the comment) its owner is the instance's.
-    fn belongs_to(&self, instance: &str, names: &Names) -> bool {
-        match &self.marker {
-            Some(marker) => *marker == self::marker(instance),
-            None => self.owner == names.owner,
-        }
-    }
+/// Whether a database of that name exists and whether the admin owns it:
+/// `Some(true)` is one create made (no other role can give the admin a
+/// database), `Some(false)` someone else's.
+fn database_owned(admin: &Connection, name: &str) -> Result<Option<bool>> {
+    let rows = admin.query(
+        "SELECT (datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user))::text AS ours
+           FROM pg_database WHERE datname = $1",
+        &[&name],
+    )?;
+    rows.first().map(|row| row.parse::<bool>("ours").map(|ours| ours.unwrap_or(false))).transpose()
 }
 
 fn role_exists(admin: &Connection, role: &str) -> Result<bool> {
     Ok(!admin
         .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])?
         .is_empty())
+}
+
+/// The role whose comment is `marker`, never the admin's own.
+fn role_marked(admin: &Connection, marker: &str) -> Result<Option<String>> {
+    let rows = admin.query(
+        "SELECT rolname::text AS name FROM pg_roles
+          WHERE shobj_description(oid, 'pg_authid') = $1
+            AND rolname <> current_user AND rolname <> session_user
+          ORDER BY rolname LIMIT 1",
+        &[&marker],
+    )?;
+    rows.first().map(|row| row.require("name").map(str::to_owned)).transpose()
+}
+
+/// The app roles of `group`, by their comments, never the admin's own.
+fn app_roles(admin: &Connection, group: &str) -> Result<Vec<String>> {
+    let rows = admin.query(
+        "SELECT rolname::text AS name FROM pg_roles
+          WHERE starts_with(shobj_description(oid, 'pg_authid'), $1)
+            AND rolname <> current_user AND rolname <> session_user
+          ORDER BY rolname",
+        &[&app_marker_start(group)],
+    )?;
+    rows.iter().map(|row| row.require("name").map(str::to_owned)).collect()
+}
+
+fn find_group(admin: &Connection, prefix: &str, instance: &str) -> Result<Option<String>> {
+    role_marked(admin, &group_marker(prefix, instance))
+}
+
+/// Makes a role under the first free name of `candidates`, running the
+/// statements `body` writes for its quoted name in one block with its
+/// comment, so the role is found again or never made. `free` says whether
+/// a name may be tried.
+fn make_role(
+    admin: &Connection,
+    candidates: impl Iterator<Item = String>,
+    free: impl Fn(&str) -> Result<bool>,
+    body: impl Fn(&str) -> String,
+) -> Result<String> {
+    for name in candidates {
+        if !free(&name)? {
+            continue;
+        }
+        match admin.execute(&do_block(&body(&sql::quote_identifier(&name))), &[]) {
+            Ok(_) => return Ok(name),
+            // 42710: another call took the name meanwhile; try the next.
+            Err(error) if error.code() == Some("42710") => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::failed(format!(
+        "the server has {MAX_TRIES} roles or databases named like this one already; choose another name"
+    )))
 }
 
 /// Adds what the plugin was doing to a failure's sentence.
@@ -225,62 +301,120 @@ fn doing(what: String) -> impl FnOnce(Error) -> Error {
     }
 }
 
-/// Creates the owner role and the database, or finishes what an earlier
-/// create of the instance started (`existing`: its database was there).
-fn provision(
-    settings: &Settings,
-    instance: &str,
-    names: &Names,
-    limit: u32,
-    existing: bool,
-) -> Result<()> {
+/// The group of an instance: the one an earlier create made, or a new one
+/// under a name no role or database holds.
+fn group_of(settings: &Settings, instance: &str) -> Result<String> {
+    let admin = &settings.admin;
+    if let Some(group) = find_group(admin, &settings.prefix, instance)? {
+        return Ok(group);
+    }
+    let marker = sql::quote_literal(&group_marker(&settings.prefix, instance));
+    make_role(
+        admin,
+        candidates(&format!("{}_{}", settings.prefix, slug(instance))),
+        |name| Ok(!role_exists(admin, name)? && database_owned(admin, name)?.is_none()),
+        |group| format!("CREATE ROLE {group} NOLOGIN; COMMENT ON ROLE {group} IS {marker};"),
+    )
+}
+
+/// Makes the database and gives the group its privileges, or finishes
+/// what an earlier create of the instance started.
+fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> Result<()> {
     let admin = &settings.admin;
     let database = sql::quote_identifier(&names.database);
-    let owner = sql::quote_identifier(&names.owner);
-    let made = (|| -> Result<()> {
-        if !role_exists(admin, &names.owner)? {
-            admin.execute(&format!("CREATE ROLE {owner} NOLOGIN"), &[])?;
-        }
-        if !existing {
+    let group = sql::quote_identifier(&names.group);
+    match database_owned(admin, &names.database)? {
+        None => {
             admin.execute(
-                &format!("CREATE DATABASE {database} OWNER {owner} CONNECTION LIMIT {limit}"),
+                &format!("CREATE DATABASE {database} CONNECTION LIMIT {limit}"),
                 &[],
             )?;
-        } else {
+        }
+        Some(true) => {
             admin.execute(
                 &format!("ALTER DATABASE {database} CONNECTION LIMIT {limit}"),
                 &[],
             )?;
         }
-        admin.execute(
-            &format!(
-                "COMMENT ON DATABASE {database} IS {}",
-                sql::quote_literal(&marker(instance))
-            ),
+        Some(false) => {
+            return Err(Error::conflict(format!(
+                "the database name {} of instance \"{instance}\" was taken on the server by another database meanwhile; create the instance again",
+                names.database
+            )));
+        }
+    }
+    // Only the instance's own roles may connect to it.
+    admin.execute(&format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"), &[])?;
+    admin.execute(
+        &format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {group}"),
+        &[],
+    )?;
+    // The public schema lets only its database's owner create (15 and
+    // later): the group gets it from inside the database.
+    let inside = admin.database(&names.database);
+    let rows = inside.query(
+        "SELECT (pg_catalog.has_schema_privilege($1, 'public', 'CREATE')
+                 AND pg_catalog.has_schema_privilege($1, 'public', 'USAGE'))::text AS granted",
+        &[&names.group],
+    )?;
+    let granted = rows.first().map(|row| row.parse::<bool>("granted")).transpose()?;
+    if granted.flatten() != Some(true) {
+        inside.execute(
+            &format!("GRANT USAGE, CREATE ON SCHEMA public TO {group}"),
             &[],
         )?;
-        // Only the instance's own roles may connect to it.
-        admin.execute(
-            &format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
-            &[],
-        )?;
-        Ok(())
-    })();
-    made.map_err(doing(format!(
-        "cannot create the database of instance \"{instance}\""
-    )))
+    }
+    Ok(())
 }
 
-/// Drops an instance's database and roles, whatever of them exists.
+/// Ends a login role's sessions and drops it.
+fn drop_login(admin: &Connection, role: &str) -> Result<()> {
+    admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        &[&role],
+    )?;
+    match admin.execute(&format!("DROP ROLE IF EXISTS {}", sql::quote_identifier(role)), &[]) {
+        Ok(_) => Ok(()),
+        // 2BP01: it owns objects in a database still there.
+        Err(error) if error.code() == Some("2BP01") => Err(Error::failed(format!(
+            "role {role} owns objects in a database other than the instance's (made before PUBLIC lost CREATE on public schemas); drop them, then try again"
+        ))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What of an instance is still on the server: its database (when the
+/// admin owns it), its group, and the roles of its apps.
+fn remaining(admin: &Connection, names: &Names) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    if database_owned(admin, &names.database)? == Some(true) {
+        left.push(format!("database {}", names.database));
+    }
+    if role_exists(admin, &names.group)? {
+        left.push(format!("role {}", names.group));
+    }
+    left.extend(
+        app_roles(admin, &names.group)?
+            .into_iter()
+            .map(|role| format!("role {role}")),
+    );
+    Ok(left)
+}
+
+/// Drops an instance's database and roles, whatever of them exists, and
+/// answers Ok only when none is left.
 fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
     let admin = &settings.admin;
-    let dropped = (|| -> Result<()> {
-        if let Some(existing) = Database::find(admin, &names.database)? {
-            if !existing.belongs_to(instance, names) {
-                // Not this instance's: create refused it, so nothing here is ours.
-                return Ok(());
-            }
-            // FORCE ends the sessions still connected to it.
+    let mut failures = Vec::new();
+    let mut step = |result: Result<()>| {
+        if let Err(error) = result {
+            failures.push(sentence(&error));
+        }
+    };
+    // First the database: what the group or an app owns in it goes with it.
+    // FORCE ends the sessions still connected to it.
+    step((|| {
+        if database_owned(admin, &names.database)? == Some(true) {
             admin.execute(
                 &format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -289,49 +423,32 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
                 &[],
             )?;
         }
-        let members = admin.query(
-            "SELECT member.rolname AS role
-               FROM pg_auth_members m
-               JOIN pg_roles member ON member.oid = m.member
-               JOIN pg_roles owner ON owner.oid = m.roleid
-              WHERE owner.rolname = $1",
-            &[&names.owner],
-        )?;
-        for row in &members {
-            drop_role(admin, row.require("role")?)?;
-        }
-        drop_role(admin, &names.owner)?;
         Ok(())
-    })();
-    dropped.map_err(doing(format!(
-        "cannot remove the database of instance \"{instance}\""
-    )))
-}
-
-/// Ends a role's sessions and drops it, with its privileges and whatever it
-/// owns in the admin connection's database. Answers false when it could
-/// not be dropped because it owns objects in an instance's database, which
-/// the admin connection cannot reach; it then can no longer log in, and
-/// goes with the instance's database.
-fn drop_role(admin: &Connection, role: &str) -> Result<bool> {
-    if !role_exists(admin, role)? {
-        return Ok(true);
-    }
-    let quoted = sql::quote_identifier(role);
-    admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-        &[&role],
-    )?;
-    admin.execute(&format!("DROP OWNED BY {quoted}"), &[])?;
-    match admin.execute(&format!("DROP ROLE {quoted}"), &[]) {
-        Ok(_) => Ok(true),
-        // 2BP01: objects in another database depend on it.
-        Err(error) if error.code() == Some("2BP01") => {
-            admin.execute(&format!("ALTER ROLE {quoted} NOLOGIN"), &[])?;
-            Ok(false)
+    })());
+    match app_roles(admin, &names.group) {
+        Ok(apps) => {
+            for app in apps {
+                step(drop_login(admin, &app));
+            }
         }
-        Err(error) => Err(error.into()),
+        Err(error) => step(Err(error)),
     }
+    step(drop_login(admin, &names.group));
+    let left = remaining(admin, names).map_err(doing(format!(
+        "cannot tell what is left of instance \"{instance}\""
+    )))?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let why = if failures.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", failures.join("; "))
+    };
+    Err(Error::failed(format!(
+        "instance \"{instance}\" is not fully removed: {} remain on the server{why}; try again, or ask the service's operator to drop them",
+        left.join(", ")
+    )))
 }
 
 /// Where bound apps connect: `[services.config]` `host` and `port`.
@@ -339,6 +456,13 @@ fn address() -> Result<(String, String)> {
     let host = config::require("host")?;
     let port = config::get("port")?.unwrap_or_else(|| "5432".to_owned());
     Ok((host, port))
+}
+
+fn missing(names: &Names, instance: &str) -> String {
+    format!(
+        "the database {} of instance \"{instance}\" is missing from the server; remove the instance and create it again",
+        names.database
+    )
 }
 
 impl Service for Postgres {
@@ -353,20 +477,14 @@ impl Service for Postgres {
         let instance = &request.instance;
         let limit = plan_limit(instance.plan.as_deref())?;
         let settings = Settings::read()?;
-        let names = settings.names(&instance.name);
-        let existing = Database::find(&settings.admin, &names.database).map_err(doing(format!(
-            "cannot create the database of instance \"{}\"",
-            instance.name
-        )))?;
-        if let Some(existing) = &existing
-            && !existing.belongs_to(&instance.name, &names)
-        {
-            return Err(Error::conflict(format!(
-                "the database name {} of instance \"{}\" is taken on the server by another database; choose another instance name",
-                names.database, instance.name
-            )));
-        }
-        if let Err(error) = provision(&settings, &instance.name, &names, limit, existing.is_some())
+        let creating = || format!("cannot create the database of instance \"{}\"", instance.name);
+        let group = group_of(&settings, &instance.name).map_err(doing(creating()))?;
+        let names = Names {
+            database: group.clone(),
+            group,
+        };
+        if let Err(error) =
+            provision(&settings, &instance.name, &names, limit).map_err(doing(creating()))
         {
             // Leave nothing half-made behind; tsuru may try again from scratch.
             return match teardown(&settings, &instance.name, &names) {
@@ -384,7 +502,12 @@ impl Service for Postgres {
     fn update(request: UpdateRequest) -> Result<Provisioned> {
         let limit = plan_limit(request.next.plan.as_deref())?;
         let settings = Settings::read()?;
-        let names = settings.names_of(&request.current)?;
+        let instance = &request.current.name;
+        let names = settings.names_of(&request.current)?.ok_or_else(|| {
+            Error::failed(format!(
+                "instance \"{instance}\" has no database on the server; remove the instance and create it again"
+            ))
+        })?;
         let changed = settings.admin.execute(
             &format!(
                 "ALTER DATABASE {} CONNECTION LIMIT {limit}",
@@ -401,26 +524,36 @@ impl Service for Postgres {
 
     fn remove(instance: Instance, _context: Context) -> Result<()> {
         let settings = Settings::read()?;
-        let names = settings.names_of(&instance)?;
-        teardown(&settings, &instance.name, &names)
+        match settings.names_of(&instance)? {
+            Some(names) => teardown(&settings, &instance.name, &names),
+            // Never made, or made by nothing this provisioner can find.
+            None => Ok(()),
+        }
     }
 
     fn status(instance: Instance, _context: Context) -> Result<Status> {
         let settings = Settings::read()?;
-        let names = settings.names_of(&instance)?;
-        Ok(match Database::find(&settings.admin, &names.database) {
-            Ok(Some(_)) => Status::Up,
-            Ok(None) => Status::Down(format!(
-                "the database {} of instance \"{}\" is missing from the server; remove the instance and create it again",
-                names.database, instance.name
-            )),
+        let Some(names) = settings.names_of(&instance)? else {
+            return Ok(Status::Down(format!(
+                "instance \"{}\" has no database on the server; remove the instance and create it again",
+                instance.name
+            )));
+        };
+        Ok(match database_owned(&settings.admin, &names.database) {
+            Ok(Some(true)) => Status::Up,
+            Ok(_) => Status::Down(missing(&names, &instance.name)),
             Err(error) => Status::Down(sentence(&error)),
         })
     }
 
     fn info(instance: Instance, _context: Context) -> Result<Vec<InfoItem>> {
         let settings = Settings::read()?;
-        let names = settings.names_of(&instance)?;
+        let names = settings.names_of(&instance)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "instance \"{}\" has no database on the server; remove the instance and create it again",
+                instance.name
+            ))
+        })?;
         let rows = settings.admin.query(
             "SELECT pg_size_pretty(pg_database_size(d.oid)) AS size,
                     d.datconnlimit AS connection_limit,
@@ -428,12 +561,9 @@ impl Service for Postgres {
                FROM pg_database d WHERE d.datname = $1",
             &[&names.database],
         )?;
-        let row = rows.first().ok_or_else(|| {
-            Error::not_found(format!(
-                "the database {} of instance \"{}\" is missing from the server; remove the instance and create it again",
-                names.database, instance.name
-            ))
-        })?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::not_found(missing(&names, &instance.name)))?;
         let (host, port) = address()?;
         Ok(vec![
             InfoItem::new("Plan", instance.plan.as_deref().unwrap_or(DEFAULT_PLAN)),
@@ -454,69 +584,62 @@ impl Service for Postgres {
     fn bind_app(instance: Instance, app: AppBinding) -> Result<Env> {
         let settings = Settings::read()?;
         let admin = &settings.admin;
-        let names = settings.names_of(&instance)?;
         let (host, port) = address()?;
         let sslmode = config::get("sslmode")?;
-        match Database::find(admin, &names.database)? {
-            Some(database) if database.belongs_to(&instance.name, &names) => {}
-            _ => {
+        let names = settings.names_of(&instance)?;
+        let names = match names {
+            Some(names) if database_owned(admin, &names.database)? == Some(true) => names,
+            Some(names) => return Err(Error::failed(missing(&names, &instance.name))),
+            None => {
                 return Err(Error::failed(format!(
-                    "the database {} of instance \"{}\" is missing from the server; remove the instance and create it again",
-                    names.database, instance.name
+                    "instance \"{}\" has no database on the server; remove the instance and create it again",
+                    instance.name
                 )));
             }
-        }
-        let role = app_role(&names.database, &app.app_name);
+        };
         let password = password()?;
-        let existed = role_exists(admin, &role)?;
-        let quoted = sql::quote_identifier(&role);
-        let owner = sql::quote_identifier(&names.owner);
-        let granted = (|| -> Result<()> {
-            let secret = sql::quote_literal(&password);
-            if existed {
+        let marker = app_marker(&names.group, &app.app_name);
+        let group_name = sql::quote_literal(&names.group);
+        let group = sql::quote_identifier(&names.group);
+        let database = sql::quote_identifier(&names.database);
+        let secret = sql::quote_literal(&password);
+        // Connects as itself (NOINHERIT: the group's privileges are not its
+        // own), acts as the group from login.
+        let grants = |role: &str| {
+            format!(
+                "GRANT {group} TO {role}; ALTER ROLE {role} SET role = {group_name}; GRANT CONNECT ON DATABASE {database} TO {role};"
+            )
+        };
+        let bound = (|| -> Result<String> {
+            if let Some(role) = role_marked(admin, &marker)? {
                 // A bind tried again: the role gets a new password, which the app gets.
+                let quoted = sql::quote_identifier(&role);
                 admin.execute(
-                    &format!("ALTER ROLE {quoted} WITH LOGIN PASSWORD {secret}"),
+                    &do_block(&format!(
+                        "ALTER ROLE {quoted} WITH LOGIN NOINHERIT PASSWORD {secret}; {}",
+                        grants(&quoted)
+                    )),
                     &[],
                 )?;
-                admin.execute(&format!("GRANT {owner} TO {quoted}"), &[])?;
-            } else {
-                admin.execute(
-                    &format!("CREATE ROLE {quoted} LOGIN PASSWORD {secret} IN ROLE {owner}"),
-                    &[],
-                )?;
+                return Ok(role);
             }
-            // Acts as the owner from login, so what the app creates is the instance's.
-            admin.execute(
-                &format!(
-                    "ALTER ROLE {quoted} SET role = {}",
-                    sql::quote_literal(&names.owner)
-                ),
-                &[],
-            )?;
-            admin.execute(
-                &format!(
-                    "GRANT CONNECT, TEMPORARY ON DATABASE {} TO {quoted}",
-                    sql::quote_identifier(&names.database)
-                ),
-                &[],
-            )?;
-            Ok(())
+            let comment = sql::quote_literal(&marker);
+            make_role(
+                admin,
+                candidates(&format!("{}_{}", names.group, slug(&app.app_name))),
+                |name| Ok(!role_exists(admin, name)?),
+                |role| {
+                    format!(
+                        "CREATE ROLE {role} LOGIN NOINHERIT PASSWORD {secret}; COMMENT ON ROLE {role} IS {comment}; {}",
+                        grants(role)
+                    )
+                },
+            )
         })();
-        if let Err(error) = granted {
-            let error = doing(format!(
-                "cannot bind app \"{}\" to instance \"{}\"",
-                app.app_name, instance.name
-            ))(error);
-            if !existed && let Err(cleanup) = drop_role(admin, &role) {
-                return Err(Error::failed(format!(
-                    "{}; dropping its half-made role also failed: {}",
-                    sentence(&error),
-                    sentence(&cleanup)
-                )));
-            }
-            return Err(error);
-        }
+        let role = bound.map_err(doing(format!(
+            "cannot bind app \"{}\" to instance \"{}\"",
+            app.app_name, instance.name
+        )))?;
         let url_host = if host.contains(':') {
             format!("[{host}]")
         } else {
@@ -548,12 +671,27 @@ impl Service for Postgres {
 
     fn unbind_app(instance: Instance, app: AppBinding) -> Result<()> {
         let settings = Settings::read()?;
-        let names = settings.names_of(&instance)?;
-        let role = app_role(&names.database, &app.app_name);
-        drop_role(&settings.admin, &role).map_err(doing(format!(
-            "cannot unbind app \"{}\" from instance \"{}\"",
-            app.app_name, instance.name
-        )))?;
+        let admin = &settings.admin;
+        let unbinding = || {
+            format!(
+                "cannot unbind app \"{}\" from instance \"{}\"",
+                app.app_name, instance.name
+            )
+        };
+        let Some(names) = settings.names_of(&instance).map_err(doing(unbinding()))? else {
+            return Ok(());
+        };
+        let marker = app_marker(&names.group, &app.app_name);
+        let Some(role) = role_marked(admin, &marker).map_err(doing(unbinding()))? else {
+            return Ok(());
+        };
+        drop_login(admin, &role).map_err(doing(unbinding()))?;
+        if role_exists(admin, &role)? {
+            return Err(Error::failed(format!(
+                "{}: its role {role} is still on the server; try again",
+                unbinding()
+            )));
+        }
         Ok(())
     }
 }
