@@ -710,3 +710,57 @@ fn sentence(error: &Error) -> String {
 }
 
 orizuru_sdk::export!(Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_readable_fit_and_differ_by_suffix() {
+        assert_eq!(slug("Orders-DB"), "orders_db");
+        assert_eq!(slug("ção"), "o");
+        assert_eq!(slug("é"), "x");
+        let tried: Vec<String> = candidates("tsuru_orders_db").take(3).collect();
+        assert_eq!(tried, ["tsuru_orders_db", "tsuru_orders_db_2", "tsuru_orders_db_3"]);
+        let long = "a".repeat(80);
+        for name in candidates(&long).take(12) {
+            assert!(name.len() <= MAX_NAME, "{name}");
+        }
+        let tried: Vec<String> = candidates(&long).take(12).collect();
+        let mut unique = tried.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), tried.len(), "{tried:?}");
+        assert_eq!(candidates("x").count(), MAX_TRIES);
+    }
+
+    #[test]
+    fn markers_tell_every_name_apart() {
+        // Names that slug alike, and names that would run into the marker's own words.
+        assert_ne!(group_marker("tsuru", "My-DB"), group_marker("tsuru", "my_db"));
+        assert_ne!(group_marker("tsuru", "a"), group_marker("tsurua", "a"));
+        assert_ne!(app_marker("g", "web"), app_marker("g", "web\""));
+        assert_eq!(
+            app_marker("tsuru_orders", "web"),
+            "orizuru: an app's login in group \"tsuru_orders\", app \"web\""
+        );
+        // One group's sweep never matches another group whose name starts alike.
+        assert!(!app_marker("tsuru_orders_2", "web").starts_with(&app_marker_start("tsuru_orders")));
+        assert!(app_marker("tsuru_orders", "web").starts_with(&app_marker_start("tsuru_orders")));
+    }
+
+    #[test]
+    fn a_block_is_quoted_by_a_tag_its_body_lacks() {
+        assert_eq!(do_block("SELECT 1;"), "DO $orizuru$ BEGIN SELECT 1; END $orizuru$");
+        assert_eq!(
+            do_block("SELECT '$orizuru$';"),
+            "DO $orizuru_$ BEGIN SELECT '$orizuru$'; END $orizuru_$"
+        );
+    }
+
+    #[test]
+    fn names_kept_by_the_earlier_version_still_read() {
+        let names: Names = serde_json::from_str(r#"{"database":"tsuru_a","owner":"tsuru_a_owner"}"#)
+            .expect("the old names");
+        assert_eq!(names.group, "tsuru_a_owner");
+    }
+}
