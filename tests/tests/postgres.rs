@@ -406,7 +406,7 @@ async fn a_failed_create_leaves_nothing_and_remove_names_what_remains() {
     assert_eq!(removed.status, 500, "{}", removed.body);
     assert!(
         removed.body.starts_with(&format!(
-            "instance \"orders\" is not fully removed: role {group} remain on the server"
+            "instance \"orders\" is not fully removed; still on the server: role {group} (role {group} cannot be dropped"
         )),
         "{}",
         removed.body

@@ -353,8 +353,8 @@ fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> 
     // later): the group gets it from inside the database.
     let inside = admin.database(&names.database);
     let rows = inside.query(
-        "SELECT (pg_catalog.has_schema_privilege($1, 'public', 'CREATE')
-                 AND pg_catalog.has_schema_privilege($1, 'public', 'USAGE'))::text AS granted",
+        "SELECT (pg_catalog.has_schema_privilege($1::name, 'public'::text, 'CREATE'::text)
+                 AND pg_catalog.has_schema_privilege($1::name, 'public'::text, 'USAGE'::text))::text AS granted",
         &[&names.group],
     )?;
     let granted = rows.first().map(|row| row.parse::<bool>("granted")).transpose()?;
@@ -367,17 +367,28 @@ fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> 
     Ok(())
 }
 
-/// Ends a login role's sessions and drops it.
-fn drop_login(admin: &Connection, role: &str) -> Result<()> {
+/// Ends a role's sessions, takes back what it was granted on `database`
+/// (the admin, not a member, cannot `DROP OWNED BY` it), and drops it.
+fn drop_login(admin: &Connection, role: &str, database: &str) -> Result<()> {
+    let quoted = sql::quote_identifier(role);
     admin.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
         &[&role],
     )?;
-    match admin.execute(&format!("DROP ROLE IF EXISTS {}", sql::quote_identifier(role)), &[]) {
+    if role_exists(admin, role)? && database_owned(admin, database)? == Some(true) {
+        admin.execute(
+            &format!(
+                "REVOKE ALL ON DATABASE {} FROM {quoted}",
+                sql::quote_identifier(database)
+            ),
+            &[],
+        )?;
+    }
+    match admin.execute(&format!("DROP ROLE IF EXISTS {quoted}"), &[]) {
         Ok(_) => Ok(()),
-        // 2BP01: it owns objects in a database still there.
+        // 2BP01: it still owns or was granted something, somewhere.
         Err(error) if error.code() == Some("2BP01") => Err(Error::failed(format!(
-            "role {role} owns objects in a database other than the instance's (made before PUBLIC lost CREATE on public schemas); drop them, then try again"
+            "role {role} cannot be dropped ({error}); drop or revoke what it holds, then try again"
         ))),
         Err(error) => Err(error.into()),
     }
@@ -428,12 +439,12 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
     match app_roles(admin, &names.group) {
         Ok(apps) => {
             for app in apps {
-                step(drop_login(admin, &app));
+                step(drop_login(admin, &app, &names.database));
             }
         }
         Err(error) => step(Err(error)),
     }
-    step(drop_login(admin, &names.group));
+    step(drop_login(admin, &names.group, &names.database));
     let left = remaining(admin, names).map_err(doing(format!(
         "cannot tell what is left of instance \"{instance}\""
     )))?;
@@ -446,7 +457,7 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
         format!(" ({})", failures.join("; "))
     };
     Err(Error::failed(format!(
-        "instance \"{instance}\" is not fully removed: {} remain on the server{why}; try again, or ask the service's operator to drop them",
+        "instance \"{instance}\" is not fully removed; still on the server: {}{why}; try again, or ask the service's operator to drop them",
         left.join(", ")
     )))
 }
@@ -685,7 +696,7 @@ impl Service for Postgres {
         let Some(role) = role_marked(admin, &marker).map_err(doing(unbinding()))? else {
             return Ok(());
         };
-        drop_login(admin, &role).map_err(doing(unbinding()))?;
+        drop_login(admin, &role, &names.database).map_err(doing(unbinding()))?;
         if role_exists(admin, &role)? {
             return Err(Error::failed(format!(
                 "{}: its role {role} is still on the server; try again",
