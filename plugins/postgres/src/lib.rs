@@ -424,7 +424,7 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
     };
     // First the database: what the group or an app owns in it goes with it.
     // FORCE ends the sessions still connected to it.
-    step((|| {
+    step((|| -> Result<()> {
         if database_owned(admin, &names.database)? == Some(true) {
             admin.execute(
                 &format!(
