@@ -197,7 +197,7 @@ async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() 
         format!("SET ROLE \"{}\"", pg.admin_role),
         "CREATE SCHEMA mine".to_owned(),
         // As itself, not the group, the app can make nothing it would own.
-        "RESET ROLE; CREATE TABLE owned_by_the_app (id int)".to_owned(),
+        "SET ROLE NONE; CREATE TABLE owned_by_the_app (id int)".to_owned(),
     ] {
         let (code, said) = refused(&web_client, &statement).await;
         assert_eq!(code, "42501", "{statement}: {said}");

@@ -32,7 +32,7 @@
 //! new database (hence `databases`). An app's login role is NOINHERIT, may
 //! connect, and acts as the group from login (`ALTER ROLE .. SET role`), so
 //! what one app creates the others read and write, unbinding an app never
-//! takes data with it, and an app after `RESET ROLE` may create nothing.
+//! takes data with it, and an app as itself (`SET ROLE NONE`) may create nothing.
 //!
 //! Names are readable and never shared: the group and the database take
 //! `prefix_instance` (lowercased, `-` as `_`, cut to fit 63 bytes), an
