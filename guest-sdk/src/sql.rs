@@ -121,8 +121,7 @@ impl Connection {
 
     /// Runs one statement and answers how many rows it changed.
     pub fn execute(&self, statement: &str, params: &[&dyn ToParam]) -> Result<u64, Error> {
-        wit::execute(&self.wire_name(), statement, &texts(params))
-            .map_err(|kind| self.error(kind))
+        wit::execute(&self.wire_name(), statement, &texts(params)).map_err(|kind| self.error(kind))
     }
 
     fn error(&self, kind: ErrorKind) -> Error {

@@ -99,7 +99,9 @@ impl Provisioner {
 }
 
 pub async fn superuser() -> tokio_postgres::Client {
-    connect(SUPERUSER_URL).await.expect("the superuser connects")
+    connect(SUPERUSER_URL)
+        .await
+        .expect("the superuser connects")
 }
 
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -113,7 +115,10 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres
 }
 
 /// Databases and roles whose names start with `prefix_`.
-pub async fn leftovers(client: &tokio_postgres::Client, prefix: &str) -> (Vec<String>, Vec<String>) {
+pub async fn leftovers(
+    client: &tokio_postgres::Client,
+    prefix: &str,
+) -> (Vec<String>, Vec<String>) {
     let like = format!("{prefix}\\_%");
     let names = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|row| row.get(0)).collect();
     let databases = client

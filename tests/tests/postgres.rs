@@ -169,7 +169,9 @@ async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() 
     assert_eq!(owners, [database.clone()]);
 
     // Another instance, which Orders-DB's apps cannot reach.
-    let other = api.form(Method::POST, "/resources", &[("name", "other")]).await;
+    let other = api
+        .form(Method::POST, "/resources", &[("name", "other")])
+        .await;
     assert_eq!(other.status, 201, "{}", other.body);
     let other_database = format!("{}_other", pg.prefix);
     let elsewhere = web_url.replace(&format!("/{database}"), &format!("/{other_database}"));
@@ -232,7 +234,10 @@ async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() 
     assert_eq!(pg.leftovers().await, (Vec::new(), Vec::new()));
     // The admin's own sessions were never touched.
     let admin = connect(&pg.admin_url).await.expect("the admin connects");
-    admin.simple_query("SELECT 1").await.expect("the admin works");
+    admin
+        .simple_query("SELECT 1")
+        .await
+        .expect("the admin works");
 
     println!(
         "create: {:.1} ms, bind: {:.1} ms, remove: {:.1} ms",
@@ -265,14 +270,18 @@ async fn halfway_creates_are_finished_and_names_never_meet() {
     ))
     .await
     .expect("a half-made database");
-    let created = api.form(Method::POST, "/resources", &[("name", "retried")]).await;
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "retried")])
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(
         pg.leftovers().await,
         (vec![group.clone()], vec![group.clone()])
     );
     // Once more, as tsuru retries a create whose answer it lost.
-    let again = api.form(Method::POST, "/resources", &[("name", "retried")]).await;
+    let again = api
+        .form(Method::POST, "/resources", &[("name", "retried")])
+        .await;
     assert_eq!(again.status, 201, "{}", again.body);
     assert_eq!(
         pg.leftovers().await,
@@ -314,13 +323,20 @@ async fn halfway_creates_are_finished_and_names_never_meet() {
         .await
         .expect("a foreign database");
     for name in ["My-DB", "my_db", "taken"] {
-        let created = api.form(Method::POST, "/resources", &[("name", name)]).await;
+        let created = api
+            .form(Method::POST, "/resources", &[("name", name)])
+            .await;
         assert_eq!(created.status, 201, "{name}: {}", created.body);
     }
     let database = |name: &str| {
         let api = &api;
         let name = name.to_owned();
-        async move { info_value(&api.get(&format!("/resources/{name}")).await.info_items(), "Database") }
+        async move {
+            info_value(
+                &api.get(&format!("/resources/{name}")).await.info_items(),
+                "Database",
+            )
+        }
     };
     assert_eq!(database("My-DB").await, format!("{prefix}_my_db"));
     assert_eq!(database("my_db").await, format!("{prefix}_my_db_2"));
@@ -328,10 +344,17 @@ async fn halfway_creates_are_finished_and_names_never_meet() {
 
     // An unknown plan is the caller's mistake.
     let wrong = api
-        .form(Method::POST, "/resources", &[("name", "wrong"), ("plan", "huge")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "wrong"), ("plan", "huge")],
+        )
         .await;
     assert_eq!(wrong.status, 400, "{}", wrong.body);
-    assert_eq!(wrong.body, "plan \"huge\" does not exist; choose one of small, large");
+    assert_eq!(
+        wrong.body,
+        "plan \"huge\" does not exist; choose one of small, large"
+    );
 
     // Remove of an instance whose database was lost still drops its roles.
     root.batch_execute(&format!("DROP DATABASE \"{group}\" WITH (FORCE)"))
@@ -339,9 +362,15 @@ async fn halfway_creates_are_finished_and_names_never_meet() {
         .expect("the database is lost");
     let status = api.get("/resources/retried/status").await;
     assert_eq!(status.status, 500, "{}", status.body);
-    assert!(status.body.contains("is missing from the server"), "{}", status.body);
+    assert!(
+        status.body.contains("is missing from the server"),
+        "{}",
+        status.body
+    );
     for name in ["retried", "My-DB", "my_db", "taken"] {
-        let removed = api.form(Method::DELETE, &format!("/resources/{name}"), &[]).await;
+        let removed = api
+            .form(Method::DELETE, &format!("/resources/{name}"), &[])
+            .await;
         assert_eq!(removed.status, 200, "{name}: {}", removed.body);
     }
     // Only the database create did not make is left, untouched.
@@ -357,7 +386,9 @@ async fn a_failed_create_leaves_nothing_and_remove_names_what_remains() {
     // halfway, says why, and takes back what it made.
     let pg = Provisioner::start_reaching("postgres", Some("[\"elsewhere_*\"]"), "").await;
     let api = pg.server.tsuru("postgres");
-    let failed = api.form(Method::POST, "/resources", &[("name", "orders")]).await;
+    let failed = api
+        .form(Method::POST, "/resources", &[("name", "orders")])
+        .await;
     assert_eq!(failed.status, 500, "{}", failed.body);
     assert!(
         failed.body.starts_with(&format!(
@@ -373,7 +404,9 @@ async fn a_failed_create_leaves_nothing_and_remove_names_what_remains() {
     let pg = Provisioner::start("postgres", "").await;
     let api = pg.server.tsuru("postgres");
     let root = superuser().await;
-    let created = api.form(Method::POST, "/resources", &[("name", "orders")]).await;
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "orders")])
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let group = format!("{}_orders", pg.prefix);
     let table = format!("{}_kept", pg.prefix);

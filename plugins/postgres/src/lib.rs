@@ -117,10 +117,12 @@ impl Settings {
         if let Some(names) = instance.data_as::<Names>()? {
             return Ok(Some(names));
         }
-        Ok(find_group(&self.admin, &self.prefix, &instance.name)?.map(|group| Names {
-            database: group.clone(),
-            group,
-        }))
+        Ok(
+            find_group(&self.admin, &self.prefix, &instance.name)?.map(|group| Names {
+                database: group.clone(),
+                group,
+            }),
+        )
     }
 }
 
@@ -136,14 +138,22 @@ fn slug(name: &str) -> String {
             _ => None,
         })
         .collect();
-    if slug.is_empty() { "x".to_owned() } else { slug }
+    if slug.is_empty() {
+        "x".to_owned()
+    } else {
+        slug
+    }
 }
 
 /// The names to try for a role, in order: `base`, `base_2`, `base_3`, ...,
 /// each cut to fit 63 bytes (`base` is ASCII).
 fn candidates(base: &str) -> impl Iterator<Item = String> + '_ {
     (1..=MAX_TRIES).map(move |n| {
-        let suffix = if n == 1 { String::new() } else { format!("_{n}") };
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("_{n}")
+        };
         let kept = base.len().min(MAX_NAME - suffix.len());
         format!("{}{suffix}", &base[..kept])
     })
@@ -230,7 +240,9 @@ fn database_owned(admin: &Connection, name: &str) -> Result<Option<bool>> {
            FROM pg_database WHERE datname = $1",
         &[&name],
     )?;
-    rows.first().map(|row| row.parse::<bool>("ours").map(|ours| ours.unwrap_or(false))).transpose()
+    rows.first()
+        .map(|row| row.parse::<bool>("ours").map(|ours| ours.unwrap_or(false)))
+        .transpose()
 }
 
 fn role_exists(admin: &Connection, role: &str) -> Result<bool> {
@@ -248,7 +260,9 @@ fn role_marked(admin: &Connection, marker: &str) -> Result<Option<String>> {
           ORDER BY rolname LIMIT 1",
         &[&marker],
     )?;
-    rows.first().map(|row| row.require("name").map(str::to_owned)).transpose()
+    rows.first()
+        .map(|row| row.require("name").map(str::to_owned))
+        .transpose()
 }
 
 /// The app roles of `group`, by their comments, never the admin's own.
@@ -260,7 +274,9 @@ fn app_roles(admin: &Connection, group: &str) -> Result<Vec<String>> {
           ORDER BY rolname",
         &[&app_marker_start(group)],
     )?;
-    rows.iter().map(|row| row.require("name").map(str::to_owned)).collect()
+    rows.iter()
+        .map(|row| row.require("name").map(str::to_owned))
+        .collect()
 }
 
 fn find_group(admin: &Connection, prefix: &str, instance: &str) -> Result<Option<String>> {
@@ -344,7 +360,10 @@ fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> 
         }
     }
     // Only the instance's own roles may connect to it.
-    admin.execute(&format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"), &[])?;
+    admin.execute(
+        &format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
+        &[],
+    )?;
     admin.execute(
         &format!("GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {group}"),
         &[],
@@ -357,7 +376,10 @@ fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> 
                  AND pg_catalog.has_schema_privilege($1::name, 'public'::text, 'USAGE'::text))::text AS granted",
         &[&names.group],
     )?;
-    let granted = rows.first().map(|row| row.parse::<bool>("granted")).transpose()?;
+    let granted = rows
+        .first()
+        .map(|row| row.parse::<bool>("granted"))
+        .transpose()?;
     if granted.flatten() != Some(true) {
         inside.execute(
             &format!("GRANT USAGE, CREATE ON SCHEMA public TO {group}"),
@@ -488,7 +510,12 @@ impl Service for Postgres {
         let instance = &request.instance;
         let limit = plan_limit(instance.plan.as_deref())?;
         let settings = Settings::read()?;
-        let creating = || format!("cannot create the database of instance \"{}\"", instance.name);
+        let creating = || {
+            format!(
+                "cannot create the database of instance \"{}\"",
+                instance.name
+            )
+        };
         let group = group_of(&settings, &instance.name).map_err(doing(creating()))?;
         let names = Names {
             database: group.clone(),
@@ -732,7 +759,10 @@ mod tests {
         assert_eq!(slug("ção"), "o");
         assert_eq!(slug("é"), "x");
         let tried: Vec<String> = candidates("tsuru_orders_db").take(3).collect();
-        assert_eq!(tried, ["tsuru_orders_db", "tsuru_orders_db_2", "tsuru_orders_db_3"]);
+        assert_eq!(
+            tried,
+            ["tsuru_orders_db", "tsuru_orders_db_2", "tsuru_orders_db_3"]
+        );
         let long = "a".repeat(80);
         for name in candidates(&long).take(12) {
             assert!(name.len() <= MAX_NAME, "{name}");
@@ -747,7 +777,10 @@ mod tests {
     #[test]
     fn markers_tell_every_name_apart() {
         // Names that slug alike, and names that would run into the marker's own words.
-        assert_ne!(group_marker("tsuru", "My-DB"), group_marker("tsuru", "my_db"));
+        assert_ne!(
+            group_marker("tsuru", "My-DB"),
+            group_marker("tsuru", "my_db")
+        );
         assert_ne!(group_marker("tsuru", "a"), group_marker("tsurua", "a"));
         assert_ne!(app_marker("g", "web"), app_marker("g", "web\""));
         assert_eq!(
@@ -755,13 +788,18 @@ mod tests {
             "orizuru: an app's login in group \"tsuru_orders\", app \"web\""
         );
         // One group's sweep never matches another group whose name starts alike.
-        assert!(!app_marker("tsuru_orders_2", "web").starts_with(&app_marker_start("tsuru_orders")));
+        assert!(
+            !app_marker("tsuru_orders_2", "web").starts_with(&app_marker_start("tsuru_orders"))
+        );
         assert!(app_marker("tsuru_orders", "web").starts_with(&app_marker_start("tsuru_orders")));
     }
 
     #[test]
     fn a_block_is_quoted_by_a_tag_its_body_lacks() {
-        assert_eq!(do_block("SELECT 1;"), "DO $orizuru$ BEGIN SELECT 1; END $orizuru$");
+        assert_eq!(
+            do_block("SELECT 1;"),
+            "DO $orizuru$ BEGIN SELECT 1; END $orizuru$"
+        );
         assert_eq!(
             do_block("SELECT '$orizuru$';"),
             "DO $orizuru_$ BEGIN SELECT '$orizuru$'; END $orizuru_$"
@@ -770,8 +808,9 @@ mod tests {
 
     #[test]
     fn names_kept_by_the_earlier_version_still_read() {
-        let names: Names = serde_json::from_str(r#"{"database":"tsuru_a","owner":"tsuru_a_owner"}"#)
-            .expect("the old names");
+        let names: Names =
+            serde_json::from_str(r#"{"database":"tsuru_a","owner":"tsuru_a_owner"}"#)
+                .expect("the old names");
         assert_eq!(names.group, "tsuru_a_owner");
     }
 }

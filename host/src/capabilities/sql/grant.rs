@@ -113,7 +113,10 @@ pub fn sql_connections(
             ));
         }
         let databases = table.databases.unwrap_or_default();
-        if let Some(bad) = databases.iter().find(|pattern| pattern.trim().is_empty() || pattern.chars().all(|c| c == '*')) {
+        if let Some(bad) = databases
+            .iter()
+            .find(|pattern| pattern.trim().is_empty() || pattern.chars().all(|c| c == '*'))
+        {
             return Err(format!(
                 "{at}: databases lists {bad:?}, which names no database or every one; write a name, or a pattern with a fixed part such as \"tsuru_*\""
             ));

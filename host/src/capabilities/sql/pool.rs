@@ -111,7 +111,11 @@ impl Connections {
 
 impl Connection {
     fn new(name: &str, connection: &SqlConnection) -> Self {
-        let config = connection.url.expose().parse::<tokio_postgres::Config>().ok();
+        let config = connection
+            .url
+            .expose()
+            .parse::<tokio_postgres::Config>()
+            .ok();
         let (pool, tls) = match &config {
             Some(config) => {
                 let tls = Tls::for_config(config);
@@ -153,7 +157,11 @@ impl Connection {
                 "the SQL connection \"{name}{DATABASE_SEPARATOR}\" names no database after {DATABASE_SEPARATOR:?}; name one, or drop the {DATABASE_SEPARATOR:?}"
             ));
         }
-        if self.databases.iter().any(|pattern| matches(pattern, database)) {
+        if self
+            .databases
+            .iter()
+            .any(|pattern| matches(pattern, database))
+        {
             return Ok(());
         }
         let allowed = if self.databases.is_empty() {
@@ -190,10 +198,9 @@ impl Connection {
                 elsewhere: None,
             });
         };
-        let mut config = self
-            .config
-            .clone()
-            .ok_or_else(|| "the connection's URL could not be read; report it to the host's operator".to_owned())?;
+        let mut config = self.config.clone().ok_or_else(|| {
+            "the connection's URL could not be read; report it to the host's operator".to_owned()
+        })?;
         config.dbname(database);
         let pool = pool_of(config, &self.tls, 1).map_err(|err| {
             format!("the host could not set up a connection to database \"{database}\" ({err}); report it to the host's operator")
@@ -349,7 +356,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_rows: 1,
             max_result_bytes: 1024,
-            databases: databases.iter().map(|pattern| (*pattern).to_owned()).collect(),
+            databases: databases
+                .iter()
+                .map(|pattern| (*pattern).to_owned())
+                .collect(),
         };
         Connections::of(&BTreeMap::from([("admin".to_owned(), connection)]))
     }
@@ -359,10 +369,14 @@ mod tests {
         let reaching = connections(&["tsuru_*"]);
         let (_, database) = reaching.get("admin").expect("the connection");
         assert_eq!(database, None);
-        let (_, database) = reaching.get("admin@tsuru_orders").expect("an allowed database");
+        let (_, database) = reaching
+            .get("admin@tsuru_orders")
+            .expect("an allowed database");
         assert_eq!(database, Some("tsuru_orders"));
         // Only the first separator splits: a database name may hold another.
-        let (_, database) = reaching.get("admin@tsuru_a@b").expect("an allowed database");
+        let (_, database) = reaching
+            .get("admin@tsuru_a@b")
+            .expect("an allowed database");
         assert_eq!(database, Some("tsuru_a@b"));
         let refused = |connections: &Connections, name: &str| match connections.get(name) {
             Ok(_) => panic!("{name} was allowed"),
@@ -380,7 +394,10 @@ mod tests {
             refused(&connections(&[]), "admin@tsuru_orders"),
             "SQL connection \"admin\" may not reach database \"tsuru_orders\" (it may reach no other database than its URL's); its operator must add a pattern matching it to databases in [services.sql.admin]"
         );
-        assert!(refused(&reaching, "reader@tsuru_orders").starts_with("the service has no SQL connection \"reader\""));
+        assert!(
+            refused(&reaching, "reader@tsuru_orders")
+                .starts_with("the service has no SQL connection \"reader\"")
+        );
     }
 
     #[tokio::test]
@@ -391,11 +408,16 @@ mod tests {
         let second = connection.lease(None).await.expect("a place");
         assert_eq!(connection.elsewhere.load(Ordering::Acquire), 1);
         // max_connections is 2: a third waits for one of them to end.
-        let third = tokio::time::timeout(Duration::from_millis(50), connection.lease(Some("tsuru_b"))).await;
+        let third =
+            tokio::time::timeout(Duration::from_millis(50), connection.lease(Some("tsuru_b")))
+                .await;
         assert!(third.is_err(), "a third statement ran beside two");
         drop(first);
         assert_eq!(connection.elsewhere.load(Ordering::Acquire), 0);
-        let third = connection.lease(Some("tsuru_b")).await.expect("a freed place");
+        let third = connection
+            .lease(Some("tsuru_b"))
+            .await
+            .expect("a freed place");
         drop((second, third));
         assert_eq!(connection.places.available_permits(), 2);
     }
