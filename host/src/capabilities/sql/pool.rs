@@ -53,6 +53,17 @@ pub struct Connection {
     elsewhere: Arc<AtomicUsize>,
 }
 
+/// How a connection talks to its server.
+#[derive(Clone)]
+pub enum Tls {
+    /// `sslmode=disable`, or a server on this machine that the URL does not
+    /// ask to reach over TLS.
+    Plain,
+    /// Anything else: TLS when the server offers it (required with
+    /// `sslmode=require`), its certificate checked against the Mozilla roots.
+    Rustls(MakeRustlsConnect),
+}
+
 /// Where one statement runs: a pool, and its place among its connection's
 /// statements. A statement on another database has a pool of its own,
 /// whose connection closes when the lease is dropped.
