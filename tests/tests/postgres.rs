@@ -486,3 +486,102 @@ async fn sql_needs_a_declared_connection() {
         "cannot create the database of instance \"orders\": the service has no SQL connection \"reporting\" (it has \"admin\"); its operator must declare it as a [services.sql.reporting] table"
     );
 }
+
+/// The role the provisioner's earlier version gave an app: the database,
+/// `_a_`, 12 characters of the app's name and its 32-bit FNV-1a.
+fn earlier_app_role(database: &str, app: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in app.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{database}_a_{app}_{hash:08x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_the_earlier_version_made_is_removed_whole() {
+    let pg = Provisioner::start("postgres", "").await;
+    let prefix = pg.prefix.clone();
+    let root = superuser().await;
+    let created = pg
+        .server
+        .tsuru("postgres")
+        .form(Method::POST, "/resources", &[("name", "legacy")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // What the earlier version made, as it made it: a database its owner
+    // role holds, with a table in it, and an app's login that is a member
+    // of the owner; the admin is neither. A role that is a member of the
+    // owner under another name is no app of the instance and stays.
+    let database = format!("{prefix}_legacy_0badc0de");
+    let owner = format!("{database}_owner");
+    let app = earlier_app_role(&database, "web");
+    let stranger = format!("{prefix}_stranger");
+    root.batch_execute(&format!("DROP DATABASE \"{prefix}_legacy\""))
+        .await
+        .expect("this version's database is dropped");
+    root.batch_execute(&format!(
+        "DROP ROLE \"{prefix}_legacy\";
+         CREATE ROLE \"{owner}\" NOLOGIN;
+         CREATE ROLE \"{app}\" LOGIN IN ROLE \"{owner}\";
+         CREATE ROLE \"{stranger}\" LOGIN IN ROLE \"{owner}\";"
+    ))
+    .await
+    .expect("the earlier roles");
+    root.batch_execute(&format!("CREATE DATABASE \"{database}\" OWNER \"{owner}\""))
+        .await
+        .expect("the earlier database");
+    let inside = connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
+        .await
+        .expect("the superuser reaches the earlier database");
+    inside
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int); ALTER TABLE t OWNER TO \"{owner}\""
+        ))
+        .await
+        .expect("a table the owner holds");
+    drop(inside);
+    let data = serde_json::json!({ "database": database, "owner": owner }).to_string();
+    let server = pg
+        .server
+        .restart_with(|dir| {
+            let ledger =
+                rusqlite::Connection::open(dir.join("ledger.sqlite3")).expect("the ledger opens");
+            let changed = ledger
+                .execute(
+                    "UPDATE instances SET data = ?1 WHERE service = 'postgres' AND name = 'legacy'",
+                    [&data],
+                )
+                .expect("the instance's data is rewritten");
+            assert_eq!(changed, 1);
+        })
+        .await;
+    let api = server.tsuru("postgres");
+    let app_session = connect(&format!("postgres://{app}@127.0.0.1:5432/{database}"))
+        .await
+        .expect("the earlier app connects");
+    let admin = connect(&pg.admin_url).await.expect("the admin connects");
+
+    // It is not served as one of this version's, and says so.
+    let made_earlier = "instance \"legacy\" was made by an earlier version of this provisioner, whose apps could act as its database's owner; remove the instance (which drops what that version made) and create it again";
+    let status = api.get("/resources/legacy/status").await;
+    assert_eq!(status.status, 500, "{}", status.body);
+    assert_eq!(status.body, made_earlier);
+    let bound = api.bind_app("legacy", "worker").await;
+    assert_eq!(bound.status, 500, "{}", bound.body);
+    assert!(bound.body.ends_with(made_earlier), "{}", bound.body);
+
+    // Remove drops its database, owner and app; the stranger, the admin and
+    // the admin's session stay.
+    let removed = api.form(Method::DELETE, "/resources/legacy", &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(
+        orizuru_tests::postgres::leftovers(&root, &prefix).await,
+        (Vec::new(), vec![stranger.clone()])
+    );
+    assert!(app_session.simple_query("SELECT 1").await.is_err());
+    admin
+        .simple_query("SELECT 1")
+        .await
+        .expect("the admin's session was not ended");
+}

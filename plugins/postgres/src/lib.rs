@@ -81,8 +81,33 @@ const MAX_TRIES: usize = 100;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Names {
     database: String,
-    #[serde(alias = "owner")]
     group: String,
+    /// Made by the plugin's earlier version, which kept `owner` where
+    /// `group` is: the database is that role's, and the apps' roles are
+    /// its members named `DATABASE_a_...`, with no comment to find them by.
+    #[serde(skip)]
+    earlier: bool,
+}
+
+/// The names as either version kept them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Kept {
+    Now(Names),
+    Earlier { database: String, owner: String },
+}
+
+impl From<Kept> for Names {
+    fn from(kept: Kept) -> Self {
+        match kept {
+            Kept::Now(names) => names,
+            Kept::Earlier { database, owner } => Names {
+                database,
+                group: owner,
+                earlier: true,
+            },
+        }
+    }
 }
 
 /// The service's settings, from its `[services.config]`.
@@ -114,13 +139,14 @@ impl Settings {
     /// its group says (a create that stopped halfway kept none); `None`
     /// when it has no group on the server.
     fn names_of(&self, instance: &Instance) -> Result<Option<Names>> {
-        if let Some(names) = instance.data_as::<Names>()? {
-            return Ok(Some(names));
+        if let Some(kept) = instance.data_as::<Kept>()? {
+            return Ok(Some(kept.into()));
         }
         Ok(
             find_group(&self.admin, &self.prefix, &instance.name)?.map(|group| Names {
                 database: group.clone(),
                 group,
+                earlier: false,
             }),
         )
     }
@@ -129,20 +155,22 @@ impl Settings {
 /// `name` lowercased, `-` as `_`, without what a PostgreSQL name should
 /// not hold; `x` when nothing is left.
 fn slug(name: &str) -> String {
-    let slug: String = name
-        .chars()
-        .filter_map(|c| match c {
-            'A'..='Z' => Some(c.to_ascii_lowercase()),
-            'a'..='z' | '0'..='9' | '_' => Some(c),
-            '-' => Some('_'),
-            _ => None,
-        })
-        .collect();
+    let slug: String = slugged(name).collect();
     if slug.is_empty() {
         "x".to_owned()
     } else {
         slug
     }
+}
+
+/// What [`slug`] keeps of `name`, before it stands in `x` for nothing.
+fn slugged(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars().filter_map(|c| match c {
+        'A'..='Z' => Some(c.to_ascii_lowercase()),
+        'a'..='z' | '0'..='9' | '_' => Some(c),
+        '-' => Some('_'),
+        _ => None,
+    })
 }
 
 /// The names to try for a role, in order: `base`, `base_2`, `base_3`, ...,
@@ -394,7 +422,8 @@ fn provision(settings: &Settings, instance: &str, names: &Names, limit: u32) -> 
 fn drop_login(admin: &Connection, role: &str, database: &str) -> Result<()> {
     let quoted = sql::quote_identifier(role);
     admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE usename = $1 AND usename <> current_user AND usename <> session_user",
         &[&role],
     )?;
     if role_exists(admin, role)? && database_owned(admin, database)? == Some(true) {
@@ -416,18 +445,94 @@ fn drop_login(admin: &Connection, role: &str, database: &str) -> Result<()> {
     }
 }
 
+/// Whether a database of that name exists whose owner is `role`.
+fn database_of(admin: &Connection, name: &str, role: &str) -> Result<bool> {
+    Ok(!admin
+        .query(
+            "SELECT 1 FROM pg_database WHERE datname = $1 AND pg_get_userbyid(datdba) = $2",
+            &[&name, &role],
+        )?
+        .is_empty())
+}
+
+/// The app roles of an instance the earlier version made: members of its
+/// owner named as it named them (`DATABASE_a_...`), never the admin nor a
+/// role that may create roles or databases, which no app role could.
+fn earlier_app_roles(admin: &Connection, names: &Names) -> Result<Vec<String>> {
+    let rows = admin.query(
+        "SELECT r.rolname::text AS name
+           FROM pg_auth_members m
+           JOIN pg_roles r ON r.oid = m.member
+           JOIN pg_roles o ON o.oid = m.roleid
+          WHERE o.rolname = $1 AND starts_with(r.rolname, $2)
+            AND r.rolname <> current_user AND r.rolname <> session_user
+            AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb)
+          ORDER BY 1",
+        &[&names.group, &format!("{}_a_", names.database)],
+    )?;
+    rows.iter()
+        .map(|row| row.require("name").map(str::to_owned))
+        .collect()
+}
+
+/// The app roles of an instance, as its version finds them.
+fn apps_of(admin: &Connection, names: &Names) -> Result<Vec<String>> {
+    if names.earlier {
+        earlier_app_roles(admin, names)
+    } else {
+        app_roles(admin, &names.group)
+    }
+}
+
+/// Drops the database of an instance the earlier version made, which its
+/// owner role holds: the admin first becomes a member of that role (a
+/// superuser needs not; CREATEROLE may on 15 and older, and on 16 and later
+/// where the admin made the role), which goes when the role is dropped.
+fn drop_earlier_database(admin: &Connection, names: &Names) -> Result<()> {
+    if !database_of(admin, &names.database, &names.group)? {
+        return Ok(());
+    }
+    let member = admin.query(
+        "SELECT 1 WHERE pg_has_role(current_user, $1::name, 'USAGE')",
+        &[&names.group],
+    )?;
+    if member.is_empty() {
+        admin.execute(
+            &format!(
+                "GRANT {} TO CURRENT_USER",
+                sql::quote_identifier(&names.group)
+            ),
+            &[],
+        )?;
+    }
+    admin.execute(
+        &format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            sql::quote_identifier(&names.database)
+        ),
+        &[],
+    )?;
+    Ok(())
+}
+
 /// What of an instance is still on the server: its database (when the
-/// admin owns it), its group, and the roles of its apps.
+/// admin owns it, or the earlier version's owner role), its group, and the
+/// roles of its apps.
 fn remaining(admin: &Connection, names: &Names) -> Result<Vec<String>> {
     let mut left = Vec::new();
-    if database_owned(admin, &names.database)? == Some(true) {
+    let database_left = if names.earlier {
+        database_of(admin, &names.database, &names.group)?
+    } else {
+        database_owned(admin, &names.database)? == Some(true)
+    };
+    if database_left {
         left.push(format!("database {}", names.database));
     }
     if role_exists(admin, &names.group)? {
         left.push(format!("role {}", names.group));
     }
     left.extend(
-        app_roles(admin, &names.group)?
+        apps_of(admin, names)?
             .into_iter()
             .map(|role| format!("role {role}")),
     );
@@ -447,6 +552,9 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
     // First the database: what the group or an app owns in it goes with it.
     // FORCE ends the sessions still connected to it.
     step((|| -> Result<()> {
+        if names.earlier {
+            return drop_earlier_database(admin, names);
+        }
         if database_owned(admin, &names.database)? == Some(true) {
             admin.execute(
                 &format!(
@@ -458,7 +566,9 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
         }
         Ok(())
     })());
-    match app_roles(admin, &names.group) {
+    // The apps' roles before the group: on the earlier version's, the
+    // apps are found as its members.
+    match apps_of(admin, names) {
         Ok(apps) => {
             for app in apps {
                 step(drop_login(admin, &app, &names.database));
@@ -491,6 +601,26 @@ fn address() -> Result<(String, String)> {
     Ok((host, port))
 }
 
+/// Why an instance the earlier version made is not served but removed.
+fn made_earlier(instance: &str) -> String {
+    format!(
+        "instance \"{instance}\" was made by an earlier version of this provisioner, whose apps could act as its database's owner; remove the instance (which drops what that version made) and create it again"
+    )
+}
+
+/// The role the earlier version gave `app` on `database`:
+/// `DATABASE_a_SLUG_HASH`, with 12 characters of the app's name and its
+/// 32-bit FNV-1a (which is why it could collide, and why it is not used).
+fn earlier_app_role(database: &str, app: &str) -> String {
+    let slug: String = slugged(app).take(12).collect();
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in app.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{database}_a_{slug}_{hash:08x}")
+}
+
 fn missing(names: &Names, instance: &str) -> String {
     format!(
         "the database {} of instance \"{instance}\" is missing from the server; remove the instance and create it again",
@@ -520,6 +650,7 @@ impl Service for Postgres {
         let names = Names {
             database: group.clone(),
             group,
+            earlier: false,
         };
         if let Err(error) =
             provision(&settings, &instance.name, &names, limit).map_err(doing(creating()))
@@ -546,6 +677,9 @@ impl Service for Postgres {
                 "instance \"{instance}\" has no database on the server; remove the instance and create it again"
             ))
         })?;
+        if names.earlier {
+            return Err(Error::failed(made_earlier(instance)));
+        }
         let changed = settings.admin.execute(
             &format!(
                 "ALTER DATABASE {} CONNECTION LIMIT {limit}",
@@ -577,6 +711,9 @@ impl Service for Postgres {
                 instance.name
             )));
         };
+        if names.earlier {
+            return Ok(Status::Down(made_earlier(&instance.name)));
+        }
         Ok(match database_owned(&settings.admin, &names.database) {
             Ok(Some(true)) => Status::Up,
             Ok(_) => Status::Down(missing(&names, &instance.name)),
@@ -626,6 +763,9 @@ impl Service for Postgres {
         let sslmode = config::get("sslmode")?;
         let names = settings.names_of(&instance)?;
         let names = match names {
+            Some(names) if names.earlier => {
+                return Err(Error::failed(made_earlier(&instance.name)));
+            }
             Some(names) if database_owned(admin, &names.database)? == Some(true) => names,
             Some(names) => return Err(Error::failed(missing(&names, &instance.name))),
             None => {
@@ -719,8 +859,17 @@ impl Service for Postgres {
         let Some(names) = settings.names_of(&instance).map_err(doing(unbinding()))? else {
             return Ok(());
         };
-        let marker = app_marker(&names.group, &app.app_name);
-        let Some(role) = role_marked(admin, &marker).map_err(doing(unbinding()))? else {
+        let role = if names.earlier {
+            let role = earlier_app_role(&names.database, &app.app_name);
+            earlier_app_roles(admin, &names)
+                .map_err(doing(unbinding()))?
+                .contains(&role)
+                .then_some(role)
+        } else {
+            let marker = app_marker(&names.group, &app.app_name);
+            role_marked(admin, &marker).map_err(doing(unbinding()))?
+        };
+        let Some(role) = role else {
             return Ok(());
         };
         drop_login(admin, &role, &names.database).map_err(doing(unbinding()))?;
@@ -795,6 +944,24 @@ mod tests {
     }
 
     #[test]
+    fn app_roles_of_the_earlier_version_are_named_as_it_named_them() {
+        assert_eq!(
+            earlier_app_role("tsuru_a", "My-Web"),
+            format!("tsuru_a_a_my_web_{:08x}", {
+                let mut hash: u32 = 0x811c_9dc5;
+                for byte in b"My-Web" {
+                    hash ^= u32::from(*byte);
+                    hash = hash.wrapping_mul(0x0100_0193);
+                }
+                hash
+            })
+        );
+        assert!(earlier_app_role("d", "a-very-long-app-name").starts_with("d_a_a_very_long__"));
+        assert!(earlier_app_role("d", "é").starts_with("d_a__"));
+        assert!(earlier_app_role("d", "x!").starts_with("d_a_x_"));
+    }
+
+    #[test]
     fn a_block_is_quoted_by_a_tag_its_body_lacks() {
         assert_eq!(
             do_block("SELECT 1;"),
@@ -808,9 +975,20 @@ mod tests {
 
     #[test]
     fn names_kept_by_the_earlier_version_still_read() {
-        let names: Names =
-            serde_json::from_str(r#"{"database":"tsuru_a","owner":"tsuru_a_owner"}"#)
-                .expect("the old names");
-        assert_eq!(names.group, "tsuru_a_owner");
+        let earlier: Names =
+            serde_json::from_str::<Kept>(r#"{"database":"tsuru_a","owner":"tsuru_a_owner"}"#)
+                .expect("the earlier names")
+                .into();
+        assert_eq!(earlier.group, "tsuru_a_owner");
+        assert!(earlier.earlier);
+        let now: Names =
+            serde_json::from_str::<Kept>(r#"{"database":"tsuru_a","group":"tsuru_a"}"#)
+                .expect("the names")
+                .into();
+        assert!(!now.earlier);
+        assert_eq!(
+            serde_json::to_string(&now).expect("written"),
+            r#"{"database":"tsuru_a","group":"tsuru_a"}"#
+        );
     }
 }
