@@ -166,7 +166,7 @@ async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() 
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(owners, [database.clone()]);
+    assert_eq!(owners, [database.as_str()]);
 
     // Another instance, which Orders-DB's apps cannot reach.
     let other = api
