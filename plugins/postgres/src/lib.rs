@@ -43,6 +43,10 @@
 //! write, never an app. Teardown drops only what those name, never by role
 //! membership (the admin is a member of the roles it made, on 16 and later).
 //! Needs PostgreSQL 13 or later (`DROP DATABASE .. WITH (FORCE)`).
+//!
+//! An instance the earlier version made (its data names an `owner` role
+//! that holds the database, apps its members) is removed whole but
+//! otherwise not served: its apps could act as the database's owner.
 
 use orizuru_sdk::sql::{self, Connection};
 use orizuru_sdk::{
