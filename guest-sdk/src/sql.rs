@@ -51,26 +51,67 @@ pub use wit::DbError;
 /// Why a statement gave no answer.
 pub use wit::SqlError as ErrorKind;
 
-/// A connection the operator declared as `[services.sql.NAME]`.
+/// A connection the operator declared as `[services.sql.NAME]`, on the
+/// database its URL names or on another one its table lets it reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
     name: String,
+    database: Option<String>,
 }
 
 impl Connection {
     /// The connection declared as `[services.sql.<name>]`. Nothing is
     /// checked until a statement runs.
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self {
+            name: name.into(),
+            database: None,
+        }
+    }
+
+    /// The same connection's server and credentials, on another of its
+    /// databases: one whose name matches a pattern of the table's
+    /// `databases = ["tsuru_*"]`, or every statement is refused with a
+    /// sentence saying so. Each statement on it opens a connection of its
+    /// own and closes it, so it suits a provisioner's few statements
+    /// inside a database it just made (a grant on its schema), not traffic.
+    ///
+    /// ```no_run
+    /// use orizuru_sdk::sql::{self, Connection};
+    /// # fn f() -> orizuru_sdk::Result<()> {
+    /// let inside = Connection::named("admin").database("tsuru_orders");
+    /// inside.execute(&format!("GRANT USAGE, CREATE ON SCHEMA public TO {}", sql::quote_identifier("tsuru_orders")), &[])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn database(&self, database: impl Into<String>) -> Self {
+        Self {
+            name: self.name.clone(),
+            database: Some(database.into()),
+        }
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The other database it reaches, if any.
+    pub fn reached_database(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    /// The connection as the host reads it: `NAME`, or `NAME@DATABASE`
+    /// while the WIT (0.1.0) takes one string; 0.2.0 should make the
+    /// database a parameter of its own.
+    fn wire_name(&self) -> String {
+        match &self.database {
+            Some(database) => format!("{}@{database}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// Runs one statement and answers its rows.
     pub fn query(&self, statement: &str, params: &[&dyn ToParam]) -> Result<Rows, Error> {
-        wit::query(&self.name, statement, &texts(params))
+        wit::query(&self.wire_name(), statement, &texts(params))
             .map(|set| Rows {
                 columns: set.columns,
                 rows: set.rows,
@@ -80,12 +121,12 @@ impl Connection {
 
     /// Runs one statement and answers how many rows it changed.
     pub fn execute(&self, statement: &str, params: &[&dyn ToParam]) -> Result<u64, Error> {
-        wit::execute(&self.name, statement, &texts(params)).map_err(|kind| self.error(kind))
+        wit::execute(&self.wire_name(), statement, &texts(params)).map_err(|kind| self.error(kind))
     }
 
     fn error(&self, kind: ErrorKind) -> Error {
         Error {
-            connection: self.name.clone(),
+            connection: self.wire_name(),
             kind,
         }
     }

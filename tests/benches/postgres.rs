@@ -28,7 +28,7 @@ fn main() {
             "postgres",
             "postgres",
             &format!(
-                "[services.sql.admin]\nurl_file = \"{}\"\n[services.config]\nhost = \"127.0.0.1\"\nport = \"5432\"\nprefix = \"{prefix}\"\n",
+                "[services.sql.admin]\nurl_file = \"{}\"\ndatabases = [\"{prefix}_*\"]\n[services.config]\nhost = \"127.0.0.1\"\nport = \"5432\"\nprefix = \"{prefix}\"\n",
                 url_file.display()
             ),
         )])

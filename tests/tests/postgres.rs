@@ -1,138 +1,62 @@
 //! The PostgreSQL provisioner (`plugins/postgres`) on the real server at
-//! 127.0.0.1:5432, through the SQL capability: an instance is a database an
-//! app connects to with what its bind answered, an unbound app's role is
-//! gone, and a removed instance leaves nothing on the server. Every run
-//! uses a prefix of its own, so runs never meet, and drops whatever carries
-//! it at the end, even after a failure.
+//! 127.0.0.1:5432, through the SQL capability, run by an admin role with
+//! exactly the grants the README documents: apps of one instance share its
+//! data and nothing else, cannot widen their plan or make remove lie, an
+//! unbound app's login is gone, a removed instance leaves nothing on the
+//! server, and a create stopped halfway is finished by the next one. Every
+//! run uses a prefix of its own (`orizuru_tests::postgres`).
 
 use std::time::Instant;
 
+use orizuru_tests::postgres::{Provisioner, connect, env_of, superuser};
 use orizuru_tests::{Server, plugin_bytes, service};
 use reqwest::Method;
-use tokio_postgres::NoTls;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A name no other run uses: `orz` and 8 hex digits.
-fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
-        .unwrap_or_default();
-    format!("orz{:08x}", nanos ^ std::process::id().rotate_left(16))
+/// A bound app's DATABASE_URL and user.
+fn login(answer: &orizuru_tests::Answer) -> (String, String) {
+    let env = env_of(answer);
+    let value = |name: &str| {
+        env.get(name)
+            .and_then(|value| value.as_str())
+            .unwrap_or_else(|| panic!("{name} missing from {env:?}"))
+            .to_owned()
+    };
+    (value("DATABASE_URL"), value("PGUSER"))
 }
 
-/// A host serving the provisioner as service `id`, with its admin URL in a
-/// file and `extra` TOML in its `[services.config]`.
-async fn provisioner(id: &str, prefix: &str, extra_config: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary dir");
-    let url_file = dir.path().join("admin-url");
-    std::fs::write(&url_file, format!("{ADMIN_URL}\n")).expect("the URL is written");
-    let server = Server::start(&[service(
-        id,
-        "postgres",
-        &format!(
-            "[services.sql.admin]\nurl_file = \"{}\"\n[services.config]\nhost = \"127.0.0.1\"\nport = \"5432\"\nprefix = \"{prefix}\"\n{extra_config}",
-            url_file.display()
-        ),
-    )])
-    .await;
-    (server, dir)
+fn info_value(info: &[(String, String)], label: &str) -> String {
+    info.iter()
+        .find(|(name, _)| name == label)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| panic!("{label} missing from {info:?}"))
 }
 
-async fn admin() -> tokio_postgres::Client {
-    connect(ADMIN_URL).await.expect("the admin connects")
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            eprintln!("connection ended: {err}");
-        }
-    });
-    Ok(client)
-}
-
-/// Databases and roles whose names start with `prefix`.
-async fn leftovers(admin: &tokio_postgres::Client, prefix: &str) -> (Vec<String>, Vec<String>) {
-    let like = format!("{prefix}\\_%");
-    let names = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|row| row.get(0)).collect();
-    let databases = admin
-        .query(
-            "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY 1",
-            &[&like],
-        )
-        .await
-        .expect("databases listed");
-    let roles = admin
-        .query(
-            "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1",
-            &[&like],
-        )
-        .await
-        .expect("roles listed");
-    (names(databases), names(roles))
-}
-
-/// Drops everything a run's prefix names when the test ends, passed or not.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let prefix = self.0.clone();
-        // A test's runtime may be gone by now: this one is its own.
-        let cleaned = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let admin = admin().await;
-                let (databases, roles) = leftovers(&admin, &prefix).await;
-                for database in databases {
-                    admin
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                        ))
-                        .await
-                        .expect("a leftover database is dropped");
-                }
-                // Members before the roles they belong to.
-                for role in roles.iter().filter(|role| !role.ends_with("_owner")) {
-                    admin
-                        .batch_execute(&format!(
-                            "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
-                        ))
-                        .await
-                        .expect("a leftover role is dropped");
-                }
-                for role in roles.iter().filter(|role| role.ends_with("_owner")) {
-                    admin
-                        .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
-                        .await
-                        .expect("a leftover role is dropped");
-                }
-            });
-        })
-        .join();
-        if cleaned.is_err() && !std::thread::panicking() {
-            panic!("the test's databases and roles could not be dropped");
-        }
+/// The SQLSTATE and message of a statement the app was refused.
+async fn refused(client: &tokio_postgres::Client, statement: &str) -> (String, String) {
+    match client.batch_execute(statement).await {
+        Ok(()) => panic!("the app could run {statement}"),
+        Err(err) => match err.as_db_error() {
+            Some(db) => (db.code().code().to_owned(), db.message().to_owned()),
+            None => (String::new(), err.to_string()),
+        },
     }
 }
 
-fn env_of(answer: &orizuru_tests::Answer) -> serde_json::Map<String, serde_json::Value> {
-    answer.json().as_object().expect("an env object").clone()
+async fn connection_limit(root: &tokio_postgres::Client, database: &str) -> i32 {
+    root.query_one(
+        "SELECT datconnlimit FROM pg_database WHERE datname = $1",
+        &[&database],
+    )
+    .await
+    .expect("the database exists")
+    .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_is_a_database_its_apps_use_and_remove_leaves_nothing() {
-    let prefix = unique_prefix();
-    let _cleanup = Cleanup(prefix.clone());
-    let (server, _dir) = provisioner("postgres", &prefix, "").await;
-    let api = server.tsuru("postgres");
-    let admin = admin().await;
+async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() {
+    let pg = Provisioner::start("postgres", "").await;
+    let api = pg.server.tsuru("postgres");
+    let root = superuser().await;
 
     let plans = api.get("/resources/plans").await;
     assert_eq!(plans.status, 200, "{}", plans.body);
@@ -153,31 +77,16 @@ async fn an_instance_is_a_database_its_apps_use_and_remove_leaves_nothing() {
     let create_took = started.elapsed();
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(api.get("/resources/Orders-DB/status").await.status, 204);
-
     let info = api.get("/resources/Orders-DB").await;
     assert_eq!(info.status, 200, "{}", info.body);
     let info = info.info_items();
-    let database = info
-        .iter()
-        .find(|(label, _)| label == "Database")
-        .map(|(_, value)| value.clone())
-        .expect("the database is named");
-    assert!(
-        database.starts_with(&format!("{prefix}_orders_db_")),
-        "{database}"
-    );
-    for expected in [
-        ("Plan", "small"),
-        ("Address", "127.0.0.1:5432"),
-        ("Connections", "0 of 20"),
-    ] {
-        assert!(
-            info.iter()
-                .any(|(label, value)| (label.as_str(), value.as_str()) == expected),
-            "{expected:?} missing from {info:?}"
-        );
-    }
-    let row = admin
+    let database = info_value(&info, "Database");
+    assert_eq!(database, format!("{}_orders_db", pg.prefix));
+    assert_eq!(info_value(&info, "Address"), "127.0.0.1:5432");
+    assert_eq!(info_value(&info, "Connections"), "0 of 20");
+
+    // The admin owns the database; nobody else may connect.
+    let row = root
         .query_one(
             "SELECT datconnlimit, pg_get_userbyid(datdba)::text,
                     has_database_privilege('public', oid, 'CONNECT')
@@ -187,11 +96,8 @@ async fn an_instance_is_a_database_its_apps_use_and_remove_leaves_nothing() {
         .await
         .expect("the database exists");
     assert_eq!(row.get::<_, i32>(0), 20);
-    assert_eq!(row.get::<_, String>(1), format!("{database}_owner"));
-    assert!(
-        !row.get::<_, bool>(2),
-        "every role may connect to the database"
-    );
+    assert_eq!(row.get::<_, String>(1), pg.admin_role);
+    assert!(!row.get::<_, bool>(2), "every role may connect");
 
     // A plan change is the database's connection limit.
     let updated = api
@@ -202,198 +108,261 @@ async fn an_instance_is_a_database_its_apps_use_and_remove_leaves_nothing() {
         )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
-    let limit: i32 = admin
-        .query_one(
-            "SELECT datconnlimit FROM pg_database WHERE datname = $1",
-            &[&database],
-        )
-        .await
-        .expect("the database exists")
-        .get(0);
-    assert_eq!(limit, 100);
+    assert_eq!(connection_limit(&root, &database).await, 100);
 
     let started = Instant::now();
-    let bound = api
-        .form(
-            Method::POST,
-            "/resources/Orders-DB/bind-app",
-            &[("app-name", "web"), ("app-host", "web.example.com")],
-        )
-        .await;
+    let web = api.bind_app("Orders-DB", "web").await;
     let bind_took = started.elapsed();
-    assert_eq!(bound.status, 201, "{}", bound.body);
-    let env = env_of(&bound);
-    let value = |name: &str| {
-        env.get(name)
-            .and_then(|value| value.as_str())
-            .unwrap_or_else(|| panic!("{name} missing from {env:?}"))
-            .to_owned()
-    };
-    let (user, password) = (value("PGUSER"), value("PGPASSWORD"));
-    assert_eq!(value("PGHOST"), "127.0.0.1");
-    assert_eq!(value("PGPORT"), "5432");
-    assert_eq!(value("PGDATABASE"), database);
-    assert!(user.starts_with(&format!("{database}_a_web_")), "{user}");
-    assert_eq!(password.len(), 32);
-    let url = value("DATABASE_URL");
-    assert_eq!(
-        url,
-        format!("postgres://{user}:{password}@127.0.0.1:5432/{database}")
-    );
+    assert_eq!(web.status, 201, "{}", web.body);
+    let env = env_of(&web);
+    for (name, expected) in [
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", "5432"),
+        ("PGDATABASE", database.as_str()),
+    ] {
+        assert_eq!(env[name].as_str(), Some(expected), "{name}");
+    }
+    let (web_url, web_user) = login(&web);
+    assert_eq!(web_user, format!("{database}_web"));
+    assert_eq!(env["PGPASSWORD"].as_str().map(str::len), Some(32));
+    let worker = api.bind_app("Orders-DB", "worker").await;
+    assert_eq!(worker.status, 201, "{}", worker.body);
+    let (worker_url, _) = login(&worker);
 
-    // The app uses its database, and what it makes is the instance's.
-    let app = connect(&url).await.expect("the app connects");
-    app.batch_execute("CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)")
+    // Each app writes, reads, and sees what the other wrote; what they
+    // make is the instance's group's.
+    let web_client = connect(&web_url).await.expect("web connects");
+    web_client
+        .batch_execute(
+            "CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL);
+             INSERT INTO orders (item) VALUES ('a crane')",
+        )
         .await
-        .expect("the app creates a table");
-    app.execute("INSERT INTO orders (item) VALUES ($1)", &[&"a crane"])
+        .expect("web creates a table and writes");
+    let worker_client = connect(&worker_url).await.expect("worker connects");
+    worker_client
+        .batch_execute("INSERT INTO orders (item) VALUES ('a boat'); CREATE TABLE jobs (id int)")
         .await
-        .expect("the app writes a row");
-    let item: String = app
-        .query_one("SELECT item FROM orders", &[])
+        .expect("worker writes into web's table and makes its own");
+    let items: Vec<String> = web_client
+        .query("SELECT item FROM orders ORDER BY id", &[])
         .await
-        .expect("the app reads its row")
-        .get(0);
-    assert_eq!(item, "a crane");
-    let owner: String = app
-        .query_one(
-            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'orders'",
+        .expect("web reads")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(items, ["a crane", "a boat"]);
+    web_client
+        .batch_execute("INSERT INTO jobs VALUES (1)")
+        .await
+        .expect("web writes into worker's table");
+    let owners: Vec<String> = web_client
+        .query(
+            "SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = 'public'",
             &[],
         )
         .await
-        .expect("the table is listed")
-        .get(0);
-    assert_eq!(owner, format!("{database}_owner"));
+        .expect("tables listed")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(owners, [database.as_str()]);
 
-    // A second app, still bound when the instance is removed.
+    // Another instance, which Orders-DB's apps cannot reach.
     let other = api
-        .form(
-            Method::POST,
-            "/resources/Orders-DB/bind-app",
-            &[("app-name", "worker")],
-        )
+        .form(Method::POST, "/resources", &[("name", "other")])
         .await;
     assert_eq!(other.status, 201, "{}", other.body);
-    let other_url = env_of(&other)["DATABASE_URL"]
-        .as_str()
-        .expect("a URL")
-        .to_owned();
-    let worker = connect(&other_url).await.expect("the worker connects");
-    let count: i64 = worker
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .expect("the worker reads the app's table")
-        .get(0);
-    assert_eq!(count, 1);
-
-    let unbound = api
-        .form(
-            Method::DELETE,
-            "/resources/Orders-DB/bind-app",
-            &[("app-name", "web")],
-        )
-        .await;
-    assert_eq!(unbound.status, 200, "{}", unbound.body);
-    let Err(refused) = connect(&url).await else {
-        panic!("the unbound app still connects");
+    let other_database = format!("{}_other", pg.prefix);
+    // The same login, the other database: only the URL's path changes
+    // (the user's name starts with the database's, so no replace).
+    let (server_part, _) = web_url.rsplit_once('/').expect("a URL with a path");
+    let elsewhere = format!("{server_part}/{other_database}");
+    let Err(refusal) = connect(&elsewhere).await else {
+        panic!("web reached another instance's database");
     };
-    assert!(
-        refused.to_string().contains("does not exist")
-            || refused
-                .as_db_error()
-                .is_some_and(|db| db.message().contains(&user)),
-        "{refused}"
+    assert_eq!(
+        refusal.as_db_error().map(|db| db.code().code()),
+        Some("42501"),
+        "{refusal}"
     );
-    assert!(app.is_closed() || app.simple_query("SELECT 1").await.is_err());
-    // The data stays with the instance.
-    let count: i64 = worker
+
+    // An app cannot widen its limits, take another's data or the
+    // provisioner's markers, or make remove lie.
+    // 42501: insufficient privilege, whatever each version's message says.
+    for statement in [
+        format!("ALTER DATABASE \"{database}\" CONNECTION LIMIT -1"),
+        format!("ALTER DATABASE \"{database}\" WITH IS_TEMPLATE true"),
+        format!("COMMENT ON DATABASE \"{database}\" IS 'mine'"),
+        format!("COMMENT ON ROLE \"{database}\" IS 'mine'"),
+        format!("COMMENT ON ROLE \"{web_user}\" IS 'mine'"),
+        format!("ALTER ROLE \"{web_user}\" CONNECTION LIMIT -1"),
+        format!("ALTER ROLE \"{database}\" LOGIN"),
+        format!("SET ROLE \"{other_database}\""),
+        format!("SET ROLE \"{}\"", pg.admin_role),
+        "CREATE SCHEMA mine".to_owned(),
+        // As itself, not the group, the app can make nothing it would own.
+        "SET ROLE NONE; CREATE TABLE owned_by_the_app (id int)".to_owned(),
+    ] {
+        let (code, said) = refused(&web_client, &statement).await;
+        assert_eq!(code, "42501", "{statement}: {said}");
+    }
+    assert_eq!(connection_limit(&root, &database).await, 100);
+
+    // Unbind: web's login is gone, its session ended; worker keeps working.
+    let unbound = api.unbind_app("Orders-DB", "web").await;
+    assert_eq!(unbound.status, 200, "{}", unbound.body);
+    assert!(connect(&web_url).await.is_err(), "the unbound app connects");
+    assert!(web_client.is_closed() || web_client.simple_query("SELECT 1").await.is_err());
+    let count: i64 = worker_client
         .query_one("SELECT count(*) FROM orders", &[])
         .await
-        .expect("the worker still reads")
+        .expect("worker still reads")
         .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
 
+    // Remove, with worker still bound and connected, and the admin a
+    // member of the group as PostgreSQL 16 makes it of the roles it
+    // creates: teardown never ends the admin's own sessions.
+    root.batch_execute(&format!("GRANT \"{database}\" TO \"{}\"", pg.admin_role))
+        .await
+        .expect("the admin is made a member of the group");
+    let admin_session = connect(&pg.admin_url).await.expect("the admin connects");
+    let started = Instant::now();
     let removed = api.form(Method::DELETE, "/resources/Orders-DB", &[]).await;
+    let remove_took = started.elapsed();
     assert_eq!(removed.status, 200, "{}", removed.body);
     assert_eq!(
-        leftovers(&admin, &prefix).await,
-        (Vec::new(), Vec::new()),
-        "the instance left databases or roles"
+        pg.leftovers().await,
+        (vec![other_database.clone()], vec![other_database.clone()]),
+        "Orders-DB left databases or roles"
     );
-    assert!(connect(&other_url).await.is_err());
+    assert!(connect(&worker_url).await.is_err());
+    let removed = api.form(Method::DELETE, "/resources/other", &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(pg.leftovers().await, (Vec::new(), Vec::new()));
+    // The admin's own sessions were never touched.
+    admin_session
+        .simple_query("SELECT 1")
+        .await
+        .expect("the admin's session works");
 
     println!(
-        "create: {:.1} ms, bind: {:.1} ms",
+        "create: {:.1} ms, bind: {:.1} ms, remove: {:.1} ms",
         create_took.as_secs_f64() * 1e3,
-        bind_took.as_secs_f64() * 1e3
+        bind_took.as_secs_f64() * 1e3,
+        remove_took.as_secs_f64() * 1e3
     );
-}
-
-/// The names the provisioner gives an instance (its docs say how).
-fn names_of(prefix: &str, instance: &str) -> (String, String) {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in instance.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    let slug: String = instance
-        .to_ascii_lowercase()
-        .replace('-', "_")
-        .chars()
-        .take(16)
-        .collect();
-    let database = format!("{prefix}_{slug}_{hash:08x}");
-    (database.clone(), format!("{database}_owner"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_made_and_foreign_things_are_handled_safely() {
-    let prefix = unique_prefix();
-    let _cleanup = Cleanup(prefix.clone());
-    let (server, _dir) = provisioner("postgres", &prefix, "").await;
-    let api = server.tsuru("postgres");
-    let admin = admin().await;
+async fn halfway_creates_are_finished_and_names_never_meet() {
+    let pg = Provisioner::start("postgres", "").await;
+    let api = pg.server.tsuru("postgres");
+    let root = superuser().await;
+    let prefix = &pg.prefix;
 
-    // A create that stopped after making the owner role is finished by the next one.
-    let (database, owner) = names_of(&prefix, "retried");
-    admin
-        .batch_execute(&format!("CREATE ROLE \"{owner}\" NOLOGIN"))
-        .await
-        .expect("a half-made owner");
+    // A create that stopped after making the group and the database (the
+    // comment is what the provisioner writes on its group) is finished by
+    // the next one, which leaves one instance's worth of things.
+    let group = format!("{prefix}_retried");
+    root.batch_execute(&format!(
+        "CREATE ROLE \"{group}\" NOLOGIN;
+         COMMENT ON ROLE \"{group}\" IS 'orizuru: the group of tsuru instance \"retried\" under prefix {prefix}'"
+    ))
+    .await
+    .expect("a half-made group");
+    root.batch_execute(&format!(
+        "CREATE DATABASE \"{group}\" OWNER \"{}\"",
+        pg.admin_role
+    ))
+    .await
+    .expect("a half-made database");
     let created = api
         .form(Method::POST, "/resources", &[("name", "retried")])
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(
-        leftovers(&admin, &prefix).await.0,
-        std::slice::from_ref(&database),
-        "the database was made"
+        pg.leftovers().await,
+        (vec![group.clone()], vec![group.clone()])
+    );
+    // Once more, as tsuru retries a create whose answer it lost.
+    let again = api
+        .form(Method::POST, "/resources", &[("name", "retried")])
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(
+        pg.leftovers().await,
+        (vec![group.clone()], vec![group.clone()])
     );
 
-    // A database of the same name that create did not make is never taken over.
-    let (taken, _) = names_of(&prefix, "taken");
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{taken}\""))
+    // Apps whose names differ but slug alike get roles of their own.
+    let first = api.bind_app("retried", "web-1").await;
+    let second = api.bind_app("retried", "web_1").await;
+    assert_eq!((first.status, second.status), (201, 201));
+    let (first_url, first_user) = login(&first);
+    let (second_url, second_user) = login(&second);
+    assert_eq!(first_user, format!("{group}_web_1"));
+    assert_eq!(second_user, format!("{group}_web_1_2"));
+    let first_client = connect(&first_url).await.expect("web-1 connects");
+    first_client
+        .batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+        .await
+        .expect("web-1 makes a table in the finished instance");
+    // A bind tried again gives the same role a new password. The test
+    // server trusts loopback (no password is checked), so the stored
+    // verifier is what shows the change.
+    let verifier = || async {
+        root.query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&first_user],
+        )
+        .await
+        .expect("the role exists")
+        .get::<_, Option<String>>(0)
+        .expect("the role has a password")
+    };
+    let before = verifier().await;
+    let rebound = api.bind_app("retried", "web-1").await;
+    assert_eq!(rebound.status, 201, "{}", rebound.body);
+    let (rebound_url, rebound_user) = login(&rebound);
+    assert_eq!(rebound_user, first_user);
+    assert_ne!(rebound_url, first_url, "the same password twice");
+    assert_ne!(verifier().await, before, "the password was not changed");
+    connect(&rebound_url).await.expect("the new URL connects");
+    // Unbinding one never takes the other.
+    let unbound = api.unbind_app("retried", "web-1").await;
+    assert_eq!(unbound.status, 200, "{}", unbound.body);
+    let second_client = connect(&second_url).await.expect("web_1 still connects");
+    second_client
+        .query_one("SELECT id FROM t", &[])
+        .await
+        .expect("web_1 reads web-1's table");
+
+    // Instances whose names slug alike, or whose name is taken by a
+    // database create did not make, get names of their own.
+    root.batch_execute(&format!("CREATE DATABASE \"{prefix}_taken\""))
         .await
         .expect("a foreign database");
-    let refused = api
-        .form(Method::POST, "/resources", &[("name", "taken")])
-        .await;
-    assert_eq!(refused.status, 409, "{}", refused.body);
-    assert_eq!(
-        refused.body,
-        format!(
-            "the database name {taken} of instance \"taken\" is taken on the server by another database; choose another instance name"
-        )
-    );
-    assert!(
-        admin
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&taken])
-            .await
-            .expect("listed")
-            .is_some(),
-        "the foreign database was dropped"
-    );
+    for name in ["My-DB", "my_db", "taken"] {
+        let created = api
+            .form(Method::POST, "/resources", &[("name", name)])
+            .await;
+        assert_eq!(created.status, 201, "{name}: {}", created.body);
+    }
+    let database = |name: &str| {
+        let api = &api;
+        let name = name.to_owned();
+        async move {
+            info_value(
+                &api.get(&format!("/resources/{name}")).await.info_items(),
+                "Database",
+            )
+        }
+    };
+    assert_eq!(database("My-DB").await, format!("{prefix}_my_db"));
+    assert_eq!(database("my_db").await, format!("{prefix}_my_db_2"));
+    assert_eq!(database("taken").await, format!("{prefix}_taken_2"));
 
     // An unknown plan is the caller's mistake.
     let wrong = api
@@ -410,8 +379,7 @@ async fn half_made_and_foreign_things_are_handled_safely() {
     );
 
     // Remove of an instance whose database was lost still drops its roles.
-    admin
-        .batch_execute(&format!("DROP DATABASE \"{database}\""))
+    root.batch_execute(&format!("DROP DATABASE \"{group}\" WITH (FORCE)"))
         .await
         .expect("the database is lost");
     let status = api.get("/resources/retried/status").await;
@@ -421,10 +389,71 @@ async fn half_made_and_foreign_things_are_handled_safely() {
         "{}",
         status.body
     );
-    let removed = api.form(Method::DELETE, "/resources/retried", &[]).await;
+    for name in ["retried", "My-DB", "my_db", "taken"] {
+        let removed = api
+            .form(Method::DELETE, &format!("/resources/{name}"), &[])
+            .await;
+        assert_eq!(removed.status, 200, "{name}: {}", removed.body);
+    }
+    // Only the database create did not make is left, untouched.
+    assert_eq!(
+        pg.leftovers().await,
+        (vec![format!("{prefix}_taken")], Vec::new())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_leaves_nothing_and_remove_names_what_remains() {
+    // The admin connection may not reach the new database: create fails
+    // halfway, says why, and takes back what it made.
+    let pg = Provisioner::start_reaching("postgres", Some("[\"elsewhere_*\"]"), "").await;
+    let api = pg.server.tsuru("postgres");
+    let failed = api
+        .form(Method::POST, "/resources", &[("name", "orders")])
+        .await;
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert!(
+        failed.body.starts_with(&format!(
+            "cannot create the database of instance \"orders\": SQL connection \"admin\" may not reach database \"{}_orders\" (it may reach \"elsewhere_*\"); its operator must add a pattern matching it to databases in [services.sql.admin]",
+            pg.prefix
+        )),
+        "{}",
+        failed.body
+    );
+    assert_eq!(pg.leftovers().await, (Vec::new(), Vec::new()));
+
+    // What remove cannot drop, it names instead of answering 200.
+    let pg = Provisioner::start("postgres", "").await;
+    let api = pg.server.tsuru("postgres");
+    let root = superuser().await;
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "orders")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let group = format!("{}_orders", pg.prefix);
+    let table = format!("{}_kept", pg.prefix);
+    // As on PostgreSQL 13 and 14 where PUBLIC may create in public schemas:
+    // the group owns a table outside its database.
+    root.batch_execute(&format!(
+        "CREATE TABLE \"{table}\" (id int); ALTER TABLE \"{table}\" OWNER TO \"{group}\""
+    ))
+    .await
+    .expect("a table the group owns elsewhere");
+    let removed = api.form(Method::DELETE, "/resources/orders", &[]).await;
+    assert_eq!(removed.status, 500, "{}", removed.body);
+    assert!(
+        removed.body.starts_with(&format!(
+            "instance \"orders\" is not fully removed; still on the server: role {group} (role {group} cannot be dropped"
+        )),
+        "{}",
+        removed.body
+    );
+    root.batch_execute(&format!("DROP TABLE \"{table}\""))
+        .await
+        .expect("the table is dropped");
+    let removed = api.form(Method::DELETE, "/resources/orders", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
-    let (_, roles) = leftovers(&admin, &prefix).await;
-    assert!(roles.is_empty(), "{roles:?}");
+    assert_eq!(pg.leftovers().await, (Vec::new(), Vec::new()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,9 +479,9 @@ async fn sql_needs_a_declared_connection() {
     );
 
     // A connection name the service does not declare is answered as such.
-    let prefix = unique_prefix();
-    let (server, _dir) = provisioner("misnamed", &prefix, "connection = \"reporting\"\n").await;
-    let create = server
+    let pg = Provisioner::start("misnamed", "connection = \"reporting\"\n").await;
+    let create = pg
+        .server
         .tsuru("misnamed")
         .form(Method::POST, "/resources", &[("name", "orders")])
         .await;
@@ -461,4 +490,103 @@ async fn sql_needs_a_declared_connection() {
         create.body,
         "cannot create the database of instance \"orders\": the service has no SQL connection \"reporting\" (it has \"admin\"); its operator must declare it as a [services.sql.reporting] table"
     );
+}
+
+/// The role the provisioner's earlier version gave an app: the database,
+/// `_a_`, 12 characters of the app's name and its 32-bit FNV-1a.
+fn earlier_app_role(database: &str, app: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in app.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{database}_a_{app}_{hash:08x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_the_earlier_version_made_is_removed_whole() {
+    let pg = Provisioner::start("postgres", "").await;
+    let prefix = pg.prefix.clone();
+    let root = superuser().await;
+    let created = pg
+        .server
+        .tsuru("postgres")
+        .form(Method::POST, "/resources", &[("name", "legacy")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // What the earlier version made, as it made it: a database its owner
+    // role holds, with a table in it, and an app's login that is a member
+    // of the owner; the admin is neither. A role that is a member of the
+    // owner under another name is no app of the instance and stays.
+    let database = format!("{prefix}_legacy_0badc0de");
+    let owner = format!("{database}_owner");
+    let app = earlier_app_role(&database, "web");
+    let stranger = format!("{prefix}_stranger");
+    root.batch_execute(&format!("DROP DATABASE \"{prefix}_legacy\""))
+        .await
+        .expect("this version's database is dropped");
+    root.batch_execute(&format!(
+        "DROP ROLE \"{prefix}_legacy\";
+         CREATE ROLE \"{owner}\" NOLOGIN;
+         CREATE ROLE \"{app}\" LOGIN IN ROLE \"{owner}\";
+         CREATE ROLE \"{stranger}\" LOGIN IN ROLE \"{owner}\";"
+    ))
+    .await
+    .expect("the earlier roles");
+    root.batch_execute(&format!("CREATE DATABASE \"{database}\" OWNER \"{owner}\""))
+        .await
+        .expect("the earlier database");
+    let inside = connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
+        .await
+        .expect("the superuser reaches the earlier database");
+    inside
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int); ALTER TABLE t OWNER TO \"{owner}\""
+        ))
+        .await
+        .expect("a table the owner holds");
+    drop(inside);
+    let data = serde_json::json!({ "database": database, "owner": owner }).to_string();
+    let server = pg
+        .server
+        .restart_with(|dir| {
+            let ledger =
+                rusqlite::Connection::open(dir.join("ledger.sqlite3")).expect("the ledger opens");
+            let changed = ledger
+                .execute(
+                    "UPDATE instances SET data = ?1 WHERE service = 'postgres' AND name = 'legacy'",
+                    [&data],
+                )
+                .expect("the instance's data is rewritten");
+            assert_eq!(changed, 1);
+        })
+        .await;
+    let api = server.tsuru("postgres");
+    let app_session = connect(&format!("postgres://{app}@127.0.0.1:5432/{database}"))
+        .await
+        .expect("the earlier app connects");
+    let admin = connect(&pg.admin_url).await.expect("the admin connects");
+
+    // It is not served as one of this version's, and says so.
+    let made_earlier = "instance \"legacy\" was made by an earlier version of this provisioner, whose apps could act as its database's owner; remove the instance (which drops what that version made) and create it again";
+    let status = api.get("/resources/legacy/status").await;
+    assert_eq!(status.status, 500, "{}", status.body);
+    assert_eq!(status.body, made_earlier);
+    let bound = api.bind_app("legacy", "worker").await;
+    assert_eq!(bound.status, 500, "{}", bound.body);
+    assert!(bound.body.ends_with(made_earlier), "{}", bound.body);
+
+    // Remove drops its database, owner and app; the stranger, the admin and
+    // the admin's session stay.
+    let removed = api.form(Method::DELETE, "/resources/legacy", &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(
+        orizuru_tests::postgres::leftovers(&root, &prefix).await,
+        (Vec::new(), vec![stranger.clone()])
+    );
+    assert!(app_session.simple_query("SELECT 1").await.is_err());
+    admin
+        .simple_query("SELECT 1")
+        .await
+        .expect("the admin's session was not ended");
 }

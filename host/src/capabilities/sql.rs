@@ -173,6 +173,7 @@ mod tests {
                     timeout: Duration::from_secs(1),
                     max_rows: 1,
                     max_result_bytes: 1024,
+                    databases: Vec::new(),
                 },
             )]),
         };

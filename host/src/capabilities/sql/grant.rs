@@ -1,5 +1,6 @@
 //! The `[services.sql.NAME]` tables: where each connection's URL is read
-//! from, and the bounds of its pool and its statements.
+//! from, the bounds of its pool and its statements, and which other
+//! databases of its server it may reach with the same credentials.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ pub struct SqlConnection {
     /// Bytes one statement's rows may take, as the host holds them plus
     /// as the plugin receives them; past them it is cancelled.
     pub max_result_bytes: u64,
+    /// Name patterns (`*` for any run of characters) of the other
+    /// databases of the URL's server a plugin may reach with the URL's
+    /// credentials, as `NAME@DATABASE`; none unless the table lists them.
+    pub databases: Vec<String>,
 }
 
 impl SqlConnection {
@@ -55,13 +60,14 @@ impl std::fmt::Debug for SqlConnection {
             .field("timeout", &self.timeout)
             .field("max_rows", &self.max_rows)
             .field("max_result_bytes", &self.max_result_bytes)
+            .field("databases", &self.databases)
             .finish_non_exhaustive()
     }
 }
 
 /// One `[services.sql.NAME]` table: where its URL is read from (`url_env`
-/// or `url_file`), how many connections its pool may open, and how long one
-/// statement may run.
+/// or `url_file`), how many connections its pool may open, how long one
+/// statement may run, and the other databases it may reach.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlFile {
@@ -71,6 +77,7 @@ pub struct SqlFile {
     pub timeout_ms: Option<u64>,
     pub max_rows: Option<u64>,
     pub max_result_kb: Option<u64>,
+    pub databases: Option<Vec<String>>,
 }
 
 /// The connections a service's plugin may use, by name.
@@ -99,6 +106,21 @@ pub fn sql_connections(
             );
         }
         let at = format!("[services.sql.{name}]");
+        if name.contains(super::pool::DATABASE_SEPARATOR) {
+            return Err(format!(
+                "{at}: a connection's name cannot hold {:?}, which a plugin writes between a connection and another database it reaches (admin@orders); rename the table",
+                super::pool::DATABASE_SEPARATOR
+            ));
+        }
+        let databases = table.databases.unwrap_or_default();
+        if let Some(bad) = databases
+            .iter()
+            .find(|pattern| pattern.trim().is_empty() || pattern.chars().all(|c| c == '*'))
+        {
+            return Err(format!(
+                "{at}: databases lists {bad:?}, which names no database or every one; write a name, or a pattern with a fixed part such as \"tsuru_*\""
+            ));
+        }
         let url = match (table.url_env, table.url_file) {
             (Some(variable), None) => (reading.env)(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
                 format!("{at} reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove the table")
@@ -157,6 +179,7 @@ pub fn sql_connections(
                 timeout,
                 max_rows,
                 max_result_bytes: max_result_kb * 1024,
+                databases,
             },
         );
     }
@@ -190,7 +213,7 @@ mod tests {
             .map_err(|err| err.to_string())
         };
         let config = parse(
-            "[services.sql.admin]\nurl_file = \"admin-url\"\nmax_connections = 2\n[services.sql.reader]\nurl_env = \"PG_URL\"\ntimeout_ms = 250\n",
+            "[services.sql.admin]\nurl_file = \"admin-url\"\nmax_connections = 2\ndatabases = [\"tsuru_*\", \"orders\"]\n[services.sql.reader]\nurl_env = \"PG_URL\"\ntimeout_ms = 250\n",
         )
         .expect("two connections");
         let sql = &config.services[0].grants.sql.connections;
@@ -205,9 +228,11 @@ mod tests {
         assert_eq!(admin.timeout, Duration::from_millis(9000));
         assert_eq!(admin.max_rows, DEFAULT_SQL_MAX_ROWS);
         assert_eq!(admin.max_result_bytes, DEFAULT_SQL_MAX_RESULT_KB * 1024);
+        assert_eq!(admin.databases, ["tsuru_*", "orders"]);
         let reader = &sql["reader"];
         assert_eq!(reader.max_connections, DEFAULT_SQL_MAX_CONNECTIONS);
         assert_eq!(reader.timeout, Duration::from_millis(250));
+        assert!(reader.databases.is_empty());
         assert_eq!(
             reader.secrets().map(Secret::expose).collect::<Vec<_>>(),
             ["postgres://reader:hunter22@127.0.0.1/app", "hunter22"]
@@ -257,6 +282,14 @@ mod tests {
             (
                 "[services.sql.admin]\nurl_env = \"PG_URL\"\nmax_result_kb = 2000000\n",
                 "[services.sql.admin]: max_result_kb is 2000000; give a value from 1 to 1048576",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"PG_URL\"\ndatabases = [\"*\"]\n",
+                "[services.sql.admin]: databases lists \"*\", which names no database or every one; write a name, or a pattern with a fixed part such as \"tsuru_*\"",
+            ),
+            (
+                "[services.sql.\"admin@x\"]\nurl_env = \"PG_URL\"\n",
+                "[services.sql.admin@x]: a connection's name cannot hold '@'",
             ),
             (
                 "[services.sql.admin]\nurl_env = \"PG_URL\"\nurl = \"x\"\n",

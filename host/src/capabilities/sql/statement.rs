@@ -78,14 +78,21 @@ pub async fn run(
     params: Vec<Option<String>>,
     want: Want,
 ) -> Result<Done, SqlError> {
-    let connection = connections.get(name).map_err(SqlError::NoSuchConnection)?;
-    let pool = connection
-        .pool
-        .as_ref()
-        .map_err(|why| SqlError::ConnectionFailed(why.clone()))?;
+    let (connection, database) = connections.get(name).map_err(SqlError::NoSuchConnection)?;
     let deadline = Instant::now() + connection.timeout;
     let timeout = humanize(connection.timeout);
-    let client = match timeout_at(deadline, pool.get()).await {
+    // Dropped after the statement: its place frees, and a connection to
+    // another database closes.
+    let lease = match timeout_at(deadline, connection.lease(database)).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(why)) => return Err(SqlError::ConnectionFailed(why)),
+        Err(_elapsed) => {
+            return Err(SqlError::Timeout(format!(
+                "SQL connection \"{name}\" had max_connections statements running for all of {timeout}; try again, or ask the operator to raise the connection's max_connections or timeout_ms"
+            )));
+        }
+    };
+    let client = match timeout_at(deadline, lease.pool.get()).await {
         Ok(Ok(client)) => client,
         Ok(Err(err)) => {
             let cause = match &err {
