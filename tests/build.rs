@@ -17,6 +17,8 @@ const PLUGINS: &[&str] = &[
     "configured",
     "counter",
     "postgres",
+    "redis",
+    "redis-probe",
     "sql-probe",
     "http-probe",
     "bookkeeper",

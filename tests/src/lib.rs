@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod fleet;
 pub mod proxy;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
