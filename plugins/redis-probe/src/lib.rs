@@ -43,7 +43,7 @@ impl Service for Probe {
                     .collect()
             })
             .unwrap_or_default();
-        let answer = match connection.command(&args) {
+        let answer = match connection.command(&args[..]) {
             Ok(reply) => json!({ "reply": to_json(reply.value()) }),
             Err(error) => {
                 let kind = match error.kind() {

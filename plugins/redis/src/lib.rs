@@ -254,7 +254,7 @@ fn delete_keys(admin: &Connection, names: &Names) -> Result<usize> {
                 }
                 let mut unlink: Vec<&[u8]> = vec![b"UNLINK"];
                 unlink.extend(keys.iter().map(Vec::as_slice));
-                admin.command(&unlink)?;
+                admin.command(&unlink[..])?;
                 found += keys.len();
                 deleted += keys.len();
             }
@@ -395,7 +395,7 @@ impl Service for Redis {
         rules.extend(APP_COMMANDS.iter().map(|rule| (*rule).to_owned()));
         settings
             .admin
-            .command(&rules)
+            .command(&rules[..])
             .map_err(Error::from)
             .map_err(doing(format!(
                 "cannot bind app \"{}\" to instance \"{}\"",

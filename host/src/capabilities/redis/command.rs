@@ -327,12 +327,6 @@ pub fn nodes(value: ::redis::Value, max_bytes: u64) -> Result<Reply, u64> {
                 nodes[at] = Node::Bulk(text);
                 continue;
             }
-            Value::BigNumber(number) => {
-                let text = number.to_string().into_bytes();
-                bytes += text.len() as u64;
-                nodes[at] = Node::Bulk(text);
-                continue;
-            }
             Value::VerbatimString { text, .. } => {
                 bytes += text.len() as u64;
                 nodes[at] = Node::Bulk(text.into_bytes());
