@@ -26,12 +26,14 @@ pub fn unique_prefix() -> String {
 }
 
 /// The rules of the provisioner's admin user for a service whose
-/// `[services.config] prefix` is `prefix`, after its password: exactly
-/// what the README documents.
-pub fn admin_rules(prefix: &str) -> Vec<String> {
+/// `[services.config] prefix` is `prefix`, with its password: exactly what
+/// the README documents, in its order (`reset` first, since it also
+/// forgets a password given before it).
+pub fn admin_rules(prefix: &str, password: &str) -> Vec<String> {
     [
         "reset",
         "on",
+        &format!(">{password}"),
         &format!("~{prefix}:*"),
         "resetchannels",
         "-@all",
@@ -66,11 +68,8 @@ pub async fn create_admin(prefix: &str) -> String {
     let user = format!("{prefix}-admin");
     let password = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let mut command = redis::cmd("ACL");
-    command
-        .arg("SETUSER")
-        .arg(&user)
-        .arg(format!(">{password}"));
-    for rule in admin_rules(prefix) {
+    command.arg("SETUSER").arg(&user);
+    for rule in admin_rules(prefix, &password) {
         command.arg(rule);
     }
     let () = command

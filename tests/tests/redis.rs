@@ -116,32 +116,58 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         .publish(format!("{keys}news"), "x")
         .await
         .expect("its own channel");
-    // No command reaches beyond the prefix or widens the app's rights.
+    // No command reaches beyond the prefix or widens the app's rights. The
+    // server's own ACL DRYRUN says so first (a command the ACL let through
+    // must not run for real: SHUTDOWN, FLUSHALL, MONITOR); then the app
+    // tries each, except those the server refuses before its ACL (DEBUG,
+    // unless enable-debug-command) or that would stop the server.
     let web_user = var(&web, "REDIS_USER").to_owned();
-    for (what, args) in [
-        ("FLUSHALL", vec!["FLUSHALL"]),
-        ("FLUSHDB", vec!["FLUSHDB"]),
-        ("CONFIG SET", vec!["CONFIG", "SET", "maxmemory", "1"]),
-        ("ACL SETUSER", vec!["ACL", "SETUSER", &web_user, "~*", "+@all"]),
-        ("KEYS", vec!["KEYS", "*"]),
-        ("SCAN", vec!["SCAN", "0"]),
-        ("RANDOMKEY", vec!["RANDOMKEY"]),
-        ("SELECT", vec!["SELECT", "1"]),
-        ("EVAL", vec!["EVAL", "return redis.call('FLUSHALL')", "0"]),
-        ("CLIENT KILL", vec!["CLIENT", "KILL", "USER", "default"]),
-        ("DEBUG", vec!["DEBUG", "SLEEP", "0"]),
-        ("MONITOR", vec!["MONITOR"]),
-        ("SHUTDOWN", vec!["SHUTDOWN"]),
+    let mut superuser = superuser().await;
+    let other_prefix = var(&spy, "REDIS_PREFIX");
+    let moved = format!("{keys}moved");
+    for (what, args, try_it) in [
+        ("FLUSHALL", vec!["FLUSHALL"], true),
+        ("FLUSHDB", vec!["FLUSHDB"], true),
+        ("CONFIG SET", vec!["CONFIG", "SET", "maxmemory", "1"], true),
+        ("ACL SETUSER", vec!["ACL", "SETUSER", &web_user, "~*", "+@all"], true),
+        ("ACL SETUSER", vec!["ACL", "SETUSER", &web_user, "allkeys"], true),
+        ("KEYS", vec!["KEYS", "*"], true),
+        ("SCAN", vec!["SCAN", "0"], true),
+        ("RANDOMKEY", vec!["RANDOMKEY"], true),
+        ("DBSIZE", vec!["DBSIZE"], true),
+        ("PUBSUB", vec!["PUBSUB", "CHANNELS"], true),
+        ("SELECT", vec!["SELECT", "1"], true),
+        ("MOVE", vec!["MOVE", &moved, "1"], true),
+        ("SWAPDB", vec!["SWAPDB", "0", "1"], true),
+        ("EVAL", vec!["EVAL", "return redis.call('FLUSHALL')", "0"], true),
+        ("FUNCTION FLUSH", vec!["FUNCTION", "FLUSH"], true),
+        ("CLIENT KILL", vec!["CLIENT", "KILL", "USER", "default"], true),
+        ("CLIENT LIST", vec!["CLIENT", "LIST"], true),
+        ("MODULE LIST", vec!["MODULE", "LIST"], true),
+        ("SORT", vec!["SORT", &moved, "BY", "nosort", "GET", other_prefix], true),
+        ("MONITOR", vec!["MONITOR"], true),
+        ("DEBUG", vec!["DEBUG", "SLEEP", "0"], false),
+        ("SHUTDOWN", vec!["SHUTDOWN", "NOSAVE"], false),
     ] {
-        let mut command = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            command.arg(*arg);
-        }
-        assert_eq!(
-            refused(command.query_async::<redis::Value>(&mut as_web).await, what),
-            "NOPERM",
-            "{what}"
+        let mut dryrun = redis::cmd("ACL");
+        dryrun.arg("DRYRUN").arg(&web_user).arg(&args);
+        let verdict: String = dryrun
+            .query_async(&mut superuser)
+            .await
+            .expect("the server judges the command");
+        assert!(
+            verdict.starts_with("This user has no permissions to run the"),
+            "{what}: {verdict}"
         );
+        if try_it {
+            let mut command = redis::cmd(args[0]);
+            command.arg(&args[1..]);
+            assert_eq!(
+                refused(command.query_async::<redis::Value>(&mut as_web).await, what),
+                "NOPERM",
+                "{what}"
+            );
+        }
     }
     let still: String = as_spy.get(&other_key).await.expect("the other instance's key");
     assert_eq!(still, "mine");

@@ -231,7 +231,9 @@ fn cannot_connect(name: &str, err: &PoolError) -> RedisError {
         )),
         PoolError::Backend(err) => {
             let cause = describe(err);
-            let what_to_do = if server_error(err).is_some() {
+            let what_to_do = if server_error(err).is_some()
+                || err.kind() == ::redis::ErrorKind::AuthenticationFailed
+            {
                 "check the user name and password in the connection's URL, and that the user is enabled"
             } else {
                 "check that the server is up and that the connection's URL is right"
@@ -261,6 +263,9 @@ fn server_error(err: &::redis::RedisError) -> Option<String> {
 fn describe(err: &::redis::RedisError) -> String {
     match server_error(err) {
         Some(text) => format!("the server answered: {text}"),
+        None if err.kind() == ::redis::ErrorKind::AuthenticationFailed => {
+            "the server refused the user name and password".to_owned()
+        }
         None if err.is_timeout() => "the server did not answer in time".to_owned(),
         None if err.is_connection_refusal() => "the server refused the connection".to_owned(),
         None if err.is_io_error() || err.is_connection_dropped() => {
