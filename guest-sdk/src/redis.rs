@@ -160,7 +160,9 @@ macro_rules! to_arg_by_display {
     };
 }
 
-to_arg_by_display!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64);
+to_arg_by_display!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+);
 
 /// A command's reply. Read it with the accessors of its top [`Value`]
 /// ([`Reply::text`], [`Reply::integer`], [`Reply::array`], ...).

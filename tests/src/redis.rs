@@ -81,7 +81,11 @@ pub async fn create_admin(prefix: &str) -> String {
 
 /// A host serving the provisioner as service `id`, as the admin user of
 /// `prefix` (its URL in a file), with `extra` TOML in its `[services.config]`.
-pub async fn provisioner(id: &str, prefix: &str, extra_config: &str) -> (Server, tempfile::TempDir) {
+pub async fn provisioner(
+    id: &str,
+    prefix: &str,
+    extra_config: &str,
+) -> (Server, tempfile::TempDir) {
     let url = create_admin(prefix).await;
     let dir = tempfile::tempdir().expect("a temporary dir");
     let url_file = dir.path().join("admin-url");

@@ -40,7 +40,11 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
 
     for name in ["orders", "other"] {
         let created = api
-            .form(Method::POST, "/resources", &[("name", name), ("team", "shop")])
+            .form(
+                Method::POST,
+                "/resources",
+                &[("name", name), ("team", "shop")],
+            )
             .await;
         assert_eq!(created.status, 201, "{}", created.body);
     }
@@ -69,7 +73,10 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         info.contains(&("Key prefix".to_owned(), keys.clone())),
         "{info:?}"
     );
-    assert!(info.contains(&("Users".to_owned(), "2".to_owned())), "{info:?}");
+    assert!(
+        info.contains(&("Users".to_owned(), "2".to_owned())),
+        "{info:?}"
+    );
 
     // Each app writes, reads, and sees what the other wrote.
     let mut as_web = connect(var(&web, "REDIS_URL")).await.expect("web logs in");
@@ -100,9 +107,18 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
     let () = as_spy.set(&other_key, "mine").await.expect("spy writes");
 
     // Another instance's keys and channels, and keys of no instance, are out of reach.
-    assert_eq!(refused(as_web.get::<_, String>(&other_key).await, "GET"), "NOPERM");
-    assert_eq!(refused(as_web.set::<_, _, ()>(&other_key, "x").await, "SET"), "NOPERM");
-    assert_eq!(refused(as_web.get::<_, String>("unprefixed").await, "GET"), "NOPERM");
+    assert_eq!(
+        refused(as_web.get::<_, String>(&other_key).await, "GET"),
+        "NOPERM"
+    );
+    assert_eq!(
+        refused(as_web.set::<_, _, ()>(&other_key, "x").await, "SET"),
+        "NOPERM"
+    );
+    assert_eq!(
+        refused(as_web.get::<_, String>("unprefixed").await, "GET"),
+        "NOPERM"
+    );
     assert_eq!(
         refused(
             as_web
@@ -129,8 +145,16 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         ("FLUSHALL", vec!["FLUSHALL"], true),
         ("FLUSHDB", vec!["FLUSHDB"], true),
         ("CONFIG SET", vec!["CONFIG", "SET", "maxmemory", "1"], true),
-        ("ACL SETUSER", vec!["ACL", "SETUSER", &web_user, "~*", "+@all"], true),
-        ("ACL SETUSER", vec!["ACL", "SETUSER", &web_user, "allkeys"], true),
+        (
+            "ACL SETUSER",
+            vec!["ACL", "SETUSER", &web_user, "~*", "+@all"],
+            true,
+        ),
+        (
+            "ACL SETUSER",
+            vec!["ACL", "SETUSER", &web_user, "allkeys"],
+            true,
+        ),
         ("KEYS", vec!["KEYS", "*"], true),
         ("SCAN", vec!["SCAN", "0"], true),
         ("RANDOMKEY", vec!["RANDOMKEY"], true),
@@ -139,12 +163,24 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         ("SELECT", vec!["SELECT", "1"], true),
         ("MOVE", vec!["MOVE", &moved, "1"], true),
         ("SWAPDB", vec!["SWAPDB", "0", "1"], true),
-        ("EVAL", vec!["EVAL", "return redis.call('FLUSHALL')", "0"], true),
+        (
+            "EVAL",
+            vec!["EVAL", "return redis.call('FLUSHALL')", "0"],
+            true,
+        ),
         ("FUNCTION FLUSH", vec!["FUNCTION", "FLUSH"], true),
-        ("CLIENT KILL", vec!["CLIENT", "KILL", "USER", "default"], true),
+        (
+            "CLIENT KILL",
+            vec!["CLIENT", "KILL", "USER", "default"],
+            true,
+        ),
         ("CLIENT LIST", vec!["CLIENT", "LIST"], true),
         ("MODULE LIST", vec!["MODULE", "LIST"], true),
-        ("SORT", vec!["SORT", &moved, "BY", "nosort", "GET", other_prefix], true),
+        (
+            "SORT",
+            vec!["SORT", &moved, "BY", "nosort", "GET", other_prefix],
+            true,
+        ),
         ("MONITOR", vec!["MONITOR"], true),
         ("DEBUG", vec!["DEBUG", "SLEEP", "0"], false),
         ("SHUTDOWN", vec!["SHUTDOWN", "NOSAVE"], false),
@@ -169,14 +205,20 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
             );
         }
     }
-    let still: String = as_spy.get(&other_key).await.expect("the other instance's key");
+    let still: String = as_spy
+        .get(&other_key)
+        .await
+        .expect("the other instance's key");
     assert_eq!(still, "mine");
 
     // Unbind cuts that app; the other keeps working.
     let unbound = api.unbind_app("orders", "worker").await;
     assert_eq!(unbound.status, 200, "{}", unbound.body);
     assert!(
-        as_worker.get::<_, String>(format!("{keys}greeting")).await.is_err(),
+        as_worker
+            .get::<_, String>(format!("{keys}greeting"))
+            .await
+            .is_err(),
         "the unbound app's connection still works"
     );
     assert!(
@@ -198,7 +240,10 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         Vec::<String>::new()
     );
     assert!(connect(var(&web, "REDIS_URL")).await.is_err());
-    let still: String = as_spy.get(&other_key).await.expect("the other instance's key");
+    let still: String = as_spy
+        .get(&other_key)
+        .await
+        .expect("the other instance's key");
     assert_eq!(still, "mine");
     let removed = api.form(Method::DELETE, "/resources/other", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
@@ -229,7 +274,10 @@ async fn a_create_clears_what_an_earlier_one_left() {
         .expect("a stale user");
     // And things of a name that only looks alike, which must stay.
     let neighbour = format!("{prefix}:retried-2:kept");
-    let () = superuser.set(&neighbour, "kept").await.expect("a neighbour");
+    let () = superuser
+        .set(&neighbour, "kept")
+        .await
+        .expect("a neighbour");
     let created = api
         .form(Method::POST, "/resources", &[("name", "retried")])
         .await;
@@ -244,8 +292,15 @@ async fn a_create_clears_what_an_earlier_one_left() {
 
     // An unknown plan is the caller's mistake.
     let wrong = api
-        .form(Method::POST, "/resources", &[("name", "wrong"), ("plan", "huge")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "wrong"), ("plan", "huge")],
+        )
         .await;
     assert_eq!(wrong.status, 400, "{}", wrong.body);
-    assert_eq!(wrong.body, "plan \"huge\" does not exist; choose one of shared");
+    assert_eq!(
+        wrong.body,
+        "plan \"huge\" does not exist; choose one of shared"
+    );
 }

@@ -58,13 +58,30 @@ async fn replies_nest_and_refusals_are_sentences() {
     let (_server, api, _dir) = probe(LOCAL, "timeout_ms = 300\nmax_reply_kb = 1\n").await;
     let key = format!("{prefix}:list");
 
-    assert_eq!(run(&api, &["RPUSH", &key, "a", "b"]).await, json!({ "reply": 2 }));
+    assert_eq!(
+        run(&api, &["RPUSH", &key, "a", "b"]).await,
+        json!({ "reply": 2 })
+    );
     assert_eq!(
         run(&api, &["LRANGE", &key, "0", "-1"]).await,
         json!({ "reply": ["a", "b"] })
     );
-    assert_eq!(run(&api, &["GET", &format!("{prefix}:none")]).await, json!({ "reply": null }));
-    let scanned = run(&api, &["SCAN", "0", "MATCH", &format!("{prefix}:*"), "COUNT", "1000"]).await;
+    assert_eq!(
+        run(&api, &["GET", &format!("{prefix}:none")]).await,
+        json!({ "reply": null })
+    );
+    let scanned = run(
+        &api,
+        &[
+            "SCAN",
+            "0",
+            "MATCH",
+            &format!("{prefix}:*"),
+            "COUNT",
+            "1000",
+        ],
+    )
+    .await;
     assert!(scanned["reply"][1].is_array(), "{scanned}");
 
     let answer = run(&api, &["GET", &key]).await;
@@ -107,8 +124,11 @@ async fn replies_nest_and_refusals_are_sentences() {
         let answer = run(&api, args).await;
         assert_eq!(answer["error"], "refused", "{answer}");
         assert!(
-            answer["sentence"].as_str().is_some_and(|sentence| sentence
-                .starts_with(&format!("the host does not run {shown} on Redis connection \"admin\": "))),
+            answer["sentence"]
+                .as_str()
+                .is_some_and(|sentence| sentence.starts_with(&format!(
+                    "the host does not run {shown} on Redis connection \"admin\": "
+                ))),
             "{answer}"
         );
     }
@@ -137,7 +157,9 @@ async fn a_refused_login_is_a_sentence_without_the_url() {
         "{sentence}"
     );
     assert!(
-        sentence.ends_with("check the user name and password in the connection's URL, and that the user is enabled"),
+        sentence.ends_with(
+            "check the user name and password in the connection's URL, and that the user is enabled"
+        ),
         "{sentence}"
     );
     for secret in ["wr0ng-pa55", "redis://", "nobody:"] {

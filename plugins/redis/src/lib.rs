@@ -221,7 +221,14 @@ fn delete_user(admin: &Connection, user: &str) -> Result<()> {
 /// One `SCAN` step over the instance's keys: the next cursor and the keys.
 fn scan(admin: &Connection, names: &Names, cursor: &str) -> Result<(String, Vec<Vec<u8>>)> {
     let pattern = format!("{}*", names.keys);
-    let reply: Reply = admin.command(&["SCAN", cursor, "MATCH", pattern.as_str(), "COUNT", SCAN_COUNT])?;
+    let reply: Reply = admin.command(&[
+        "SCAN",
+        cursor,
+        "MATCH",
+        pattern.as_str(),
+        "COUNT",
+        SCAN_COUNT,
+    ])?;
     let parts = reply.array()?;
     let [next, keys] = parts[..] else {
         return Err(Error::failed(

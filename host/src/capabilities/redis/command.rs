@@ -117,11 +117,7 @@ pub async fn run(
     for arg in &args {
         command.arg(arg.as_slice());
     }
-    let answer = timeout_at(
-        deadline,
-        command.query_async::<::redis::Value>(&mut client),
-    )
-    .await;
+    let answer = timeout_at(deadline, command.query_async::<::redis::Value>(&mut client)).await;
     match answer {
         Ok(Ok(value)) => nodes(value, connection.max_reply_bytes).map_err(|bytes| {
             RedisError::TooLarge(format!(
@@ -172,7 +168,11 @@ fn command_name(args: &[Vec<u8>]) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if name.is_empty() { "a command".to_owned() } else { name }
+    if name.is_empty() {
+        "a command".to_owned()
+    } else {
+        name
+    }
 }
 
 /// Refuses what would change the connection for the commands after it: a
@@ -453,8 +453,15 @@ mod tests {
                 "{why}"
             );
         }
-        for words in [&["GET", "k"][..], &["CLIENT", "KILL", "USER", "u"], &["ACL", "SETUSER", "u"]] {
-            assert!(refuse_session_commands("admin", &args(words)).is_ok(), "{words:?}");
+        for words in [
+            &["GET", "k"][..],
+            &["CLIENT", "KILL", "USER", "u"],
+            &["ACL", "SETUSER", "u"],
+        ] {
+            assert!(
+                refuse_session_commands("admin", &args(words)).is_ok(),
+                "{words:?}"
+            );
         }
         assert!(matches!(
             refuse_session_commands("admin", &[]),

@@ -290,7 +290,10 @@ mod tests {
         }
 
         // A URL that is not Redis's is refused without quoting any of it.
-        for url in ["postgres://admin:pa55@host/db", "redis://admin:pa55@host:port"] {
+        for url in [
+            "postgres://admin:pa55@host/db",
+            "redis://admin:pa55@host:port",
+        ] {
             std::fs::write(dir.path().join("bad-url"), url).expect("the URL is written");
             let err =
                 parse("[services.redis.admin]\nurl_file = \"bad-url\"\n").expect_err("a bad URL");
