@@ -283,7 +283,7 @@ async fn a_create_clears_what_an_earlier_one_left() {
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let (keys, users) = leftovers(&prefix).await;
-    assert_eq!(keys, [neighbour.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&neighbour));
     assert_eq!(users, [format!("{prefix}-admin")]);
 
     let removed = api.form(Method::DELETE, "/resources/retried", &[]).await;
