@@ -78,6 +78,34 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
         "{info:?}"
     );
 
+    // App names are free text: ".", ":", "*" and "=" are escaped, so two
+    // names never meet in one user, and none carries a separator or a glob.
+    for (app, user) in [
+        ("web.x", "web=2Ex"),
+        ("web=2Ex", "web=3D2Ex"),
+        ("a:b*", "a=3Ab=2A"),
+    ] {
+        let bound = api.bind_app("orders", app).await;
+        assert_eq!(bound.status, 201, "{}", bound.body);
+        let env = env_of(&bound);
+        assert_eq!(var(&env, "REDIS_USER"), format!("{prefix}.orders.{user}"));
+        let mut as_app = connect(var(&env, "REDIS_URL")).await.expect("it logs in");
+        let whoami: String = redis::cmd("ACL")
+            .arg("WHOAMI")
+            .query_async(&mut as_app)
+            .await
+            .expect("ACL WHOAMI");
+        assert_eq!(whoami, format!("{prefix}.orders.{user}"));
+    }
+    for app in ["web.x", "web=2Ex", "a:b*"] {
+        let unbound = api.unbind_app("orders", app).await;
+        assert_eq!(unbound.status, 200, "{}", unbound.body);
+    }
+    assert_eq!(
+        leftovers(&format!("{prefix}.orders.")).await.1,
+        [format!("{prefix}.orders.web"), format!("{prefix}.orders.worker")]
+    );
+
     // Each app writes, reads, and sees what the other wrote.
     let mut as_web = connect(var(&web, "REDIS_URL")).await.expect("web logs in");
     let mut as_worker = connect(var(&worker, "REDIS_URL"))
