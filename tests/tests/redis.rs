@@ -103,7 +103,10 @@ async fn an_instance_is_a_prefix_its_apps_share_and_remove_leaves_nothing() {
     }
     assert_eq!(
         leftovers(&format!("{prefix}.orders.")).await.1,
-        [format!("{prefix}.orders.web"), format!("{prefix}.orders.worker")]
+        [
+            format!("{prefix}.orders.web"),
+            format!("{prefix}.orders.worker")
+        ]
     );
 
     // Each app writes, reads, and sees what the other wrote.
