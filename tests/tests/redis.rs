@@ -319,7 +319,52 @@ async fn a_create_clears_what_an_earlier_one_left() {
 
     let removed = api.form(Method::DELETE, "/resources/retried", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert_eq!(leftovers(&prefix).await.0, [neighbour]);
+    assert_eq!(leftovers(&prefix).await.0, std::slice::from_ref(&neighbour));
+
+    // A remove that stops halfway (the server refuses UNLINK to the admin
+    // for a while) says what remains and is not a 200; the next one
+    // finishes, and only then answers 200.
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "halfway")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let app = env_of(&api.bind_app("halfway", "web").await);
+    let mut as_app = connect(var(&app, "REDIS_URL")).await.expect("it logs in");
+    let () = as_app
+        .set(format!("{prefix}:halfway:k"), "v")
+        .await
+        .expect("it writes");
+    let admin = format!("{prefix}-admin");
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&admin)
+        .arg("-unlink")
+        .query_async(&mut superuser)
+        .await
+        .expect("UNLINK taken from the admin");
+    let failed = api.form(Method::DELETE, "/resources/halfway", &[]).await;
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert!(
+        failed.body.starts_with(
+            "cannot remove the keys and users of instance \"halfway\": Redis refused a command on Redis connection \"admin\": NOPERM"
+        ),
+        "{}",
+        failed.body
+    );
+    assert_eq!(
+        leftovers(&format!("{prefix}:halfway:")).await.0,
+        [format!("{prefix}:halfway:k")]
+    );
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&admin)
+        .arg("+unlink")
+        .query_async(&mut superuser)
+        .await
+        .expect("UNLINK given back");
+    let removed = api.form(Method::DELETE, "/resources/halfway", &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(leftovers(&prefix).await, (vec![neighbour], vec![admin]));
 
     // An unknown plan is the caller's mistake.
     let wrong = api
