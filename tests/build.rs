@@ -18,6 +18,8 @@ const PLUGINS: &[&str] = &[
     "counter",
     "postgres",
     "rabbitmq",
+    "redis",
+    "redis-probe",
     "sql-probe",
     "http-probe",
     "bookkeeper",

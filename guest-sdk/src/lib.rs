@@ -81,6 +81,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 mod parameters;
+pub mod redis;
 pub mod sql;
 
 pub use __private::wit::{

@@ -19,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod keyvalue;
 pub mod logging;
+pub mod redis;
 pub mod sql;
 
 use std::sync::Arc;
@@ -148,6 +149,7 @@ capabilities! {
     keyvalue: keyvalue::KeyValue,
     config: config::Config,
     sql: sql::Sql,
+    redis: self::redis::Redis,
     http: http::Http,
 }
 

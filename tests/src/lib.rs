@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod postgres;
 pub mod proxy;
 pub mod rabbitmq;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -78,6 +78,8 @@ pub struct ServiceFile {
     pub secrets: Option<BTreeMap<String, SecretFile>>,
     /// Grants `orizuru:service/sql`, on these PostgreSQL connections.
     pub sql: Option<BTreeMap<String, SqlFile>>,
+    /// Grants `orizuru:redis/client`, on these Redis connections.
+    pub redis: Option<BTreeMap<String, RedisFile>>,
     /// Grants `wasi:http/outgoing-handler`, to these origins.
     pub http: Option<HttpFile>,
 }

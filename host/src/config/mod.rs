@@ -15,6 +15,7 @@ pub use crate::capabilities::Grants;
 use crate::capabilities::config::{ConfigTables, SecretFile};
 use crate::capabilities::http::HttpFile;
 use crate::capabilities::keyvalue::KeyValueFile;
+use crate::capabilities::redis::RedisFile;
 use crate::capabilities::sql::SqlFile;
 use crate::capabilities::{GrantsFile, Reading};
 pub use crate::setting::Secret;

@@ -105,6 +105,7 @@ impl ServiceConfig {
             config,
             secrets,
             sql,
+            redis,
             http,
         } = entry;
         let at = format!("services[{index}] (id \"{id}\")");
@@ -172,6 +173,7 @@ impl ServiceConfig {
             },
             http,
             sql,
+            redis,
         };
         let reading = Reading {
             base,
