@@ -17,6 +17,7 @@ const PLUGINS: &[&str] = &[
     "configured",
     "counter",
     "postgres",
+    "mysql",
     "sql-probe",
     "http-probe",
     "bookkeeper",

@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod fleet;
+pub mod mysql;
 pub mod proxy;
 
 use std::collections::BTreeMap;

@@ -41,6 +41,8 @@ use super::grant::SqlConnection;
 use super::statement::{Caps, Done, Want, capped, cost};
 use crate::setting::humanize;
 
+/// How long a pooled connection may stay idle before it is closed.
+const IDLE: Duration = Duration::from_secs(300);
 /// How long the `KILL QUERY` of a stopped statement may take.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -149,7 +151,11 @@ impl Connection {
             let pool = PoolOpts::default()
                 .with_constraints(constraints)
                 // The host resets each connection itself, and learns whether it could.
-                .with_reset_connection(false);
+                .with_reset_connection(false)
+                // The driver closes an idle connection above the pool's lower
+                // bound (0) after this long; its default, 0, closes every
+                // connection as it comes back, and each statement connects anew.
+                .with_inactive_connection_ttl(IDLE);
             // As on PostgreSQL: a server off this machine is reached over
             // TLS, its certificate checked against the Mozilla roots, unless
             // the URL says otherwise (`require_ssl=false`).
