@@ -342,7 +342,8 @@ impl fmt::Display for Error {
             // refused it (a cap).
             ErrorKind::QueryFailed(db)
                 if db.detail.as_deref().is_some_and(|detail| {
-                    detail.starts_with("MySQL error ") || detail.starts_with("on a MySQL connection")
+                    detail.starts_with("MySQL error ")
+                        || detail.starts_with("on a MySQL connection")
                 }) =>
             {
                 write!(

@@ -42,10 +42,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn url(&self) -> String {
-        format!(
-            "mysql://{}:{}@127.0.0.1:3306/",
-            self.user, self.password
-        )
+        format!("mysql://{}:{}@127.0.0.1:3306/", self.user, self.password)
     }
 }
 
@@ -55,9 +52,7 @@ pub fn admin_grants(prefix: &str, user: &str, password: &str) -> Vec<String> {
     vec![
         format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"),
         format!("GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO '{user}'@'%'"),
-        format!(
-            "GRANT ALL PRIVILEGES ON `{prefix}\\_%`.* TO '{user}'@'%' WITH GRANT OPTION"
-        ),
+        format!("GRANT ALL PRIVILEGES ON `{prefix}\\_%`.* TO '{user}'@'%' WITH GRANT OPTION"),
     ]
 }
 
@@ -180,4 +175,3 @@ pub fn env_value(env: &serde_json::Value, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} missing from {env}"))
         .to_owned()
 }
-

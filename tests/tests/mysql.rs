@@ -136,23 +136,37 @@ async fn an_instance_is_a_database_its_apps_share_and_nothing_else() {
         number(spy.query_drop(&foreign).await),
         1142 | 1044
     ));
-    assert_eq!(number(spy.query_drop(format!("USE `{database}`")).await), 1044);
     assert_eq!(
-        number(web.query_drop(format!("CREATE TABLE `{other_database}`.t (x INT)")).await),
+        number(spy.query_drop(format!("USE `{database}`")).await),
+        1044
+    );
+    assert_eq!(
+        number(
+            web.query_drop(format!("CREATE TABLE `{other_database}`.t (x INT)"))
+                .await
+        ),
         1142
     );
-    let foreign_login = format!(
-        "mysql://{web_user}:{web_password}@127.0.0.1:3306/{other_database}"
+    let foreign_login =
+        format!("mysql://{web_user}:{web_password}@127.0.0.1:3306/{other_database}");
+    assert!(
+        connect(&foreign_login).await.is_err(),
+        "web logs in to the other database"
     );
-    assert!(connect(&foreign_login).await.is_err(), "web logs in to the other database");
     // Nor the provisioner's registry, nor any database it could create.
     let registry = format!("{prefix}_registry");
     assert!(matches!(
-        number(web.query_drop(format!("SELECT * FROM `{registry}`.users")).await),
+        number(
+            web.query_drop(format!("SELECT * FROM `{registry}`.users"))
+                .await
+        ),
         1142 | 1044
     ));
     assert_eq!(
-        number(web.query_drop(format!("CREATE DATABASE `{prefix}_mine_1`")).await),
+        number(
+            web.query_drop(format!("CREATE DATABASE `{prefix}_mine_1`"))
+                .await
+        ),
         1044
     );
 
@@ -218,16 +232,22 @@ async fn an_instance_is_a_database_its_apps_share_and_nothing_else() {
     let removed = api.form(Method::DELETE, "/resources/Orders-DB", &[]).await;
     let remove_took = started.elapsed();
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert!(!alive(&mut worker).await, "worker's session survived remove");
+    assert!(
+        !alive(&mut worker).await,
+        "worker's session survived remove"
+    );
     let (databases, users) = leftovers(&prefix).await;
     assert_eq!(databases, [other_database.clone(), registry.clone()]);
     assert_eq!(users.len(), 2, "{users:?}");
-    assert!(alive(&mut spy).await, "the other instance's app lost its session");
+    assert!(
+        alive(&mut spy).await,
+        "the other instance's app lost its session"
+    );
 
     let removed = api.form(Method::DELETE, "/resources/other", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
     let (databases, users) = leftovers(&prefix).await;
-    assert_eq!(databases, [registry.clone()]);
+    assert_eq!(databases, std::slice::from_ref(&registry));
     assert_eq!(users, [format!("'{prefix}_admin'@'%'")]);
     let rows: Option<u64> = root()
         .await
@@ -307,7 +327,10 @@ async fn a_create_that_failed_halfway_is_retried_and_remove_says_what_remains() 
     // A bind tried again gives the app a new password, and one user still.
     let env = bind(&api, "second", "web").await;
     let again = bind(&api, "second", "web").await;
-    assert_eq!(env_value(&env, "MYSQL_USER"), env_value(&again, "MYSQL_USER"));
+    assert_eq!(
+        env_value(&env, "MYSQL_USER"),
+        env_value(&again, "MYSQL_USER")
+    );
     assert!(connect(&env_value(&env, "DATABASE_URL")).await.is_err());
     let mut web = connect(&env_value(&again, "DATABASE_URL"))
         .await
@@ -335,7 +358,9 @@ async fn a_create_that_failed_halfway_is_retried_and_remove_says_what_remains() 
 
     // An app that drops its own database cannot make remove fail or lie.
     let env = bind(&api, "first", "web").await;
-    let mut web = connect(&env_value(&env, "DATABASE_URL")).await.expect("connects");
+    let mut web = connect(&env_value(&env, "DATABASE_URL"))
+        .await
+        .expect("connects");
     let own = env_value(&env, "MYSQL_DATABASE_NAME");
     web.query_drop(format!("DROP DATABASE `{own}`"))
         .await
@@ -344,11 +369,18 @@ async fn a_create_that_failed_halfway_is_retried_and_remove_says_what_remains() 
     assert_eq!(status.status, 500, "{}", status.body);
     let removed = api.form(Method::DELETE, "/resources/first", &[]).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert_eq!(leftovers(&prefix).await.1, [format!("'{prefix}_admin'@'%'")]);
+    assert_eq!(
+        leftovers(&prefix).await.1,
+        [format!("'{prefix}_admin'@'%'")]
+    );
 
     // Bad input is answered with a sentence.
     let wrong = api
-        .form(Method::POST, "/resources", &[("name", "wrong"), ("plan", "huge")])
+        .form(
+            Method::POST,
+            "/resources",
+            &[("name", "wrong"), ("plan", "huge")],
+        )
         .await;
     assert_eq!(wrong.status, 400, "{}", wrong.body);
     assert_eq!(

@@ -160,40 +160,77 @@ async fn no_session_state_outlives_its_statement() {
     let id = query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0].clone();
 
     query(&api, "SET @x = 42").await;
-    assert_eq!(query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0], id, "after SET");
+    assert_eq!(
+        query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0],
+        id,
+        "after SET"
+    );
     assert_eq!(query(&api, "SELECT @x AS x").await["rows"], json!([[null]]));
 
     query(&api, "SET SESSION sql_mode = ''").await;
     let mode = query(&api, "SELECT @@SESSION.sql_mode AS mode").await;
     assert_eq!(
         mode["rows"],
-        json!([["NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"]])
+        json!([[
+            "NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+        ]])
     );
     let zone = query(&api, "SELECT @@SESSION.time_zone AS zone").await;
     assert_eq!(zone["rows"], json!([["+00:00"]]));
 
-    assert_eq!(query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0], id, "after sql_mode");
+    assert_eq!(
+        query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0],
+        id,
+        "after sql_mode"
+    );
     query(&api, "CREATE TEMPORARY TABLE scratch (x INT)").await;
     let answer = query(&api, "SELECT * FROM scratch").await;
     assert_eq!(answer["code"], "42S02", "{answer}");
 
     let lock = format!("{}-lock", cleanup.prefix());
-    let answer = run(&api, "query", json!({ "statement": "SELECT GET_LOCK(?, 0) AS got", "params": [lock] })).await;
+    let answer = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT GET_LOCK(?, 0) AS got", "params": [lock] }),
+    )
+    .await;
     assert_eq!(answer["rows"], json!([["1"]]));
-    let answer = run(&api, "query", json!({ "statement": "SELECT IS_FREE_LOCK(?) AS free", "params": [lock] })).await;
-    assert_eq!(answer["rows"], json!([["1"]]), "the named lock outlived its statement");
+    let answer = run(
+        &api,
+        "query",
+        json!({ "statement": "SELECT IS_FREE_LOCK(?) AS free", "params": [lock] }),
+    )
+    .await;
+    assert_eq!(
+        answer["rows"],
+        json!([["1"]]),
+        "the named lock outlived its statement"
+    );
 
-    assert_eq!(query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0], id, "after locks");
+    assert_eq!(
+        query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0],
+        id,
+        "after locks"
+    );
     query(&api, "LOCK TABLES t READ").await;
     // Under LOCK TABLES, a table it did not lock is refused (1100).
     let answer = query(&api, "SELECT COUNT(*) AS n FROM u").await;
     assert_eq!(answer["rows"], json!([["0"]]), "{answer}");
 
-    assert_eq!(query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0], id, "after LOCK TABLES");
+    assert_eq!(
+        query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0],
+        id,
+        "after LOCK TABLES"
+    );
     let answer = query(&api, "START TRANSACTION").await;
     assert_eq!(answer["error"], "query-failed", "{answer}");
     assert_eq!(answer["code"], "25000", "{answer}");
-    let answer = run(&api, "execute", json!({ "statement": "INSERT INTO t (x) VALUES (7)" })).await;
+    let answer = run(
+        &api,
+        "execute",
+        json!({ "statement": "INSERT INTO t (x) VALUES (7)" }),
+    )
+    .await;
     assert_eq!(answer, json!({ "count": 1 }));
     // Committed on its own: another session sees it.
     let seen: Option<u64> = root()
@@ -207,7 +244,10 @@ async fn no_session_state_outlives_its_statement() {
     assert_eq!(seen, Some(1));
 
     // All of it on the one connection: reset, never replaced.
-    assert_eq!(query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0], id);
+    assert_eq!(
+        query(&api, "SELECT CONNECTION_ID() AS id").await["rows"][0][0],
+        id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +258,11 @@ async fn a_statement_past_its_timeout_or_caps_is_killed_on_the_server() {
     let tag = format!("orizuru-timeout-{}", cleanup.prefix());
     let started = Instant::now();
     let answer = query(&api, &format!("SELECT SLEEP(30) /* {tag} */")).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         answer,
         json!({
@@ -260,13 +304,14 @@ async fn a_statement_past_its_timeout_or_caps_is_killed_on_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_a_sentence_without_the_url() {
-    let (_server, api, _dir) =
-        probe("mysql://root:hunter2-pw@127.0.0.1:3306/", "").await;
+    let (_server, api, _dir) = probe("mysql://root:hunter2-pw@127.0.0.1:3306/", "").await;
     let answer = query(&api, "SELECT 1").await;
     assert_eq!(answer["error"], "connection-failed", "{answer}");
     let sentence = answer["sentence"].as_str().expect("a sentence");
     assert!(
-        sentence.starts_with("cannot connect to SQL connection \"admin\" (Access denied for user 'root'"),
+        sentence.starts_with(
+            "cannot connect to SQL connection \"admin\" (Access denied for user 'root'"
+        ),
         "{sentence}"
     );
     assert!(

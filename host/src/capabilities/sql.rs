@@ -127,7 +127,9 @@ impl sql::Host for SqlCall {
         params: Vec<Option<String>>,
     ) -> Result<u64, SqlError> {
         let pools = self.connections.clone();
-        let answer = pools.run(&connection, &statement, params, Want::Count).await;
+        let answer = pools
+            .run(&connection, &statement, params, Want::Count)
+            .await;
         self.note(&connection, answer.map(Done::count))
     }
 

@@ -64,7 +64,6 @@ const PLANS: &[(&str, &str, u32)] = &[
 /// The plan of an instance created without one.
 const DEFAULT_PLAN: &str = "small";
 
-
 /// What the host keeps for an instance: its registry id and database.
 #[derive(Serialize, Deserialize)]
 struct Names {
@@ -256,7 +255,10 @@ impl Settings {
             )?;
             for row in &sessions {
                 let session: u64 = row.parse("id")?.unwrap_or_default();
-                match self.admin.execute(&format!("KILL CONNECTION {session}"), &[]) {
+                match self
+                    .admin
+                    .execute(&format!("KILL CONNECTION {session}"), &[])
+                {
                     Ok(_) => {}
                     // The session ended meanwhile.
                     Err(error) if number(&error) == Some(1094) => {}
@@ -422,7 +424,10 @@ impl Service for Mysql {
         let instance = &request.instance;
         plan_limit(instance.plan.as_deref())?;
         let settings = Settings::read()?;
-        let what = format!("cannot create the database of instance \"{}\"", instance.name);
+        let what = format!(
+            "cannot create the database of instance \"{}\"",
+            instance.name
+        );
         settings.ensure_registry().map_err(doing(what.clone()))?;
         let names = settings
             .register(&instance.name)
@@ -485,12 +490,10 @@ impl Service for Mysql {
 
     fn status(instance: Instance, _context: Context) -> Result<Status> {
         let settings = Settings::read()?;
-        let exists = settings
-            .names_of(&instance)
-            .and_then(|names| match names {
-                Some(names) => settings.database_exists(&names.database),
-                None => Ok(false),
-            });
+        let exists = settings.names_of(&instance).and_then(|names| match names {
+            Some(names) => settings.database_exists(&names.database),
+            None => Ok(false),
+        });
         Ok(match exists {
             Ok(true) => Status::Up,
             Ok(false) => Status::Down(sentence(&missing(&instance.name))),

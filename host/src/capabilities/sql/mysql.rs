@@ -36,8 +36,8 @@ use mysql_async::{
 };
 use tokio::time::{Instant, timeout_at};
 
-use super::statement::bindings::orizuru::service::sql::{DbError, RowSet, SqlError};
 use super::grant::SqlConnection;
+use super::statement::bindings::orizuru::service::sql::{DbError, RowSet, SqlError};
 use super::statement::{Caps, Done, Want, capped, cost};
 use crate::setting::humanize;
 
@@ -146,8 +146,8 @@ impl Connection {
         let at = format!("[services.sql.{name}]");
         let url = connection.url.expose();
         let opts = options(&at, url).map(|opts| {
-            let constraints = PoolConstraints::new(0, connection.max_connections as usize)
-                .unwrap_or_default();
+            let constraints =
+                PoolConstraints::new(0, connection.max_connections as usize).unwrap_or_default();
             let pool = PoolOpts::default()
                 .with_constraints(constraints)
                 // The host resets each connection itself, and learns whether it could.
@@ -362,9 +362,7 @@ async fn statement_on(
     let given = values.len();
     let prepared = match conn.prep(statement).await {
         Ok(prepared) => Some(prepared),
-        Err(mysql_async::Error::Server(err)) if err.code == ER_UNSUPPORTED_PS && given == 0 => {
-            None
-        }
+        Err(mysql_async::Error::Server(err)) if err.code == ER_UNSUPPORTED_PS && given == 0 => None,
         Err(err) => return Err(Stopped::Answered(failed(name, &err))),
     };
     match prepared {
@@ -610,7 +608,9 @@ mod tests {
         assert!(connections.has("admin"));
         let err = parse("[services.sql.admin]\nurl_env = \"BAD_URL\"\n").expect_err("a bad URL");
         assert!(
-            err.contains("[services.sql.admin]: its URL is not one MySQL reads; write it as mysql://"),
+            err.contains(
+                "[services.sql.admin]: its URL is not one MySQL reads; write it as mysql://"
+            ),
             "{err}"
         );
         assert!(!err.contains("hunter22"), "{err}");
