@@ -20,6 +20,7 @@ const PLUGINS: &[&str] = &[
     "rabbitmq",
     "redis",
     "redis-probe",
+    "mysql",
     "sql-probe",
     "http-probe",
     "bookkeeper",

@@ -1,5 +1,6 @@
-//! SQL on the PostgreSQL connections the service's operator declared
-//! (`[services.sql.NAME]`). A plugin names a connection; the host holds its
+//! SQL on the PostgreSQL, MySQL and MariaDB connections the service's
+//! operator declared (`[services.sql.NAME]`); the [`mysql`] module quotes
+//! for the latter two, whose parameters are `?` rather than `$n`. A plugin names a connection; the host holds its
 //! URL and password, and the plugin never sees them.
 //!
 //! Needs a `[services.sql.NAME]` table in the service's `[[services]]`
@@ -144,6 +145,43 @@ pub fn quote_identifier(name: &str) -> String {
 /// `value` quoted as a string literal: `it's` → `'it''s'`.
 pub fn quote_literal(value: &str) -> String {
     wit::quote_literal(value)
+}
+
+/// Quoting for MySQL and MariaDB connections (a `mysql://` or `mariadb://`
+/// URL), whose syntax is not PostgreSQL's: [`quote_identifier`] and
+/// [`quote_literal`] above write PostgreSQL's.
+///
+/// ```no_run
+/// use orizuru_sdk::sql::{Connection, mysql};
+///
+/// # fn f() -> orizuru_sdk::Result<()> {
+/// let admin = Connection::named("admin");
+/// // Parameters are `?`, bound as text.
+/// admin.execute("DELETE FROM audit WHERE app = ?", &[&"web"])?;
+/// // CREATE USER and GRANT take none: names and values are quoted.
+/// let user = mysql::quote_literal("orders_app");
+/// let password = mysql::quote_literal("n0t-in-the-url");
+/// admin.execute(&format!("CREATE USER {user}@'%' IDENTIFIED BY {password}"), &[])?;
+/// admin.execute(
+///     &format!("GRANT ALL ON {}.* TO {user}@'%'", mysql::quote_identifier("orders")),
+///     &[],
+/// )?;
+/// # Ok(()) }
+/// ```
+pub mod mysql {
+    /// `name` quoted as an identifier (a database, a table): `` we`ird `` →
+    /// `` `we``ird` ``.
+    pub fn quote_identifier(name: &str) -> String {
+        format!("`{}`", name.replace('`', "``"))
+    }
+
+    /// `value` quoted as a string literal: `it's` → `'it''s'`, a backslash
+    /// left as it is. Exact on the host's MySQL connections, whose sessions
+    /// run with `NO_BACKSLASH_ESCAPES` in their `sql_mode` whatever the
+    /// server's default; a statement that changes `sql_mode` must not use it.
+    pub fn quote_literal(value: &str) -> String {
+        format!("'{}'", value.replace('\'', "''"))
+    }
 }
 
 /// A value bound to a `$n` parameter, as text; `None` is NULL.
@@ -340,6 +378,29 @@ impl fmt::Display for Error {
             | ErrorKind::ConnectionFailed(sentence)
             | ErrorKind::UnsupportedType(sentence)
             | ErrorKind::Timeout(sentence) => f.write_str(sentence),
+            // A refusal on a MySQL connection says so in its detail: the
+            // server's error number (`MySQL error 1146`), or that the host
+            // refused it (a cap).
+            ErrorKind::QueryFailed(db)
+                if db.detail.as_deref().is_some_and(|detail| {
+                    detail.starts_with("MySQL error ")
+                        || detail.starts_with("on a MySQL connection")
+                }) =>
+            {
+                write!(
+                    f,
+                    "MySQL refused a statement on SQL connection \"{}\": {} (SQLSTATE {}",
+                    self.connection, db.message, db.code,
+                )?;
+                match db.detail.as_deref() {
+                    Some(number) if number.starts_with("MySQL error ") => write!(f, ", {number})")?,
+                    _ => f.write_str(")")?,
+                }
+                if let Some(hint) = &db.hint {
+                    write!(f, "; hint: {hint}")?;
+                }
+                Ok(())
+            }
             ErrorKind::QueryFailed(db) => {
                 write!(
                     f,
@@ -363,5 +424,37 @@ impl std::error::Error for Error {}
 impl From<Error> for crate::Error {
     fn from(error: Error) -> Self {
         crate::Error::failed(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_quoting_doubles_its_quote_and_nothing_else() {
+        assert_eq!(mysql::quote_identifier("orders"), "`orders`");
+        assert_eq!(mysql::quote_identifier("we`ird"), "`we``ird`");
+        assert_eq!(mysql::quote_literal("it's"), "'it''s'");
+        // NO_BACKSLASH_ESCAPES: a backslash is itself.
+        assert_eq!(mysql::quote_literal("a\\'b"), "'a\\''b'");
+        assert_eq!(mysql::quote_literal(""), "''");
+    }
+
+    #[test]
+    fn a_mysql_refusal_names_mysql_and_its_error_number() {
+        let error = Error {
+            connection: "admin".into(),
+            kind: ErrorKind::QueryFailed(DbError {
+                code: "42000".into(),
+                message: "Access denied".into(),
+                detail: Some("MySQL error 1044".into()),
+                hint: None,
+            }),
+        };
+        assert_eq!(
+            error.to_string(),
+            "MySQL refused a statement on SQL connection \"admin\": Access denied (SQLSTATE 42000, MySQL error 1044)"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod fleet;
+pub mod mysql;
 pub mod postgres;
 pub mod proxy;
 pub mod rabbitmq;

@@ -1,5 +1,7 @@
 //! `orizuru:service/sql`: statements on the PostgreSQL connections the
-//! operator declared for a service (`[services.sql.NAME]`).
+//! operator declared for a service (`[services.sql.NAME]`), and on MySQL
+//! and MariaDB ones: a `mysql://` or `mariadb://` URL is served by `mysql`,
+//! with the same shape and guarantees (its opening comment says how).
 //!
 //! A plugin names a connection; the host holds its URL and password and
 //! never hands them over. Each connection has a pool, made when the plugin
@@ -21,6 +23,7 @@
 //! function).
 
 mod grant;
+mod mysql;
 pub(crate) mod pool;
 mod statement;
 
@@ -43,7 +46,7 @@ pub struct Sql;
 /// One call's `orizuru:service/sql`: its service's pools, and what its
 /// warnings carry.
 pub struct SqlCall {
-    connections: Arc<Connections>,
+    connections: Arc<Pools>,
     service: Arc<str>,
     request_id: Option<String>,
     redactor: Redactor,
@@ -57,7 +60,7 @@ impl Capability for Sql {
     type Grant = SqlGrant;
     type Host = ();
     /// The pools of `[services.sql.NAME]`, shared by every call of this plugin version.
-    type Granted = Arc<Connections>;
+    type Granted = Arc<Pools>;
     type Call = SqlCall;
 
     fn check(file: Self::File, reading: &Reading<'_>) -> Result<SqlGrant, String> {
@@ -80,11 +83,15 @@ impl Capability for Sql {
         Ok(())
     }
 
-    fn granted(grant: &SqlGrant, _host: &(), _service: &Arc<str>) -> Arc<Connections> {
-        Arc::new(Connections::of(&grant.connections))
+    fn granted(grant: &SqlGrant, _host: &(), _service: &Arc<str>) -> Arc<Pools> {
+        Arc::new(Pools {
+            postgres: Connections::of(&grant.connections),
+            mysql: mysql::Connections::of(&grant.connections),
+            declared: grant.connections.keys().cloned().collect(),
+        })
     }
 
-    fn call(granted: &Arc<Connections>, call: &CallInfo) -> SqlCall {
+    fn call(granted: &Arc<Pools>, call: &CallInfo) -> SqlCall {
         SqlCall {
             connections: granted.clone(),
             service: call.service.clone(),
@@ -108,8 +115,8 @@ impl sql::Host for SqlCall {
         statement: String,
         params: Vec<Option<String>>,
     ) -> Result<RowSet, SqlError> {
-        let connections = self.connections.clone();
-        let answer = run(&connections, &connection, &statement, params, Want::Rows).await;
+        let pools = self.connections.clone();
+        let answer = pools.run(&connection, &statement, params, Want::Rows).await;
         self.note(&connection, answer.map(Done::rows))
     }
 
@@ -119,8 +126,10 @@ impl sql::Host for SqlCall {
         statement: String,
         params: Vec<Option<String>>,
     ) -> Result<u64, SqlError> {
-        let connections = self.connections.clone();
-        let answer = run(&connections, &connection, &statement, params, Want::Count).await;
+        let pools = self.connections.clone();
+        let answer = pools
+            .run(&connection, &statement, params, Want::Count)
+            .await;
         self.note(&connection, answer.map(Done::count))
     }
 
@@ -133,6 +142,44 @@ impl sql::Host for SqlCall {
         postgres_protocol::escape::escape_literal(&value)
             .trim_start()
             .to_owned()
+    }
+}
+
+/// A service's pools: PostgreSQL's and MySQL's, each connection in one of them.
+pub struct Pools {
+    postgres: Connections,
+    mysql: mysql::Connections,
+    /// Every connection's name, for the sentence that says one is missing.
+    declared: Vec<String>,
+}
+
+impl Pools {
+    /// Runs a statement on connection `name`, on whichever server it is.
+    async fn run(
+        &self,
+        name: &str,
+        statement: &str,
+        params: Vec<Option<String>>,
+        want: Want,
+    ) -> Result<Done, SqlError> {
+        if self.mysql.has(name) {
+            mysql::run(&self.mysql, name, statement, params, want).await
+        } else if self.declared.iter().any(|declared| declared == name) {
+            run(&self.postgres, name, statement, params, want).await
+        } else {
+            let declared = if self.declared.is_empty() {
+                "none".to_owned()
+            } else {
+                self.declared
+                    .iter()
+                    .map(|name| format!("\"{name}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Err(SqlError::NoSuchConnection(format!(
+                "the service has no SQL connection \"{name}\" (it has {declared}); its operator must declare it as a [services.sql.{name}] table"
+            )))
+        }
     }
 }
 

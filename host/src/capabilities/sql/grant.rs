@@ -24,7 +24,8 @@ pub const DEFAULT_SQL_MAX_RESULT_KB: u64 = 16 * 1024;
 /// The most `max_result_kb` may be (1 GiB).
 pub const MAX_SQL_RESULT_KB: u64 = 1024 * 1024;
 
-/// A PostgreSQL connection a service's plugin may use by name.
+/// A PostgreSQL or MySQL connection a service's plugin may use by name
+/// (which one its URL's scheme says).
 #[derive(Clone, PartialEq)]
 pub struct SqlConnection {
     /// Read at start; never logged or shown, nor its password.
@@ -138,22 +139,27 @@ pub fn sql_connections(
                 ));
             }
         };
-        // The parser's own message may quote a character of the URL (of the
-        // password, even), so only its messages about options are passed on.
-        let parsed = url.parse::<tokio_postgres::Config>().map_err(|err| {
-            let why = err.to_string();
-            let why = if why.contains("option `") {
-                format!(" ({why})")
-            } else {
-                String::new()
-            };
-            format!(
-                "{at}: its URL is not one PostgreSQL reads{why}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-            )
-        })?;
-        let password = parsed
-            .get_password()
-            .map(|password| Secret::new(String::from_utf8_lossy(password)));
+        // A mysql:// or mariadb:// URL is a MySQL connection; anything else is PostgreSQL's.
+        let password = if super::mysql::speaks_mysql(&url) {
+            super::mysql::password(&at, &url)?.map(Secret::new)
+        } else {
+            // The parser's own message may quote a character of the URL (of the
+            // password, even), so only its messages about options are passed on.
+            let parsed = url.parse::<tokio_postgres::Config>().map_err(|err| {
+                let why = err.to_string();
+                let why = if why.contains("option `") {
+                    format!(" ({why})")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{at}: its URL is not one PostgreSQL reads{why}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (or mysql://USER:PASSWORD@HOST:PORT/DATABASE for MySQL or MariaDB)"
+                )
+            })?;
+            parsed
+                .get_password()
+                .map(|password| Secret::new(String::from_utf8_lossy(password)))
+        };
         let max_connections = table.max_connections.unwrap_or(DEFAULT_SQL_MAX_CONNECTIONS);
         if !(1..=MAX_SQL_CONNECTIONS).contains(&max_connections) {
             return Err(format!(

@@ -87,6 +87,7 @@ impl Connections {
     pub fn of(connections: &BTreeMap<String, SqlConnection>) -> Self {
         let by_name = connections
             .iter()
+            .filter(|(_, connection)| !super::mysql::speaks_mysql(connection.url.expose()))
             .map(|(name, connection)| (name.clone(), Connection::new(name, connection)))
             .collect();
         Self { by_name }

@@ -251,9 +251,9 @@ async fn reset(client: &Object) -> Result<Session, tokio_postgres::Error> {
 
 /// How much of a statement's rows the host reads before it stops.
 #[derive(Clone, Copy)]
-struct Caps {
-    rows: u64,
-    bytes: u64,
+pub(super) struct Caps {
+    pub(super) rows: u64,
+    pub(super) bytes: u64,
 }
 
 /// Why a statement gave no answer.
@@ -346,13 +346,13 @@ async fn statement_on(
 
 /// What a row costs in memory: as the host holds it, and again as the
 /// plugin receives it.
-fn cost(values: &[Option<String>]) -> u64 {
+pub(super) fn cost(values: &[Option<String>]) -> u64 {
     let texts: usize = values.iter().flatten().map(String::len).sum();
     ROW_COST + VALUE_COST * values.len() as u64 + 2 * texts as u64
 }
 
 /// A size as an operator writes it in `max_result_kb`.
-fn kib(bytes: u64) -> String {
+pub(super) fn kib(bytes: u64) -> String {
     if bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
@@ -361,7 +361,7 @@ fn kib(bytes: u64) -> String {
 }
 
 /// The refusal of a statement whose rows passed a cap of its connection.
-fn capped(name: &str, what: String, key: &str, hint: &str) -> SqlError {
+pub(super) fn capped(name: &str, what: String, key: &str, hint: &str) -> SqlError {
     SqlError::QueryFailed(DbError {
         code: "54000".into(),
         message: format!(
