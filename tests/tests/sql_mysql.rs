@@ -150,6 +150,23 @@ async fn parameters_go_as_text_and_values_come_back_as_mysql_writes_them() {
     // A statement the prepared protocol does not take still runs.
     let answer = query(&api, "SHOW DATABASES LIKE 'mysql'").await;
     assert_eq!(answer["rows"], json!([["mysql"]]), "{answer}");
+
+    // Another database is named in the statement, not in the connection's
+    // name as on PostgreSQL.
+    let answer = run(
+        &api,
+        "query",
+        json!({ "connection": "admin@mysql", "statement": "SELECT 1" }),
+    )
+    .await;
+    assert_eq!(
+        answer,
+        json!({
+            "error": "no-such-connection",
+            "code": null,
+            "sentence": "the SQL connection \"admin\" is a MySQL one, which reaches database \"mysql\" by qualified names (`mysql`.`table`); name the connection \"admin\" alone",
+        })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

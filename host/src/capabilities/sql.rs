@@ -162,9 +162,19 @@ impl Pools {
         params: Vec<Option<String>>,
         want: Want,
     ) -> Result<Done, SqlError> {
-        if self.mysql.has(name) {
+        // `NAME@DATABASE` is connection NAME, reaching another database.
+        let (connection, database) = match name.split_once(pool::DATABASE_SEPARATOR) {
+            Some((connection, database)) => (connection, Some(database)),
+            None => (name, None),
+        };
+        if self.mysql.has(connection) {
+            if let Some(database) = database {
+                return Err(SqlError::NoSuchConnection(format!(
+                    "the SQL connection \"{connection}\" is a MySQL one, which reaches database \"{database}\" by qualified names (`{database}`.`table`); name the connection \"{connection}\" alone"
+                )));
+            }
             mysql::run(&self.mysql, name, statement, params, want).await
-        } else if self.declared.iter().any(|declared| declared == name) {
+        } else if self.declared.iter().any(|declared| declared == connection) {
             run(&self.postgres, name, statement, params, want).await
         } else {
             let declared = if self.declared.is_empty() {

@@ -141,6 +141,13 @@ pub fn sql_connections(
         };
         // A mysql:// or mariadb:// URL is a MySQL connection; anything else is PostgreSQL's.
         let password = if super::mysql::speaks_mysql(&url) {
+            // MySQL grants name databases server-wide (`db`.*), so its
+            // connection reaches them all with qualified names already.
+            if !databases.is_empty() {
+                return Err(format!(
+                    "{at}: databases is for PostgreSQL connections; a MySQL connection reaches the server's other databases by qualified names (`db`.`table`), so remove the key"
+                ));
+            }
             super::mysql::password(&at, &url)?.map(Secret::new)
         } else {
             // The parser's own message may quote a character of the URL (of the
@@ -204,8 +211,10 @@ mod tests {
             "postgres://admin:s3cr%40t@db.internal:5433/postgres\n",
         )
         .expect("the URL is written");
-        let env = |name: &str| {
-            (name == "PG_URL").then(|| "postgres://reader:hunter22@127.0.0.1/app".to_owned())
+        let env = |name: &str| match name {
+            "PG_URL" => Some("postgres://reader:hunter22@127.0.0.1/app".to_owned()),
+            "MY_URL" => Some("mysql://admin:hunter22@127.0.0.1:3306/mysql".to_owned()),
+            _ => None,
         };
         let parse = |extra: &str| {
             crate::config::Config::parse(
@@ -292,6 +301,10 @@ mod tests {
             (
                 "[services.sql.admin]\nurl_env = \"PG_URL\"\ndatabases = [\"*\"]\n",
                 "[services.sql.admin]: databases lists \"*\", which names no database or every one; write a name, or a pattern with a fixed part such as \"tsuru_*\"",
+            ),
+            (
+                "[services.sql.admin]\nurl_env = \"MY_URL\"\ndatabases = [\"tsuru_*\"]\n",
+                "[services.sql.admin]: databases is for PostgreSQL connections; a MySQL connection reaches the server's other databases by qualified names",
             ),
             (
                 "[services.sql.\"admin@x\"]\nurl_env = \"PG_URL\"\n",
