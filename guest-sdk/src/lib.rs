@@ -81,6 +81,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 mod parameters;
+pub mod random;
 pub mod redis;
 pub mod sql;
 

@@ -355,28 +355,6 @@ fn plan_limit(plan: Option<&str>) -> Result<u32> {
         })
 }
 
-/// A 32-character password of letters and digits, from WASI's random.
-fn password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut password = String::with_capacity(32);
-    let mut bytes = [0u8; 64];
-    while password.len() < 32 {
-        getrandom::fill(&mut bytes).map_err(|err| {
-            Error::failed(format!(
-                "the plugin could not draw a random password ({err}); try again"
-            ))
-        })?;
-        // 248 is the largest multiple of 62 in a byte: no letter comes up more often.
-        for byte in bytes.iter().filter(|byte| **byte < 248) {
-            if password.len() == 32 {
-                break;
-            }
-            password.push(char::from(ALPHABET[usize::from(*byte % 62)]));
-        }
-    }
-    Ok(password)
-}
-
 /// MySQL's error number for a refused statement, which the host gives as
 /// its detail (`MySQL error 1049`).
 fn number(error: &sql::Error) -> Option<u16> {
@@ -571,7 +549,7 @@ impl Service for Mysql {
                 mysql::quote_literal(&user),
                 mysql::quote_literal(&user_host)
             );
-            let password = password()?;
+            let password = orizuru_sdk::random::password();
             let secret = mysql::quote_literal(&password);
             // A bind tried again: the user gets a new password, which the app gets.
             admin.execute(

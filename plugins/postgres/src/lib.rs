@@ -241,28 +241,6 @@ fn plan_limit(plan: Option<&str>) -> Result<u32> {
         })
 }
 
-/// A 32-character password of letters and digits, from WASI's random.
-fn password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut password = String::with_capacity(32);
-    let mut bytes = [0u8; 64];
-    while password.len() < 32 {
-        getrandom::fill(&mut bytes).map_err(|err| {
-            Error::failed(format!(
-                "the plugin could not draw a random password ({err}); try again"
-            ))
-        })?;
-        // 248 is the largest multiple of 62 in a byte: no letter comes up more often.
-        for byte in bytes.iter().filter(|byte| **byte < 248) {
-            if password.len() == 32 {
-                break;
-            }
-            password.push(char::from(ALPHABET[usize::from(*byte % 62)]));
-        }
-    }
-    Ok(password)
-}
-
 /// Whether a database of that name exists and whether the admin owns it:
 /// `Some(true)` is one create made (no other role can give the admin a
 /// database), `Some(false)` someone else's.
@@ -779,7 +757,7 @@ impl Service for Postgres {
                 )));
             }
         };
-        let password = password()?;
+        let password = orizuru_sdk::random::password();
         let marker = app_marker(&names.group, &app.app_name);
         let group_name = sql::quote_literal(&names.group);
         let group = sql::quote_identifier(&names.group);

@@ -267,28 +267,6 @@ fn expect_found(response: &Response, what: impl FnOnce() -> String) -> Result<()
     Ok(())
 }
 
-/// A 32-character password of letters and digits, from WASI's random.
-fn password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut password = String::with_capacity(32);
-    let mut bytes = [0u8; 64];
-    while password.len() < 32 {
-        getrandom::fill(&mut bytes).map_err(|err| {
-            Error::failed(format!(
-                "the plugin could not draw a random password ({err}); try again"
-            ))
-        })?;
-        // 248 is the largest multiple of 62 in a byte: no letter comes up more often.
-        for byte in bytes.iter().filter(|byte| **byte < 248) {
-            if password.len() == 32 {
-                break;
-            }
-            password.push(char::from(ALPHABET[usize::from(*byte % 62)]));
-        }
-    }
-    Ok(password)
-}
-
 /// Adds what the plugin was doing to a failure's sentence.
 fn doing(what: String) -> impl FnOnce(Error) -> Error {
     move |error| match error {
@@ -470,7 +448,7 @@ impl Service for RabbitMq {
         let (host, port) = address()?;
         let vhost = bound_vhost(&settings, &instance)?;
         let user = format!("{vhost}/{}", checked("app", &app.app_name)?);
-        let password = password()?;
+        let password = orizuru_sdk::random::password();
         let binding = format!(
             "cannot bind app \"{}\" to instance \"{}\"",
             app.app_name, instance.name

@@ -161,28 +161,6 @@ fn encode(name: &str) -> String {
     encoded
 }
 
-/// A 32-character password of letters and digits, from WASI's random.
-fn password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut password = String::with_capacity(32);
-    let mut bytes = [0u8; 64];
-    while password.len() < 32 {
-        getrandom::fill(&mut bytes).map_err(|err| {
-            Error::failed(format!(
-                "the plugin could not draw a random password ({err}); try again"
-            ))
-        })?;
-        // 248 is the largest multiple of 62 in a byte: no letter comes up more often.
-        for byte in bytes.iter().filter(|byte| **byte < 248) {
-            if password.len() == 32 {
-                break;
-            }
-            password.push(char::from(ALPHABET[usize::from(*byte % 62)]));
-        }
-    }
-    Ok(password)
-}
-
 /// Adds what the plugin was doing to a failure's sentence.
 fn doing(what: String) -> impl FnOnce(Error) -> Error {
     move |error| match error {
@@ -387,7 +365,7 @@ impl Service for Redis {
         let names = settings.names_of(&instance)?;
         let (host, port) = address()?;
         let user = format!("{}{}", names.users, encode(&app.app_name));
-        let password = password()?;
+        let password = orizuru_sdk::random::password();
         let mut rules = vec![
             "ACL".to_owned(),
             "SETUSER".to_owned(),
