@@ -46,6 +46,16 @@ async fn bench(provisioner: &str) {
             let run = orizuru_tests::postgres::Provisioner::start("postgres", "").await;
             rounds("postgres", &run.server.tsuru("postgres"), "small").await;
         }
+        "mysql" => {
+            let (server, _cleanup, _admin, _dir) = orizuru_tests::mysql::start("mysql").await;
+            rounds("mysql", &server.tsuru("mysql"), "small").await;
+        }
+        "redis" => {
+            let prefix = orizuru_tests::redis::unique_prefix();
+            let _cleanup = orizuru_tests::redis::Cleanup(prefix.clone());
+            let (server, _dir) = orizuru_tests::redis::provisioner("redis", &prefix, "").await;
+            rounds("redis", &server.tsuru("redis"), "shared").await;
+        }
         "rabbitmq" => {
             let run = orizuru_tests::rabbitmq::Run::start().await;
             let server = run.server().await;
@@ -71,7 +81,12 @@ async fn rounds(label: &str, api: &Tsuru, plan: &str) {
             ),
             (Method::POST, bind.clone(), vec![("app-name", "web")], 201),
             (Method::DELETE, bind.clone(), vec![("app-name", "web")], 200),
-            (Method::DELETE, format!("/resources/{name}"), Vec::new(), 200),
+            (
+                Method::DELETE,
+                format!("/resources/{name}"),
+                Vec::new(),
+                200,
+            ),
         ];
         for ((method, path, fields, expected), samples) in steps.into_iter().zip(&mut timings) {
             let started = Instant::now();
