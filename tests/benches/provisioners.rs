@@ -65,6 +65,9 @@ async fn bench(provisioner: &str) {
     }
 }
 
+/// One call of a round: its method, path, form fields and expected status.
+type Step<'a> = (Method, String, Vec<(&'a str, &'a str)>, u16);
+
 /// `ROUNDS` rounds of create, bind-app, unbind-app and remove of one
 /// instance each, every answer checked; prints each action's latencies.
 async fn rounds(label: &str, api: &Tsuru, plan: &str) {
@@ -72,7 +75,7 @@ async fn rounds(label: &str, api: &Tsuru, plan: &str) {
     for round in 0..ROUNDS {
         let name = format!("bench-{round}");
         let bind = format!("/resources/{name}/bind-app");
-        let steps: [(Method, String, Vec<(&str, &str)>, u16); 4] = [
+        let steps: [Step; 4] = [
             (
                 Method::POST,
                 "/resources".to_owned(),
