@@ -2,7 +2,9 @@
 //! as part of the workspace's tests: above all its reading of parameters
 //! (the sentences of `guest-sdk/CONTRACT.md`), and for Python the checks of
 //! `orizuru-build`. Each SDK end to end is the conformance suite's cases for
-//! its language (`tests/contract.rs`).
+//! its language (`tests/contract.rs`). Also the provisioners' own unit
+//! tests (how they derive names), which run natively beside their wasm
+//! builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,4 +66,30 @@ fn the_c_sdk_passes_its_unit_tests() {
         "make check",
     );
     assert!(report.contains(" passed, 0 failed"), "{report}");
+}
+
+#[test]
+fn the_provisioners_pass_their_unit_tests() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/Cargo.toml");
+    // Built natively, apart from the wasm plugins and this build's own outputs.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-units");
+    let report = passes(
+        Command::new(cargo)
+            .arg("test")
+            .arg("--manifest-path")
+            .arg(&plugins)
+            .args(["-p", "postgres", "-p", "redis", "--target-dir"])
+            .arg(&target),
+        "cargo test on the provisioners",
+    );
+    let passed: usize = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(
+        passed >= 6,
+        "expected the provisioners' unit tests to run:\n{report}"
+    );
 }
