@@ -71,6 +71,50 @@ pub struct Reading<'a> {
     pub service_timeout: Duration,
 }
 
+impl Reading<'_> {
+    /// A value table `at` gives by `KEY_env` (an environment variable's
+    /// name) or `KEY_file` (a file's path, relative to the config's folder),
+    /// exactly one of them: the variable's value, or the file's text without
+    /// its last line break. A missing variable, an unreadable or empty file,
+    /// or neither key (or both) is a sentence naming the key; the value is
+    /// never in it. `what` names the value for people (`URL`, `password`).
+    pub fn env_or_file(
+        &self,
+        at: &str,
+        key: &str,
+        what: &str,
+        variable: Option<String>,
+        file: Option<std::path::PathBuf>,
+    ) -> Result<String, String> {
+        match (variable, file) {
+            (Some(variable), None) => (self.env)(&variable).filter(|value| !value.is_empty()).ok_or_else(|| {
+                format!("{at}: {key}_env names the environment variable {variable}, which is not set or empty; set it, or remove the table")
+            }),
+            (None, Some(file)) => {
+                let path = self.base.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    format!("{at}: {key}_file names {}, which cannot be read ({err}); create it, or remove the table", path.display())
+                })?;
+                // A file written by `echo` ends with a line break that is not part of the value.
+                let value = text
+                    .strip_suffix('\n')
+                    .map(|text| text.strip_suffix('\r').unwrap_or(text))
+                    .unwrap_or(&text);
+                if value.is_empty() {
+                    return Err(format!(
+                        "{at}: {key}_file names {}, which is empty; write the {what} in it",
+                        path.display()
+                    ));
+                }
+                Ok(value.to_owned())
+            }
+            _ => Err(format!(
+                "{at} must say where its {what} is read from: {key}_env = \"NAME\" or {key}_file = \"PATH\", one of them"
+            )),
+        }
+    }
+}
+
 /// What the host tells the capabilities at start.
 pub struct Start<'a> {
     /// The key-value store's file; `None` keeps it in memory.

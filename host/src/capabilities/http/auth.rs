@@ -85,9 +85,6 @@ pub fn credentials(
                 "{at}: {origin} already has credentials under another spelling; keep one table"
             ));
         }
-        let read = |what: &str, variable: Option<String>, file: Option<PathBuf>| {
-            read_secret(&at, what, variable, file, reading)
-        };
         let basic = table.basic_user.is_some()
             || table.basic_password_env.is_some()
             || table.basic_password_file.is_some();
@@ -102,8 +99,10 @@ pub fn credentials(
                         "{at}: basic_user {user:?} has a ':', which HTTP Basic cannot carry in a user name; use another user"
                     ));
                 }
-                let password = read(
+                let password = reading.env_or_file(
+                    &at,
                     "basic_password",
+                    "password",
                     table.basic_password_env,
                     table.basic_password_file,
                 )?;
@@ -112,7 +111,13 @@ pub fn credentials(
                 (format!("Basic {token}"), password)
             }
             (false, true) => {
-                let token = read("bearer", table.bearer_env, table.bearer_file)?;
+                let token = reading.env_or_file(
+                    &at,
+                    "bearer",
+                    "token",
+                    table.bearer_env,
+                    table.bearer_file,
+                )?;
                 (format!("Bearer {token}"), token)
             }
             _ => {
@@ -133,36 +138,6 @@ pub fn credentials(
         });
     }
     Ok(credentials)
-}
-
-/// A password or token from `<what>_env` or `<what>_file`, exactly one of them.
-fn read_secret(
-    at: &str,
-    what: &str,
-    variable: Option<String>,
-    file: Option<PathBuf>,
-    reading: &Reading<'_>,
-) -> Result<String, String> {
-    match (variable, file) {
-        (Some(variable), None) => (reading.env)(&variable).filter(|value| !value.is_empty()).ok_or_else(|| {
-            format!("{at}: {what}_env names the environment variable {variable}, which is not set or empty; set it, or remove the table")
-        }),
-        (None, Some(file)) => {
-            let path = reading.base.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|err| {
-                format!("{at}: {what}_file names {}, which cannot be read ({err}); create it, or remove the table", path.display())
-            })?;
-            // A file written by `echo` ends with a newline that is not part of the secret.
-            let value = text.strip_suffix('\n').unwrap_or(&text);
-            if value.is_empty() {
-                return Err(format!("{at}: {what}_file names {}, which is empty; write the {what} in it", path.display()));
-            }
-            Ok(value.to_owned())
-        }
-        _ => Err(format!(
-            "{at} must say where its {what} is read from: {what}_env = \"NAME\" or {what}_file = \"PATH\", one of them"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -283,7 +258,7 @@ mod tests {
             ),
             (
                 "[services.http.auth.\"http://127.0.0.1:15672\"]\nbasic_user = \"a\"\n",
-                "must say where its basic_password is read from: basic_password_env = \"NAME\" or basic_password_file = \"PATH\", one of them",
+                "must say where its password is read from: basic_password_env = \"NAME\" or basic_password_file = \"PATH\", one of them",
             ),
             (
                 "[services.http.auth.\"http://127.0.0.1:15672\"]\nbasic_user = \"a\"\nbasic_password_env = \"UNSET\"\n",
@@ -295,7 +270,7 @@ mod tests {
             ),
             (
                 "[services.http.auth.\"http://127.0.0.1:15672\"]\nbearer_file = \"empty\"\n",
-                "which is empty; write the bearer in it",
+                "which is empty; write the token in it",
             ),
             (
                 "[services.http.auth.\"http://127.0.0.1:15672\"]\nbearer_env = \"BROKEN\"\n",

@@ -91,23 +91,10 @@ pub fn redis_connections(
             );
         }
         let at = format!("[services.redis.{name}]");
-        let url = match (table.url_env, table.url_file) {
-            (Some(variable), None) => (reading.env)(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
-                format!("{at} reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove the table")
-            })?,
-            (None, Some(file)) => {
-                let path = reading.base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|err| {
-                    format!("{at} reads its URL from the file {}, which cannot be read ({err}); create it, or remove the table", path.display())
-                })?;
-                text.trim().to_owned()
-            }
-            _ => {
-                return Err(format!(
-                    "{at} must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them"
-                ));
-            }
-        };
+        let url = reading
+            .env_or_file(&at, "url", "URL", table.url_env, table.url_file)?
+            .trim()
+            .to_owned();
         // Neither the URL nor the parser's message (which may quote it) is
         // ever shown: only what is wrong with its shape.
         let well_formed = (url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -255,11 +242,11 @@ mod tests {
         for (table, says) in [
             (
                 "[services.redis.admin]\nurl_env = \"UNSET\"\n",
-                "[services.redis.admin] reads its URL from the environment variable UNSET, which is not set or empty; set it, or remove the table",
+                "[services.redis.admin]: url_env names the environment variable UNSET, which is not set or empty; set it, or remove the table",
             ),
             (
                 "[services.redis.admin]\nurl_file = \"missing\"\n",
-                "[services.redis.admin] reads its URL from the file",
+                "[services.redis.admin]: url_file names",
             ),
             (
                 "[services.redis.admin]\n",

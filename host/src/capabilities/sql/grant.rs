@@ -122,23 +122,10 @@ pub fn sql_connections(
                 "{at}: databases lists {bad:?}, which names no database or every one; write a name, or a pattern with a fixed part such as \"tsuru_*\""
             ));
         }
-        let url = match (table.url_env, table.url_file) {
-            (Some(variable), None) => (reading.env)(&variable).filter(|url| !url.is_empty()).ok_or_else(|| {
-                format!("{at} reads its URL from the environment variable {variable}, which is not set or empty; set it, or remove the table")
-            })?,
-            (None, Some(file)) => {
-                let path = reading.base.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|err| {
-                    format!("{at} reads its URL from the file {}, which cannot be read ({err}); create it, or remove the table", path.display())
-                })?;
-                text.trim().to_owned()
-            }
-            _ => {
-                return Err(format!(
-                    "{at} must say where its URL is read from: url_env = \"NAME\" or url_file = \"PATH\", one of them"
-                ));
-            }
-        };
+        let url = reading
+            .env_or_file(&at, "url", "URL", table.url_env, table.url_file)?
+            .trim()
+            .to_owned();
         // A mysql:// or mariadb:// URL is a MySQL connection; anything else is PostgreSQL's.
         let password = if super::mysql::speaks_mysql(&url) {
             // MySQL grants name databases server-wide (`db`.*), so its
@@ -268,11 +255,11 @@ mod tests {
         for (table, says) in [
             (
                 "[services.sql.admin]\nurl_env = \"UNSET\"\n",
-                "[services.sql.admin] reads its URL from the environment variable UNSET, which is not set or empty; set it, or remove the table",
+                "[services.sql.admin]: url_env names the environment variable UNSET, which is not set or empty; set it, or remove the table",
             ),
             (
                 "[services.sql.admin]\nurl_file = \"missing\"\n",
-                "[services.sql.admin] reads its URL from the file",
+                "[services.sql.admin]: url_file names",
             ),
             (
                 "[services.sql.admin]\n",
