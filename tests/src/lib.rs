@@ -414,6 +414,39 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A name no other run uses, for what a test makes on a shared server: `orz`
+/// and 8 hex digits (letters and digits only, so it also starts a MySQL
+/// grant's pattern exactly).
+pub fn unique_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
+        .unwrap_or_default();
+    format!(
+        "orz{:08x}",
+        nanos ^ std::process::id().rotate_left(16) ^ fastrand::u32(..)
+    )
+}
+
+/// Runs `clean` to its end, for a guard that drops what a test made on a
+/// shared server when the test ends, passed or not: on a runtime and a
+/// thread of its own, since the test's runtime may be gone by then. When it
+/// fails, and the test has not failed already, the test fails saying that
+/// `what` could not be cleaned up.
+pub fn clean_up_after_test(what: &str, clean: impl Future<Output = ()> + Send + 'static) {
+    let cleaned = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(clean);
+    })
+    .join();
+    if cleaned.is_err() && !std::thread::panicking() {
+        panic!("{what} could not be cleaned up after the test");
+    }
+}
+
 /// Prints the median, p99, mean and max of some latencies, for the benches.
 pub fn report(label: &str, mut samples: Vec<std::time::Duration>) {
     samples.sort();

@@ -13,15 +13,7 @@ use crate::{Server, service};
 /// never runs as it.
 pub const ROOT_URL: &str = "mysql://root@127.0.0.1:3306/";
 
-/// A name no other run uses: `m` and 8 hex digits (a prefix is letters and
-/// digits, so that `prefix\_%` in a grant is exactly the run's names).
-pub fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
-        .unwrap_or_default();
-    format!("m{:08x}", nanos ^ std::process::id().rotate_left(16))
-}
+pub use crate::unique_prefix;
 
 /// A connection to `url` over TCP, where the URL says (not a socket the
 /// driver finds on its own).
@@ -139,32 +131,21 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let prefix = self.0.clone();
-        // A test's runtime may be gone by now: this one is its own.
-        let cleaned = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let (databases, users) = leftovers(&prefix).await;
-                let mut root = root().await;
-                for user in users {
-                    root.query_drop(format!("DROP USER IF EXISTS {user}"))
-                        .await
-                        .expect("a leftover user is dropped");
-                }
-                for database in databases {
-                    root.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
-                        .await
-                        .expect("a leftover database is dropped");
-                }
-                drop(root.disconnect().await);
-            });
-        })
-        .join();
-        if cleaned.is_err() && !std::thread::panicking() {
-            panic!("the test's databases and users could not be dropped");
-        }
+        crate::clean_up_after_test("the run's databases and users", async move {
+            let (databases, users) = leftovers(&prefix).await;
+            let mut root = root().await;
+            for user in users {
+                root.query_drop(format!("DROP USER IF EXISTS {user}"))
+                    .await
+                    .expect("a leftover user is dropped");
+            }
+            for database in databases {
+                root.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
+                    .await
+                    .expect("a leftover database is dropped");
+            }
+            drop(root.disconnect().await);
+        });
     }
 }
 

@@ -20,17 +20,7 @@ pub fn admin_grants(role: &str) -> String {
     )
 }
 
-/// A name no other run uses: `orz` and 8 hex digits.
-pub fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
-        .unwrap_or_default();
-    format!(
-        "orz{:08x}",
-        nanos ^ std::process::id().rotate_left(16) ^ fastrand::u32(..)
-    )
-}
+pub use crate::unique_prefix;
 
 /// A host serving the provisioner, its run's prefix, and its admin role.
 pub struct Provisioner {
@@ -144,45 +134,34 @@ pub struct Cleanup(pub String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let prefix = self.0.clone();
-        // A test's runtime may be gone by now: this one is its own.
-        let cleaned = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let client = superuser().await;
-                let (databases, mut roles) = leftovers(&client, &prefix).await;
-                for database in databases {
+        crate::clean_up_after_test("the run's databases and roles", async move {
+            let client = superuser().await;
+            let (databases, mut roles) = leftovers(&client, &prefix).await;
+            for database in databases {
+                client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .await
+                    .expect("a leftover database is dropped");
+            }
+            roles.push(format!("{prefix}admin"));
+            for role in roles {
+                let exists = client
+                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+                    .await
+                    .expect("roles listed")
+                    .is_some();
+                if exists {
                     client
                         .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                            "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
                         ))
                         .await
-                        .expect("a leftover database is dropped");
+                        .expect("a leftover role is dropped");
                 }
-                roles.push(format!("{prefix}admin"));
-                for role in roles {
-                    let exists = client
-                        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
-                        .await
-                        .expect("roles listed")
-                        .is_some();
-                    if exists {
-                        client
-                            .batch_execute(&format!(
-                                "DROP OWNED BY \"{role}\"; DROP ROLE IF EXISTS \"{role}\""
-                            ))
-                            .await
-                            .expect("a leftover role is dropped");
-                    }
-                }
-            });
-        })
-        .join();
-        if cleaned.is_err() && !std::thread::panicking() {
-            panic!("the test's databases and roles could not be dropped");
-        }
+            }
+        });
     }
 }
 

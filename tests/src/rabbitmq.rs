@@ -18,17 +18,7 @@ pub const MANAGEMENT: &str = "http://127.0.0.1:15672";
 pub const AMQP_PORT: u16 = 5672;
 const SUPERUSER: (&str, &str) = ("guest", "guest");
 
-/// A name no other run uses: `orz` and 8 hex digits.
-pub fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
-        .unwrap_or_default();
-    format!(
-        "orz{:08x}",
-        nanos ^ std::process::id().rotate_left(16) ^ fastrand::u32(..)
-    )
-}
+pub use crate::unique_prefix;
 
 /// `text` percent-encoded as one path segment (as the plugin does).
 pub fn encode(text: &str) -> String {
@@ -222,30 +212,19 @@ pub struct Cleanup(pub String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let prefix = self.0.clone();
-        // A test's runtime may be gone by now: this one is its own.
-        let cleaned = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let api = Management::superuser();
-                let (vhosts, users) = api.names_starting(&prefix).await;
-                for vhost in vhosts {
-                    api.call(Method::DELETE, &format!("vhosts/{}", encode(&vhost)), None)
-                        .await;
-                }
-                for user in users {
-                    api.call(Method::DELETE, &format!("users/{}", encode(&user)), None)
-                        .await;
-                }
-                let left = api.names_starting(&prefix).await;
-                assert_eq!(left, (vec![], vec![]), "the run's things are deleted");
-            });
-        })
-        .join();
-        if cleaned.is_err() && !std::thread::panicking() {
-            panic!("the test's vhosts and users could not be deleted");
-        }
+        crate::clean_up_after_test("the run's vhosts and users", async move {
+            let api = Management::superuser();
+            let (vhosts, users) = api.names_starting(&prefix).await;
+            for vhost in vhosts {
+                api.call(Method::DELETE, &format!("vhosts/{}", encode(&vhost)), None)
+                    .await;
+            }
+            for user in users {
+                api.call(Method::DELETE, &format!("users/{}", encode(&user)), None)
+                    .await;
+            }
+            let left = api.names_starting(&prefix).await;
+            assert_eq!(left, (vec![], vec![]), "the run's things are deleted");
+        });
     }
 }

@@ -13,17 +13,7 @@ use crate::{Server, service};
 /// tests' setup and cleanup use it, never the provisioner.
 pub const SERVER: &str = "redis://127.0.0.1:6379";
 
-/// A prefix no other run uses: `orz` and 8 hex digits.
-pub fn unique_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos() ^ (elapsed.as_secs() as u32))
-        .unwrap_or_default();
-    format!(
-        "orz{:08x}",
-        nanos ^ std::process::id().rotate_left(16) ^ fastrand::u32(..)
-    )
-}
+pub use crate::unique_prefix;
 
 /// The rules of the provisioner's admin user for a service whose
 /// `[services.config] prefix` is `prefix`, with its password: exactly what
@@ -145,35 +135,24 @@ pub struct Cleanup(pub String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let prefix = self.0.clone();
-        // A test's runtime may be gone by now: this one is its own.
-        let cleaned = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                let (keys, users) = leftovers(&prefix).await;
-                let mut admin = superuser().await;
-                for batch in keys.chunks(500) {
-                    let _unlinked: i64 = redis::cmd("UNLINK")
-                        .arg(batch)
-                        .query_async(&mut admin)
-                        .await
-                        .expect("leftover keys are deleted");
-                }
-                for user in users {
-                    let _deleted: i64 = redis::cmd("ACL")
-                        .arg("DELUSER")
-                        .arg(&user)
-                        .query_async(&mut admin)
-                        .await
-                        .expect("a leftover user is deleted");
-                }
-            });
-        })
-        .join();
-        if cleaned.is_err() && !std::thread::panicking() {
-            panic!("the test's keys and users could not be deleted");
-        }
+        crate::clean_up_after_test("the run's keys and users", async move {
+            let (keys, users) = leftovers(&prefix).await;
+            let mut admin = superuser().await;
+            for batch in keys.chunks(500) {
+                let _unlinked: i64 = redis::cmd("UNLINK")
+                    .arg(batch)
+                    .query_async(&mut admin)
+                    .await
+                    .expect("leftover keys are deleted");
+            }
+            for user in users {
+                let _deleted: i64 = redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(&user)
+                    .query_async(&mut admin)
+                    .await
+                    .expect("a leftover user is deleted");
+            }
+        });
     }
 }
