@@ -268,6 +268,21 @@ impl Error {
     pub fn failed(sentence: impl Into<String>) -> Self {
         Self::Failed(sentence.into())
     }
+
+    /// What the error says, whatever its kind: the sentence it carries, or
+    /// one for the two kinds that carry none. For joining errors into one
+    /// (a failure, then what its undoing ran into) or into a status note.
+    pub fn sentence(&self) -> String {
+        match self {
+            Self::Invalid(sentence)
+            | Self::NotFound(sentence)
+            | Self::Conflict(sentence)
+            | Self::NotReady(sentence)
+            | Self::Failed(sentence) => sentence.clone(),
+            Self::Unsupported => "the action is not supported".to_owned(),
+            Self::MissingParams(names) => format!("parameters {} are missing", names.join(", ")),
+        }
+    }
 }
 
 impl Plan {

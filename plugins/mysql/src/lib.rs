@@ -313,7 +313,7 @@ impl Settings {
             "cannot remove instance \"{instance}\": {} {} still on the server ({}); try again, or ask the service's operator to drop {}",
             remains.join(" and "),
             if remains.len() == 1 { "is" } else { "are" },
-            why.as_ref().map(sentence).unwrap_or_default(),
+            why.as_ref().map(Error::sentence).unwrap_or_default(),
             if remains.len() == 1 { "it" } else { "them" },
         )))
     }
@@ -424,8 +424,8 @@ impl Service for Mysql {
                 Ok(()) => Err(error),
                 Err(cleanup) => Err(Error::failed(format!(
                     "{}; removing what was made also failed: {}",
-                    sentence(&error),
-                    sentence(&cleanup)
+                    error.sentence(),
+                    cleanup.sentence()
                 ))),
             };
         }
@@ -474,8 +474,8 @@ impl Service for Mysql {
         });
         Ok(match exists {
             Ok(true) => Status::Up,
-            Ok(false) => Status::Down(sentence(&missing(&instance.name))),
-            Err(error) => Status::Down(sentence(&error)),
+            Ok(false) => Status::Down(missing(&instance.name).sentence()),
+            Err(error) => Status::Down(error.sentence()),
         })
     }
 
@@ -613,19 +613,6 @@ impl Service for Mysql {
             }
         }
         Ok(())
-    }
-}
-
-/// The sentence of an error, whatever its kind.
-fn sentence(error: &Error) -> String {
-    match error {
-        Error::Invalid(sentence)
-        | Error::NotFound(sentence)
-        | Error::Conflict(sentence)
-        | Error::NotReady(sentence)
-        | Error::Failed(sentence) => sentence.clone(),
-        Error::Unsupported => "the action is not supported".to_owned(),
-        Error::MissingParams(names) => format!("parameters {} are missing", names.join(", ")),
     }
 }
 

@@ -528,7 +528,7 @@ fn teardown(settings: &Settings, instance: &str, names: &Names) -> Result<()> {
     let mut failures = Vec::new();
     let mut step = |result: Result<()>| {
         if let Err(error) = result {
-            failures.push(sentence(&error));
+            failures.push(error.sentence());
         }
     };
     // First the database: what the group or an app owns in it goes with it.
@@ -642,7 +642,7 @@ impl Service for Postgres {
                 Ok(()) => Err(error),
                 Err(Error::Failed(cleanup)) => Err(Error::failed(format!(
                     "{}; removing what was made also failed: {cleanup}",
-                    sentence(&error)
+                    error.sentence()
                 ))),
                 Err(_) => Err(error),
             };
@@ -699,7 +699,7 @@ impl Service for Postgres {
         Ok(match database_owned(&settings.admin, &names.database) {
             Ok(Some(true)) => Status::Up,
             Ok(_) => Status::Down(missing(&names, &instance.name)),
-            Err(error) => Status::Down(sentence(&error)),
+            Err(error) => Status::Down(error.sentence()),
         })
     }
 
@@ -862,19 +862,6 @@ impl Service for Postgres {
             )));
         }
         Ok(())
-    }
-}
-
-/// The sentence of an error, whatever its kind.
-fn sentence(error: &Error) -> String {
-    match error {
-        Error::Invalid(sentence)
-        | Error::NotFound(sentence)
-        | Error::Conflict(sentence)
-        | Error::NotReady(sentence)
-        | Error::Failed(sentence) => sentence.clone(),
-        Error::Unsupported => "the action is not supported".to_owned(),
-        Error::MissingParams(names) => format!("parameters {} are missing", names.join(", ")),
     }
 }
 

@@ -325,7 +325,7 @@ fn teardown(settings: &Settings, instance: &str, vhost: &str) -> Result<()> {
         if !left.is_empty() {
             let why = deleted
                 .err()
-                .map(|error| format!(" ({})", sentence(&error)))
+                .map(|error| format!(" ({})", error.sentence()))
                 .unwrap_or_default();
             return Err(Error::failed(format!(
                 "these are still on the broker: {}{why}; remove the instance again",
@@ -389,8 +389,8 @@ impl Service for RabbitMq {
                 Ok(()) => Err(error),
                 Err(cleanup) => Err(Error::failed(format!(
                     "{}; removing what was made also failed: {}",
-                    sentence(&error),
-                    sentence(&cleanup)
+                    error.sentence(),
+                    cleanup.sentence()
                 ))),
             };
         }
@@ -418,7 +418,7 @@ impl Service for RabbitMq {
         let settings = Settings::read()?;
         Ok(match bound_vhost(&settings, &instance) {
             Ok(_) => Status::Up,
-            Err(error) => Status::Down(sentence(&error)),
+            Err(error) => Status::Down(error.sentence()),
         })
     }
 
@@ -474,8 +474,8 @@ impl Service for RabbitMq {
                 Ok(()) => Err(error),
                 Err(cleanup) => Err(Error::failed(format!(
                     "{}; deleting its half-made user {user} also failed: {}",
-                    sentence(&error),
-                    sentence(&cleanup)
+                    error.sentence(),
+                    cleanup.sentence()
                 ))),
             };
         }
@@ -510,19 +510,6 @@ impl Service for RabbitMq {
             "cannot unbind app \"{}\" from instance \"{}\"",
             app.app_name, instance.name
         )))
-    }
-}
-
-/// The sentence of an error, whatever its kind.
-fn sentence(error: &Error) -> String {
-    match error {
-        Error::Invalid(sentence)
-        | Error::NotFound(sentence)
-        | Error::Conflict(sentence)
-        | Error::NotReady(sentence)
-        | Error::Failed(sentence) => sentence.clone(),
-        Error::Unsupported => "the action is not supported".to_owned(),
-        Error::MissingParams(names) => format!("parameters {} are missing", names.join(", ")),
     }
 }
 
