@@ -325,6 +325,16 @@ impl Tsuru {
         .await
     }
 
+    /// The names of the service's plans, in the order `/resources/plans` lists them.
+    pub async fn plan_names(&self) -> Vec<String> {
+        let plans = self.get("/resources/plans").await;
+        assert_eq!(plans.status, 200, "{}", plans.body);
+        plans.json().as_array().expect("a list")[..]
+            .iter()
+            .map(|plan| plan["name"].as_str().expect("a name").to_owned())
+            .collect()
+    }
+
     /// A JSON call, as tsuru sends to services registered with `encoding: json`.
     pub async fn json(&self, method: Method, path: &str, body: serde_json::Value) -> Answer {
         self.send(self.request(method, path).json(&body)).await
@@ -412,6 +422,36 @@ pub fn file_names(dir: &Path) -> Vec<String> {
                 .into_owned()
         })
         .collect()
+}
+
+/// A host serving the probe plugin `plugin` as service `probe`, with a
+/// connection `admin` to `url` (kept in a file) declared as
+/// `[services.TABLE.admin]` (`sql`, `redis`) with `extra` lines in that
+/// table, and an instance `probe` to call it through.
+pub async fn probe(
+    plugin: &str,
+    table: &str,
+    url: &str,
+    extra: &str,
+) -> (Server, Tsuru, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary dir");
+    let url_file = dir.path().join("admin-url");
+    std::fs::write(&url_file, url).expect("the URL is written");
+    let server = Server::start(&[service(
+        "probe",
+        plugin,
+        &format!(
+            "timeout_ms = 5000\n[services.{table}.admin]\nurl_file = \"{}\"\n{extra}",
+            url_file.display()
+        ),
+    )])
+    .await;
+    let api = server.tsuru("probe");
+    let created = api
+        .form(Method::POST, "/resources", &[("name", "probe")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    (server, api, dir)
 }
 
 /// A name no other run uses, for what a test makes on a shared server: `orz`

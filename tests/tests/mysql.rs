@@ -49,13 +49,7 @@ async fn an_instance_is_a_database_its_apps_share_and_nothing_else() {
     let prefix = cleanup.prefix().to_owned();
     let api = server.tsuru("mysql");
 
-    let plans = api.get("/resources/plans").await;
-    assert_eq!(plans.status, 200, "{}", plans.body);
-    let names: Vec<_> = plans.json().as_array().expect("a list")[..]
-        .iter()
-        .map(|plan| plan["name"].as_str().expect("a name").to_owned())
-        .collect();
-    assert_eq!(names, ["small", "large"]);
+    assert_eq!(api.plan_names().await, ["small", "large"]);
 
     let started = Instant::now();
     let created = api

@@ -58,13 +58,7 @@ async fn apps_share_their_instance_and_nothing_else_and_remove_leaves_nothing() 
     let api = pg.server.tsuru("postgres");
     let root = superuser().await;
 
-    let plans = api.get("/resources/plans").await;
-    assert_eq!(plans.status, 200, "{}", plans.body);
-    let names: Vec<_> = plans.json().as_array().expect("a list")[..]
-        .iter()
-        .map(|plan| plan["name"].as_str().expect("a name").to_owned())
-        .collect();
-    assert_eq!(names, ["small", "large"]);
+    assert_eq!(api.plan_names().await, ["small", "large"]);
 
     let started = Instant::now();
     let created = api

@@ -93,13 +93,7 @@ async fn an_instance_is_a_vhost_its_apps_share_and_remove_leaves_nothing() {
     let api = server.tsuru("rabbitmq");
     let broker = Management::superuser();
 
-    let plans = api.get("/resources/plans").await;
-    assert_eq!(plans.status, 200, "{}", plans.body);
-    let names: Vec<_> = plans.json().as_array().expect("a list")[..]
-        .iter()
-        .map(|plan| plan["name"].as_str().expect("a name").to_owned())
-        .collect();
-    assert_eq!(names, ["small", "large"]);
+    assert_eq!(api.plan_names().await, ["small", "large"]);
 
     let created = create(&api, "orders", "small").await;
     assert_eq!(created.status, 201, "{}", created.body);

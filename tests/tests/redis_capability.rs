@@ -16,24 +16,7 @@ use serde_json::{Value, json};
 /// `url`, with `extra` lines in that connection's table, and an instance
 /// to call it through.
 async fn probe(url: &str, extra: &str) -> (Server, Tsuru, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary dir");
-    let url_file = dir.path().join("admin-url");
-    std::fs::write(&url_file, url).expect("the URL is written");
-    let server = Server::start(&[service(
-        "probe",
-        "redis-probe",
-        &format!(
-            "timeout_ms = 5000\n[services.redis.admin]\nurl_file = \"{}\"\n{extra}",
-            url_file.display()
-        ),
-    )])
-    .await;
-    let api = server.tsuru("probe");
-    let created = api
-        .form(Method::POST, "/resources", &[("name", "probe")])
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    (server, api, dir)
+    orizuru_tests::probe("redis-probe", "redis", url, extra).await
 }
 
 /// What the probe answered for one command.

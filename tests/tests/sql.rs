@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use orizuru_tests::{Server, Tsuru, service};
+use orizuru_tests::{Server, Tsuru};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -15,24 +15,7 @@ use serde_json::{Value, json};
 /// `url`, with `extra` lines in that connection's table, and an instance
 /// to call it through.
 async fn probe(url: &str, extra: &str) -> (Server, Tsuru, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary dir");
-    let url_file = dir.path().join("admin-url");
-    std::fs::write(&url_file, url).expect("the URL is written");
-    let server = Server::start(&[service(
-        "probe",
-        "sql-probe",
-        &format!(
-            "timeout_ms = 5000\n[services.sql.admin]\nurl_file = \"{}\"\n{extra}",
-            url_file.display()
-        ),
-    )])
-    .await;
-    let api = server.tsuru("probe");
-    let created = api
-        .form(Method::POST, "/resources", &[("name", "probe")])
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    (server, api, dir)
+    orizuru_tests::probe("sql-probe", "sql", url, extra).await
 }
 
 /// What the probe answered for one statement.

@@ -11,31 +11,14 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable as _;
 use orizuru_tests::mysql::{Cleanup, root, unique_prefix};
-use orizuru_tests::{Server, Tsuru, service};
+use orizuru_tests::{Server, Tsuru};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A host serving the probe on a connection `admin` to `url`, with `extra`
 /// lines in its table, and an instance to call it through.
 async fn probe(url: &str, extra: &str) -> (Server, Tsuru, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary dir");
-    let url_file = dir.path().join("admin-url");
-    std::fs::write(&url_file, url).expect("the URL is written");
-    let server = Server::start(&[service(
-        "probe",
-        "sql-probe",
-        &format!(
-            "timeout_ms = 5000\n[services.sql.admin]\nurl_file = \"{}\"\n{extra}",
-            url_file.display()
-        ),
-    )])
-    .await;
-    let api = server.tsuru("probe");
-    let created = api
-        .form(Method::POST, "/resources", &[("name", "probe")])
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    (server, api, dir)
+    orizuru_tests::probe("sql-probe", "sql", url, extra).await
 }
 
 /// A database of the run's own (`<prefix>_probe`, with a table `t`), and
