@@ -144,7 +144,7 @@ impl Settings {
                 self.management
             ))),
             status => Err(Error::failed(format!(
-                "the broker's management API answered {method} /api/{path} with status {status}{}",
+                "the broker's management API answered {method} /api/{path} with status {status}{}; try again, and if it persists ask the service's operator to check the broker",
                 reason(&response)
             ))),
         }
@@ -260,7 +260,7 @@ fn reason(response: &Response) -> String {
 fn expect_found(response: &Response, what: impl FnOnce() -> String) -> Result<()> {
     if response.status() == 404 {
         return Err(Error::failed(format!(
-            "{} is missing from the broker",
+            "{} is missing from the broker; remove the instance and create it again",
             what()
         )));
     }
