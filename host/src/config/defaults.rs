@@ -15,6 +15,12 @@ pub const DEFAULT_KEEP_VERSIONS: usize = 5;
 pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 100;
 /// Plugin calls that may run at once for one service, unless the service says.
 pub const DEFAULT_SERVICE_MAX_CONCURRENT_CALLS: u32 = 32;
+/// The most calls one plugin instance may serve (`reuse_calls`).
+pub const MAX_REUSE_CALLS: u32 = 1_000_000;
+/// How long a reused plugin instance lives unless the service says (`reuse_secs`).
+pub const DEFAULT_REUSE_SECS: u64 = 60;
+/// The longest `reuse_secs`: a day.
+pub const MAX_REUSE_SECS: u64 = 86_400;
 /// The most plugin calls a host may run at once.
 pub const MAX_CONCURRENT_CALLS: u32 = 10_000;
 /// The largest request body tsuru may send, unless the file says.

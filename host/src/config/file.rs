@@ -64,6 +64,11 @@ pub struct ServiceFile {
     pub max_info_items: Option<u32>,
     pub max_proxy_body_kb: Option<u64>,
     pub max_log_lines: Option<u32>,
+    /// Calls one plugin instance may serve before it is dropped; unset, a
+    /// fresh instance serves every call.
+    pub reuse_calls: Option<u32>,
+    /// Seconds one reused plugin instance may live.
+    pub reuse_secs: Option<u64>,
     /// Grants `wasi:logging`.
     pub logging: Option<bool>,
     /// Grants `wasi:keyvalue`.

@@ -27,6 +27,9 @@ pub struct ServiceConfig {
     pub max_concurrent_calls: u32,
     /// How big the plugin's answers may be.
     pub answers: AnswerLimits,
+    /// Whether a plugin instance serves more than one call; `None` (the
+    /// default) gives every call a fresh instance.
+    pub reuse: Option<Reuse>,
     /// The capabilities its plugin may import.
     pub grants: Grants,
 }
@@ -45,6 +48,47 @@ pub struct AnswerLimits {
     pub proxy_body_bytes: u64,
     /// Lines one call may log, per stream (`max_log_lines`).
     pub log_lines: u32,
+}
+
+/// How long one plugin instance may serve calls of its service when the
+/// service opts in (`reuse_calls`, `reuse_secs`): it is dropped after
+/// `calls` calls, once `age` has passed since it was made, and after any
+/// call that did not end with an answer (a trap, a deadline, the memory
+/// limit, a cut request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    pub calls: u32,
+    pub age: Duration,
+}
+
+impl Reuse {
+    /// The reuse the two keys ask for; `None` when `reuse_calls` is unset.
+    pub fn of(calls: Option<u32>, secs: Option<u64>) -> Result<Option<Self>, String> {
+        let Some(calls) = calls else {
+            return match secs {
+                Some(_) => Err(
+                    "reuse_secs is set without reuse_calls; set reuse_calls too (how many calls one plugin instance may serve), or drop reuse_secs"
+                        .into(),
+                ),
+                None => Ok(None),
+            };
+        };
+        if !(1..=MAX_REUSE_CALLS).contains(&calls) {
+            return Err(format!(
+                "reuse_calls is {calls}; give a value from 1 (a fresh instance per call, the default) to {MAX_REUSE_CALLS}"
+            ));
+        }
+        let secs = secs.unwrap_or(DEFAULT_REUSE_SECS);
+        if !(1..=MAX_REUSE_SECS).contains(&secs) {
+            return Err(format!(
+                "reuse_secs is {secs}; give a value from 1 to {MAX_REUSE_SECS}"
+            ));
+        }
+        Ok((calls > 1).then(|| Self {
+            calls,
+            age: Duration::from_secs(secs),
+        }))
+    }
 }
 
 impl Default for AnswerLimits {
@@ -70,6 +114,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("memory_bytes", &self.memory_bytes)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("answers", &self.answers)
+            .field("reuse", &self.reuse)
             .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
@@ -98,6 +143,8 @@ impl ServiceConfig {
             max_info_items,
             max_proxy_body_kb,
             max_log_lines,
+            reuse_calls,
+            reuse_secs,
             logging,
             keyvalue,
             max_keyvalue_keys,
@@ -160,6 +207,7 @@ impl ServiceConfig {
         ] {
             at_least_one(key, value).map_err(|why| format!("{at}: {why}"))?;
         }
+        let reuse = Reuse::of(reuse_calls, reuse_secs).map_err(|why| format!("{at}: {why}"))?;
         let file = GrantsFile {
             logging,
             keyvalue: KeyValueFile {
@@ -184,6 +232,7 @@ impl ServiceConfig {
         Ok(ServiceConfig {
             max_concurrent_calls,
             answers,
+            reuse,
             grants,
             plugin: Some(base.join(plugin)),
             id,

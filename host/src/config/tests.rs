@@ -467,3 +467,43 @@ fn the_shared_store_is_read_from_its_table_and_refused_with_sentences() {
         assert!(!err.contains("pa ss"), "{text}: {err}");
     }
 }
+
+#[test]
+fn reuse_is_off_unless_reuse_calls_is_given_and_its_keys_have_ranges() {
+    let base = "[[services]]\nid = \"py\"\nplugin = \"py.wasm\"\npassword = \"p\"\n";
+    let service = |extra: &str| parse(&format!("{base}{extra}\n")).map(|config| config.services[0].reuse);
+    assert_eq!(service(""), Ok(None));
+    // One call per instance is what no reuse means.
+    assert_eq!(service("reuse_calls = 1"), Ok(None));
+    assert_eq!(
+        service("reuse_calls = 500"),
+        Ok(Some(Reuse {
+            calls: 500,
+            age: Duration::from_secs(DEFAULT_REUSE_SECS)
+        }))
+    );
+    assert_eq!(
+        service("reuse_calls = 500\nreuse_secs = 5"),
+        Ok(Some(Reuse {
+            calls: 500,
+            age: Duration::from_secs(5)
+        }))
+    );
+    for (extra, says) in [
+        (
+            "reuse_calls = 0",
+            "services[0] (id \"py\"): reuse_calls is 0; give a value from 1 (a fresh instance per call, the default) to 1000000",
+        ),
+        (
+            "reuse_calls = 10\nreuse_secs = 0",
+            "services[0] (id \"py\"): reuse_secs is 0; give a value from 1 to 86400",
+        ),
+        (
+            "reuse_secs = 30",
+            "services[0] (id \"py\"): reuse_secs is set without reuse_calls; set reuse_calls too (how many calls one plugin instance may serve), or drop reuse_secs",
+        ),
+    ] {
+        let err = service(extra).expect_err(extra);
+        assert!(err.contains(says), "{extra}: {err}");
+    }
+}

@@ -129,6 +129,7 @@ impl AddedService {
             memory_bytes: self.memory_mb * 1024 * 1024,
             max_concurrent_calls: self.max_concurrent_calls,
             answers: AnswerLimits::default(),
+            reuse: None,
             // A service added through the admin API has no capabilities yet.
             grants: Grants::default(),
         }

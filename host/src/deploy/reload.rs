@@ -258,6 +258,7 @@ mod tests {
             memory_bytes: 1 << 20,
             max_concurrent_calls: 1,
             answers: AnswerLimits::default(),
+            reuse: None,
             grants: Grants::default(),
         }
     }
