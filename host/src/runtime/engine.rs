@@ -20,6 +20,11 @@ use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::store::postgres::Postgres;
 
+/// How much of each linear memory's slot stays resident between instances.
+const MEMORY_KEEP_RESIDENT: usize = 8 << 20;
+/// How much of each table's slot stays resident between instances.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// How big the instance pool is.
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
@@ -97,7 +102,11 @@ pub struct Loaded {
 impl Runtime {
     /// A runtime whose plugin calls are recorded in `metrics`.
     pub fn new(settings: &RuntimeSettings, metrics: Arc<Metrics>) -> wasmtime::Result<Self> {
-        let instances = settings.max_concurrent_calls.max(1);
+        let running = settings.max_concurrent_calls.max(1);
+        // Room for as many instances again kept idle between calls by the
+        // services that reuse them (`reuse_calls`); a slot is only address
+        // space until an instance uses it.
+        let instances = running.saturating_mul(2);
         let mut pool = PoolingAllocationConfig::default();
         // A component built by componentize-py or the preview1 adapter holds
         // several core instances, memories and tables; size the pool for them.
@@ -106,12 +115,25 @@ impl Runtime {
             .total_memories(instances.saturating_mul(4))
             .total_tables(instances.saturating_mul(16))
             .total_stacks(instances)
-            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX));
+            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
+            // A memory's slot is reset for its next instance by copying back
+            // the pages the last one wrote (found with PAGEMAP_SCAN where the
+            // kernel has it), up to this much, instead of unmapping them: the
+            // next instance then writes without a page fault, and no
+            // `madvise` shoots down every thread's TLB.
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
 
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // Plugins are called one export at a time (no component-model
+            // async): without the state for concurrent calls a store is
+            // lighter to make, and dropping it disposes of no idle fiber
+            // (which costs an error and, under RUST_BACKTRACE, a backtrace).
+            .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).context("cannot set up the wasm engine")?;
 
@@ -130,7 +152,7 @@ impl Runtime {
         let clock = EpochClock::start(engine.clone())?;
         let threads = Arc::new(
             GuestThreads::start(
-                usize::try_from(instances).unwrap_or(usize::MAX),
+                usize::try_from(running).unwrap_or(usize::MAX),
                 settings.queue_wait,
             )
             .map_err(wasmtime::Error::from_anyhow)?,

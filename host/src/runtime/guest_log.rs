@@ -97,6 +97,18 @@ impl GuestLog {
         }
     }
 
+    /// Starts the budget of a new call, tagged with its request, for a
+    /// plugin instance that serves more than one call.
+    pub fn renew(&self, request_id: Option<String>, max_lines: u32) {
+        let mut lines = self.lines();
+        lines.request_id = request_id;
+        lines.partial.clear();
+        lines.logged = 0;
+        lines.dropped = 0;
+        lines.lines_left = max_lines;
+        lines.dropped_lines = 0;
+    }
+
     /// Logs what is left of the last line, and how much was dropped.
     pub fn finish(&self) {
         let mut lines = self.lines();

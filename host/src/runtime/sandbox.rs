@@ -45,7 +45,9 @@ impl WasiView for Sandbox {
 pub struct DeadlineExceeded;
 
 /// How often the engine's epoch advances; a deadline is checked this often.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// It is also how long a computing guest may hold the thread it started
+/// on before it yields and moves to a plugin thread.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// The limits of one call.
 #[derive(Clone)]
@@ -54,6 +56,8 @@ pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub answers: crate::config::AnswerLimits,
+    /// Whether an instance serves more than one call, and for how long.
+    pub reuse: Option<crate::config::Reuse>,
     /// What the service's plugin may import, as its calls share it.
     pub granted: Arc<Granted>,
     /// Blanks the service's secrets out of what its plugin logs and answers.
@@ -69,6 +73,7 @@ impl Limits {
             timeout: service.timeout,
             memory_bytes: service.memory_bytes,
             answers: service.answers,
+            reuse: service.reuse,
             granted: Arc::new(Granted::of(&service.grants, host, &id)),
             redactor: Redactor::new(service.grants.secrets().map(|secret| secret.expose())),
             service: id,
@@ -101,33 +106,44 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let call = CallInfo {
-            service: limits.service.clone(),
-            tags,
-            redactor: limits.redactor.clone(),
-            log_lines: limits.answers.log_lines,
-        };
         let sandbox = Sandbox {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap::new(limits.memory_bytes),
+            capabilities: Calls::new(&limits.granted, &call_info(limits, tags)),
             stdout,
             stderr,
-            capabilities: Calls::new(&limits.granted, &call),
         };
         let mut store = Store::new(engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
-        let deadline = Instant::now() + limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(DeadlineExceeded.into())
-            } else {
-                // Let other requests run on this thread, then check again next tick.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        arm_deadline(&mut store, limits.timeout);
         store
+    }
+
+    /// Readies the store of an instance that served a call for the next
+    /// one, as a fresh store would be: that call's request on the output,
+    /// new log budgets, each capability's state begun anew (handles the
+    /// plugin kept from the last call no longer reach anything), and the
+    /// deadline armed again. What the guest keeps in its own memory stays:
+    /// that is what reuse is.
+    pub fn renew(store: &mut Store<Sandbox>, limits: &Limits, tags: CallTags) {
+        let sandbox = store.data_mut();
+        let lines = limits.answers.log_lines;
+        sandbox.stdout.renew(tags.request_id.clone(), lines);
+        sandbox.stderr.renew(tags.request_id.clone(), lines);
+        sandbox.capabilities = Calls::new(&limits.granted, &call_info(limits, tags));
+        sandbox.memory.hit = false;
+        arm_deadline(store, limits.timeout);
+    }
+
+    /// Whether the instance may serve another call: the resource table
+    /// holds nothing but its stdout and stderr streams, so no handle from
+    /// this call (a socket, a body, a stream of a capability) can reach the next.
+    pub fn reusable(&mut self) -> bool {
+        self.table.iter_mut().all(|entry| {
+            let entry: &dyn std::any::Any = entry;
+            entry.is::<wasmtime_wasi::p2::DynOutputStream>()
+        })
     }
 
     /// Logs what is left of the plugin's output.
@@ -136,6 +152,30 @@ impl Sandbox {
         self.stderr.finish();
         self.capabilities.finish();
     }
+}
+
+/// What the capabilities know of a call.
+fn call_info(limits: &Limits, tags: CallTags) -> CallInfo {
+    CallInfo {
+        service: limits.service.clone(),
+        tags,
+        redactor: limits.redactor.clone(),
+        log_lines: limits.answers.log_lines,
+    }
+}
+
+/// Stops guest code once `timeout` has passed from now.
+fn arm_deadline(store: &mut Store<Sandbox>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(DeadlineExceeded.into())
+        } else {
+            // Let other requests run on this thread, then check again next tick.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
 }
 
 /// Caps the memory of a whole instance: all its linear memories together.

@@ -1,16 +1,18 @@
 //! A plugin compiled from a wasm component: each call instantiates it afresh
-//! from the cached `InstancePre` in a fresh store, under its deadline, on a
-//! guest thread, and sorts out how it ended. What the call passes and
+//! from the cached `InstancePre` in a fresh store (or takes an idle instance
+//! of its own service, when the service opts in to reuse), under its
+//! deadline, and sorts out how it ended. What the call passes and
 //! answers is in the model's words; the WIT version the plugin speaks is
 //! [`super::wit`]'s business. The answer is then held to the service's
 //! limits, and the text tsuru shows is cleaned of its secrets.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
 use super::sandbox::{DeadlineExceeded, Limits, Sandbox};
@@ -18,6 +20,7 @@ use super::threads::GuestThreads;
 use super::wit::{self, Answer};
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::call_log::CallTags;
+use crate::config::Reuse;
 use crate::capabilities::HostState;
 use crate::metrics::Metrics;
 use crate::model::{
@@ -38,6 +41,8 @@ pub struct WasmPlugin {
     threads: Arc<GuestThreads>,
     capabilities: Arc<HostState>,
     metrics: Arc<Metrics>,
+    /// The instances kept between calls, when the service opts in.
+    warm: Option<Arc<Warm>>,
 }
 
 impl WasmPlugin {
@@ -50,6 +55,7 @@ impl WasmPlugin {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            warm: Warm::of(&limits, &threads),
             engine,
             pre,
             limits,
@@ -59,9 +65,10 @@ impl WasmPlugin {
         }
     }
 
-    /// Runs one export in a fresh store and sorts out how it ended.
+    /// Runs one export in a fresh store (or, for a service that reuses
+    /// instances, in an idle instance's) and sorts out how it ended.
     ///
-    /// The guest runs on a thread of its own ([`GuestThreads`]), never on
+    /// A long call goes on on a plugin thread ([`GuestThreads`]), never on
     /// the threads that serve HTTP: a plugin burning its whole deadline then
     /// costs the other services a share of the CPU, which the kernel hands
     /// out fairly, instead of a place in a queue behind it. Dropping the
@@ -89,39 +96,63 @@ impl WasmPlugin {
         };
         let started = Instant::now();
         let (engine, pre, limits) = (self.engine.clone(), self.pre.clone(), self.limits.clone());
-        let metrics = self.metrics.clone();
+        let (metrics, warm) = (self.metrics.clone(), self.warm.clone());
         // Dropped with this future, which ends the guest's call.
         let (_cut_when_dropped, cut) = tokio::sync::oneshot::channel::<()>();
         let guest = self.threads.run(place, async move {
             let begun = Instant::now();
-            let mut store = Sandbox::store(&engine, &limits, tags);
+            let kept = warm.as_ref().and_then(|warm| warm.take());
+            let (mut store, kept) = match kept {
+                Some(Idle {
+                    mut store,
+                    plugin,
+                    served,
+                    born,
+                    ..
+                }) => {
+                    Sandbox::renew(&mut store, &limits, tags);
+                    (store, Some((plugin, served, born)))
+                }
+                None => (Sandbox::store(&engine, &limits, tags), None),
+            };
             let mut phases = Phases::default();
             let running = async {
                 phases.store = begun.elapsed();
-                let instantiated = pre.instantiate(&mut store).await;
-                phases.instantiate = begun.elapsed() - phases.store;
-                let result = match instantiated {
-                    Ok(plugin) => call(&plugin, &mut store).await,
-                    Err(err) => Err(err),
+                let (plugin, served, born) = match kept {
+                    Some(kept) => kept,
+                    None => match pre.instantiate(&mut store).await {
+                        Ok(plugin) => (plugin, 0, Instant::now()),
+                        Err(err) => return (Err(err), None),
+                    },
                 };
+                phases.instantiate = begun.elapsed() - phases.store;
+                let result = call(&plugin, &mut store).await;
                 phases.call = begun.elapsed() - phases.store - phases.instantiate;
-                result
+                (result, Some((plugin, served + 1, born)))
             };
             // The epoch deadline stops guest code; this one also stops a
             // call parked in a host function (a sleep, a poll), which
             // epochs cannot reach.
             let timed = tokio::time::timeout(limits.timeout + HOST_MARGIN, running);
-            let result = tokio::select! {
+            let (result, instance) = tokio::select! {
                 result = timed => match result {
-                    Ok(result) => result,
-                    Err(_elapsed) => Err(DeadlineExceeded.into()),
+                    Ok(ran) => ran,
+                    Err(_elapsed) => (Err(DeadlineExceeded.into()), None),
                 },
-                _ = cut => Err(wasmtime::Error::msg("the request was dropped")),
+                _ = cut => (Err(wasmtime::Error::msg("the request was dropped")), None),
             };
             store.data().finish();
             let memory_hit = store.data().memory.hit;
             let released = Instant::now();
-            drop(store);
+            // Only an instance whose call ended with an answer (or a
+            // refusal) is kept: after a trap, a deadline, the memory limit
+            // or a cut request its state is not one to serve from.
+            match (warm, instance) {
+                (Some(warm), Some((plugin, served, born))) if result.is_ok() && !memory_hit => {
+                    warm.keep(Idle::new(store, plugin, served, born));
+                }
+                _ => drop(store),
+            }
             metrics.phases(&limits.service, phases.instantiate, phases.call);
             tracing::debug!(
                 target: "orizuru::timing",
@@ -137,9 +168,7 @@ impl WasmPlugin {
         let (result, memory_hit) = match guest.await {
             Ok(ran) => ran,
             Err(err) => (
-                Err(wasmtime::Error::msg(format!(
-                    "the call's thread failed: {err}"
-                ))),
+                Err(wasmtime::Error::msg(format!("the call failed: {err}"))),
                 false,
             ),
         };
@@ -260,14 +289,14 @@ impl Plugin for WasmPlugin {
             &service.id,
         )
         .map_err(anyhow::Error::from)?;
-        Ok(Some(Arc::new(Self {
-            engine: self.engine.clone(),
-            pre: self.pre.clone(),
-            limits: Limits::of(service, &self.capabilities),
-            threads: self.threads.clone(),
-            capabilities: self.capabilities.clone(),
-            metrics: self.metrics.clone(),
-        })))
+        Ok(Some(Arc::new(Self::new(
+            self.engine.clone(),
+            self.pre.clone(),
+            Limits::of(service, &self.capabilities),
+            self.threads.clone(),
+            self.capabilities.clone(),
+            self.metrics.clone(),
+        ))))
     }
 
     async fn plans(&self, context: Context) -> Outcome<Vec<Plan>> {
@@ -443,6 +472,103 @@ fn tags(context: &Context, instance: Option<&str>) -> CallTags {
         request_id: context.request_id.clone(),
         event_id: context.event_id.clone(),
         instance: instance.map(str::to_owned),
+    }
+}
+
+/// The instances of a service that opted in to reuse (`reuse_calls`),
+/// idle between calls. Each is the service's own: it never serves another
+/// service's call, nor another version of the plugin (a swap or new limits
+/// make a new [`WasmPlugin`], with none kept). One serves at most
+/// `reuse.calls` calls, and none after `reuse.age`.
+struct Warm {
+    reuse: Reuse,
+    idle: Mutex<Vec<Idle>>,
+    /// The host's places for idle instances, which the instance pool was
+    /// sized for beside the running ones.
+    places: Arc<Semaphore>,
+}
+
+/// An instance between two calls, holding a place for idle instances.
+struct Idle {
+    store: Store<Sandbox>,
+    plugin: wit::Plugin,
+    /// Calls it has served.
+    served: u32,
+    born: Instant,
+    place: Option<OwnedSemaphorePermit>,
+}
+
+impl Idle {
+    fn new(store: Store<Sandbox>, plugin: wit::Plugin, served: u32, born: Instant) -> Self {
+        Self {
+            store,
+            plugin,
+            served,
+            born,
+            place: None,
+        }
+    }
+}
+
+impl Warm {
+    fn of(limits: &Limits, threads: &GuestThreads) -> Option<Arc<Self>> {
+        let reuse = limits.reuse?;
+        Some(Arc::new(Self {
+            reuse,
+            idle: Mutex::new(Vec::new()),
+            places: threads.idle_places(),
+        }))
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // A panic while holding the lock leaves a list of whole instances.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The instance used last, if one is idle and young enough.
+    fn take(&self) -> Option<Idle> {
+        let mut expired = Vec::new();
+        let found = {
+            let mut idle = self.idle();
+            loop {
+                match idle.pop() {
+                    Some(one) if one.born.elapsed() < self.reuse.age => break Some(one),
+                    Some(one) => expired.push(one),
+                    None => break None,
+                }
+            }
+        };
+        drop(expired);
+        found
+    }
+
+    /// Keeps an instance that served a call for the next, unless it has
+    /// served its calls or its time, holds a handle that could reach the
+    /// next call, or the host has no place for another idle instance.
+    fn keep(&self, mut one: Idle) {
+        if one.served >= self.reuse.calls
+            || one.born.elapsed() >= self.reuse.age
+            || !one.store.data_mut().reusable()
+        {
+            return;
+        }
+        if one.place.is_none() {
+            match self.places.clone().try_acquire_owned() {
+                Ok(place) => one.place = Some(place),
+                Err(_) => return,
+            }
+        }
+        let age = self.reuse.age;
+        let expired: Vec<Idle> = {
+            let mut idle = self.idle();
+            let (young, old) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|other| other.born.elapsed() < age);
+            *idle = young;
+            idle.push(one);
+            old
+        };
+        drop(expired);
     }
 }
 

@@ -10,6 +10,11 @@ use orizuru_sdk::{
 
 struct Misbehave;
 
+/// The instances this plugin instance answered `info` for, in order: what
+/// a plugin instance serving more than one call (`reuse_calls`) remembers,
+/// and a fresh one never does.
+static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// Recursion whose frames live on wasm's own call stack, not in linear
 /// memory, so it ends in the engine's stack-overflow trap.
 #[inline(never)]
@@ -96,6 +101,11 @@ impl Service for Misbehave {
     }
 
     fn info(instance: Instance, _context: Context) -> Result<Vec<InfoItem>> {
+        if instance.name.starts_with("seen") {
+            let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.push(instance.name);
+            return Ok(vec![InfoItem::new("Seen", seen.join(","))]);
+        }
         let items = if instance.name == "big-info" { 1000 } else { 1 };
         Ok((0..items)
             .map(|n| InfoItem::new(format!("item {n}"), n))
