@@ -765,7 +765,7 @@ impl Bench {
             "GET" => self.client.get(&url, Some(&load.auth))?,
             _ => self
                 .client
-                .post_form(&url, &load.auth, &[("app-name", "bench-check")])?,
+                .post_form(&url, &load.auth, &[("app-name", &check_app_name())])?,
         };
         if status != load.expected {
             bail!(
@@ -993,6 +993,13 @@ impl Bench {
         out.startup(&plugins, median(cold), median(cached), self.settings.runs);
         Ok(())
     }
+}
+
+/// An app name no earlier check bound: binding one app twice is a conflict.
+fn check_app_name() -> String {
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let check = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("check-{}-{check}", std::process::id())
 }
 
 fn kind_name(kind: Kind) -> &'static str {
