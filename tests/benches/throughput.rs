@@ -995,7 +995,8 @@ impl Bench {
     }
 }
 
-/// An app name no earlier check bound: binding one app twice is a conflict.
+/// An app name no earlier check bound, so each check writes a new binding
+/// as the load does (binding an app again overwrites its row).
 fn check_app_name() -> String {
     static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let check = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
