@@ -25,6 +25,7 @@ const PLUGINS: &[&str] = &[
     "http-probe",
     "bookkeeper",
     "wit-0-1-0",
+    "bench-http",
 ];
 
 fn main() {
