@@ -1,7 +1,10 @@
 //! Changing instances and bindings: the reservation a create takes, and
-//! the changes a commit applies in one transaction with its event.
+//! the changes a commit applies with its event. Each runs inside the
+//! writer's transaction, in a savepoint of its own ([`super::writer`]), so
+//! that a change that fails undoes the others of its commit and no one
+//! else's.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::events::insert_event;
 use crate::ledger::{BindingKind, Change, Event, InstanceRecord, now};
@@ -9,34 +12,29 @@ use crate::model::Action;
 
 /// Takes the name for a create, held by `owner`; false when it is taken.
 pub(super) fn reserve(
-    connection: &mut Connection,
+    connection: &Connection,
     service: &str,
     record: &InstanceRecord,
     owner: String,
 ) -> anyhow::Result<bool> {
-    let transaction = connection.transaction()?;
-    let inserted = insert_instance(&transaction, service, record, OnConflict::Keep { owner })?;
-    transaction.commit()?;
-    Ok(inserted)
+    insert_instance(connection, service, record, OnConflict::Keep { owner })
 }
 
-/// Applies the changes and records the event, all or nothing; answers how
-/// the service's instance count changed.
+/// Applies the changes and records the event; answers how the service's
+/// instance count changed. On an error the caller undoes what was applied.
 pub(super) fn commit(
-    connection: &mut Connection,
+    connection: &Connection,
     service: &str,
     changes: &[Change],
     event: Option<&Event>,
 ) -> anyhow::Result<i64> {
-    let transaction = connection.transaction()?;
     let mut instances = 0_i64;
     for change in changes {
-        instances += apply(&transaction, service, change)?;
+        instances += apply(connection, service, change)?;
     }
     if let Some(event) = event {
-        insert_event(&transaction, service, event)?;
+        insert_event(connection, service, event)?;
     }
-    transaction.commit()?;
     Ok(instances)
 }
 
@@ -50,23 +48,26 @@ enum OnConflict {
 
 /// Writes an instance; answers whether a row was written.
 fn insert_instance(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     service: &str,
     record: &InstanceRecord,
     on_conflict: OnConflict,
 ) -> anyhow::Result<bool> {
-    const OVERWRITE: &str = "state = excluded.state, plan = excluded.plan, team = excluded.team,
-        description = excluded.description, tags = excluded.tags, parameters = excluded.parameters,
-        data = excluded.data, updated_at = excluded.updated_at";
-    let (on_conflict, owner) = match on_conflict {
-        OnConflict::Replace => (
-            format!("ON CONFLICT (service, name) DO UPDATE SET {OVERWRITE}"),
-            None,
-        ),
-        OnConflict::Keep { owner } => (
-            "ON CONFLICT (service, name) DO NOTHING".to_owned(),
-            Some(owner),
-        ),
+    // Two whole statements, not one formatted per call, so that each is
+    // prepared once per connection.
+    const REPLACE: &str = "INSERT INTO instances
+            (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+         ON CONFLICT (service, name) DO UPDATE SET state = excluded.state, plan = excluded.plan,
+             team = excluded.team, description = excluded.description, tags = excluded.tags,
+             parameters = excluded.parameters, data = excluded.data, updated_at = excluded.updated_at";
+    const KEEP: &str = "INSERT INTO instances
+            (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)
+         ON CONFLICT (service, name) DO NOTHING";
+    let (sql, owner) = match on_conflict {
+        OnConflict::Replace => (REPLACE, None),
+        OnConflict::Keep { owner } => (KEEP, Some(owner)),
     };
     let instance = &record.instance;
     let (tags, parameters) = (
@@ -87,29 +88,15 @@ fn insert_instance(
         &at,
         &owner,
     ];
-    let written = transaction.execute(
-        &format!(
-            "INSERT INTO instances
-                (service, name, state, plan, team, description, tags, parameters, data, created_at, updated_at, owner)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) {on_conflict}"
-        ),
-        values.as_slice(),
-    )?;
+    let written = connection.prepare_cached(sql)?.execute(values.as_slice())?;
     Ok(written == 1)
 }
 
 /// The state of an instance row, if there is one.
-fn state_of(
-    transaction: &Transaction<'_>,
-    service: &str,
-    name: &str,
-) -> anyhow::Result<Option<String>> {
-    Ok(transaction
-        .query_row(
-            "SELECT state FROM instances WHERE service = ?1 AND name = ?2",
-            params![service, name],
-            |row| row.get(0),
-        )
+fn state_of(connection: &Connection, service: &str, name: &str) -> anyhow::Result<Option<String>> {
+    Ok(connection
+        .prepare_cached("SELECT state FROM instances WHERE service = ?1 AND name = ?2")?
+        .query_row(params![service, name], |row| row.get(0))
         .optional()?)
 }
 
@@ -119,27 +106,28 @@ fn counted(state: Option<&str>) -> i64 {
 }
 
 /// Applies one change; answers how it changed the service's instance count.
-fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyhow::Result<i64> {
+fn apply(connection: &Connection, service: &str, change: &Change) -> anyhow::Result<i64> {
     match change {
         Change::Put(record) => {
-            let before = state_of(transaction, service, &record.instance.name)?;
-            insert_instance(transaction, service, record, OnConflict::Replace)?;
+            let before = state_of(connection, service, &record.instance.name)?;
+            insert_instance(connection, service, record, OnConflict::Replace)?;
             Ok(counted(Some(record.state.as_str())) - counted(before.as_deref()))
         }
         Change::Settle { record, owner } => {
             let instance = &record.instance;
-            let settled = transaction.execute(
-                "UPDATE instances SET state = ?3, data = ?4, owner = NULL, updated_at = ?5
+            let settled = connection
+                .prepare_cached(
+                    "UPDATE instances SET state = ?3, data = ?4, owner = NULL, updated_at = ?5
                  WHERE service = ?1 AND name = ?2 AND state = 'creating' AND owner = ?6",
-                params![
+                )?
+                .execute(params![
                     service,
                     instance.name,
                     record.state.as_str(),
                     instance.data,
                     now(),
                     owner
-                ],
-            )?;
+                ])?;
             if settled != 1 {
                 anyhow::bail!(
                     "the reservation of instance {} is no longer this create's",
@@ -149,55 +137,57 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
             Ok(counted(Some(record.state.as_str())))
         }
         Change::Release { instance, owner } => {
-            transaction.execute(
-                "DELETE FROM instances
+            connection
+                .prepare_cached(
+                    "DELETE FROM instances
                  WHERE service = ?1 AND name = ?2 AND state = 'creating' AND owner = ?3",
-                params![service, instance, owner],
-            )?;
+                )?
+                .execute(params![service, instance, owner])?;
             Ok(0)
         }
         Change::Promote { instance } => {
-            transaction.execute(
-                "UPDATE instances SET state = 'ready', updated_at = ?3
+            connection
+                .prepare_cached(
+                    "UPDATE instances SET state = 'ready', updated_at = ?3
                  WHERE service = ?1 AND name = ?2 AND state = 'pending'",
-                params![service, instance, now()],
-            )?;
+                )?
+                .execute(params![service, instance, now()])?;
             Ok(0)
         }
         Change::Remove { instance } => {
-            let before = state_of(transaction, service, instance)?;
-            transaction.execute(
-                "DELETE FROM bindings WHERE service = ?1 AND instance = ?2",
-                params![service, instance],
-            )?;
-            transaction.execute(
-                "DELETE FROM instances WHERE service = ?1 AND name = ?2",
-                params![service, instance],
-            )?;
-            transaction.execute(
-                "UPDATE events SET answer = NULL
+            let before = state_of(connection, service, instance)?;
+            connection
+                .prepare_cached("DELETE FROM bindings WHERE service = ?1 AND instance = ?2")?
+                .execute(params![service, instance])?;
+            connection
+                .prepare_cached("DELETE FROM instances WHERE service = ?1 AND name = ?2")?
+                .execute(params![service, instance])?;
+            connection
+                .prepare_cached(
+                    "UPDATE events SET answer = NULL
                  WHERE service = ?1 AND instance = ?2 AND answer IS NOT NULL",
-                params![service, instance],
-            )?;
+                )?
+                .execute(params![service, instance])?;
             Ok(-counted(before.as_deref()))
         }
         Change::Bind { instance, binding } => {
-            let written = transaction.execute(
-                "INSERT INTO bindings (service, instance, kind, target, env, bound_at)
+            let written = connection
+                .prepare_cached(
+                    "INSERT INTO bindings (service, instance, kind, target, env, bound_at)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (
                      SELECT 1 FROM instances
                      WHERE service = ?1 AND name = ?2 AND state != 'creating')
                  ON CONFLICT (service, instance, kind, target)
                  DO UPDATE SET env = excluded.env, bound_at = excluded.bound_at",
-                params![
+                )?
+                .execute(params![
                     service,
                     instance,
                     binding.kind.as_str(),
                     binding.target,
                     serde_json::to_string(&binding.env)?,
                     now(),
-                ],
-            )?;
+                ])?;
             if written != 1 {
                 anyhow::bail!(
                     "instance {instance} is gone or not created yet; the binding of {} was not recorded",
@@ -211,20 +201,22 @@ fn apply(transaction: &Transaction<'_>, service: &str, change: &Change) -> anyho
             kind,
             target,
         } => {
-            transaction.execute(
+            connection.prepare_cached(
                 "DELETE FROM bindings WHERE service = ?1 AND instance = ?2 AND kind = ?3 AND target = ?4",
+            )?.execute(
                 params![service, instance, kind.as_str(), target],
             )?;
             let binds = match kind {
                 BindingKind::App => Action::BindApp,
                 BindingKind::Job => Action::BindJob,
             };
-            transaction.execute(
-                "UPDATE events SET answer = NULL
+            connection
+                .prepare_cached(
+                    "UPDATE events SET answer = NULL
                  WHERE service = ?1 AND instance = ?2 AND action = ?3 AND target = ?4
                    AND answer IS NOT NULL",
-                params![service, instance, binds.as_str(), target],
-            )?;
+                )?
+                .execute(params![service, instance, binds.as_str(), target])?;
             Ok(0)
         }
     }

@@ -1,5 +1,6 @@
 //! What the host keeps of its services' plugins between starts, in the
 //! ledger's file: one JSON document per service, and the log of plugin events.
+//! A document and its event are saved by the writer, in one savepoint.
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -12,9 +13,9 @@ use crate::ledger::{Deployments, Ledger, PluginEvent, PluginEventRecord, now};
 #[async_trait]
 impl Deployments for SqliteLedger {
     async fn deployments(&self) -> anyhow::Result<Vec<(String, Value)>> {
-        self.with(|connection| {
-            let mut statement =
-                connection.prepare("SELECT service, document FROM deployments ORDER BY service")?;
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT service, document FROM deployments ORDER BY service")?;
             let rows = statement.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })?;
@@ -37,22 +38,21 @@ impl Deployments for SqliteLedger {
         event: Option<PluginEvent>,
     ) -> anyhow::Result<()> {
         let service = service.to_owned();
-        self.with(move |connection| {
-            let transaction = connection.transaction()?;
+        self.write(move |connection| {
             let at = now();
             match document {
-                Some(document) => transaction.execute(
+                Some(document) => connection.execute(
                     "INSERT INTO deployments (service, document, updated_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (service) DO UPDATE SET document = ?2, updated_at = ?3",
                     params![service, document.to_string(), at],
                 )?,
-                None => transaction.execute(
+                None => connection.execute(
                     "DELETE FROM deployments WHERE service = ?1",
                     params![service],
                 )?,
             };
             if let Some(event) = event {
-                transaction.execute(
+                connection.execute(
                     "INSERT INTO plugin_events (service, kind, sha256, previous, source, detail, at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
@@ -66,7 +66,6 @@ impl Deployments for SqliteLedger {
                     ],
                 )?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -79,8 +78,8 @@ impl Deployments for SqliteLedger {
     ) -> anyhow::Result<Vec<PluginEventRecord>> {
         let service = service.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |connection| {
-            let mut statement = connection.prepare(
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
                 "SELECT kind, sha256, previous, source, detail, at FROM plugin_events
                  WHERE service = ?1 ORDER BY id DESC LIMIT ?2",
             )?;

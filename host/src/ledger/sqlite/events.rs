@@ -3,14 +3,14 @@
 //! events, and pruning answers and events past their retention.
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::ledger::{Event, EventOutcome, EventRecord, Pruned, now, timestamp};
 
-/// Records what tsuru asked and how it ended, in the commit's transaction.
+/// Records what tsuru asked and how it ended, with the commit's changes.
 pub(super) fn insert_event(
-    transaction: &Transaction<'_>,
+    connection: &Connection,
     service: &str,
     event: &Event,
 ) -> anyhow::Result<()> {
@@ -18,22 +18,22 @@ pub(super) fn insert_event(
         EventOutcome::Succeeded(answer) => ("succeeded", Some(answer.to_string()), None),
         EventOutcome::Failed(reason) => ("failed", None, Some(reason.as_str())),
     };
-    transaction.execute(
+    let mut statement = connection.prepare_cached(
         "INSERT INTO events (service, instance, action, target, event_id, user, outcome, answer, reason, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            service,
-            event.instance,
-            event.action.as_str(),
-            event.target,
-            event.event_id,
-            event.user,
-            outcome,
-            answer,
-            reason,
-            now(),
-        ],
     )?;
+    statement.execute(params![
+        service,
+        event.instance,
+        event.action.as_str(),
+        event.target,
+        event.event_id,
+        event.user,
+        outcome,
+        answer,
+        reason,
+        now(),
+    ])?;
     Ok(())
 }
 
@@ -49,12 +49,14 @@ pub(super) fn replay(
     since: &str,
 ) -> anyhow::Result<Option<Value>> {
     let answer: Option<String> = connection
-        .query_row(
+        .prepare_cached(
             "SELECT answer FROM events
                      WHERE service = ?1 AND action = ?2 AND instance = ?3 AND target = ?4
                        AND event_id = ?5 AND outcome = 'succeeded' AND answer IS NOT NULL
                        AND at >= ?6
                      ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
             params![service, action, instance, target, event_id, since],
             |row| row.get(0),
         )
@@ -71,7 +73,7 @@ pub(super) fn events(
     service: &str,
     instance: &str,
 ) -> anyhow::Result<Vec<EventRecord>> {
-    let mut statement = connection.prepare(
+    let mut statement = connection.prepare_cached(
         "SELECT action, instance, target, event_id, user, outcome, answer, reason, at
                  FROM events WHERE service = ?1 AND instance = ?2 ORDER BY id",
     )?;
@@ -112,19 +114,17 @@ pub(super) fn events(
 }
 
 /// Forgets answers recorded before `answers_before` and events recorded
-/// before `events_before`, in one transaction.
+/// before `events_before`, both or neither (the writer's savepoint).
 pub(super) fn prune(
-    connection: &mut Connection,
+    connection: &Connection,
     answers_before: &str,
     events_before: &str,
 ) -> anyhow::Result<Pruned> {
-    let transaction = connection.transaction()?;
-    let answers = transaction.execute(
+    let answers = connection.execute(
         "UPDATE events SET answer = NULL WHERE answer IS NOT NULL AND at < ?1",
         params![answers_before],
     )?;
-    let events = transaction.execute("DELETE FROM events WHERE at < ?1", params![events_before])?;
-    transaction.commit()?;
+    let events = connection.execute("DELETE FROM events WHERE at < ?1", params![events_before])?;
     Ok(Pruned {
         answers: u64::try_from(answers)?,
         events: u64::try_from(events)?,

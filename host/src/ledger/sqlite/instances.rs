@@ -17,23 +17,22 @@ pub(super) fn instance(
     name: &str,
 ) -> anyhow::Result<Option<InstanceRecord>> {
     connection
-        .query_row(
+        .prepare_cached(
             "SELECT name, state, plan, team, description, tags, parameters, data
                      FROM instances WHERE service = ?1 AND name = ?2",
-            params![service, name],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                    row.get::<_, Option<String>>(7)?,
-                ))
-            },
-        )
+        )?
+        .query_row(params![service, name], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<String>>(7)?,
+            ))
+        })
         .optional()?
         .map(
             |(name, state, plan, team, description, tags, parameters, data)| {
@@ -66,7 +65,7 @@ pub(super) fn unowned_reservations(
     service: &str,
     prefix: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let mut statement = connection.prepare(
+    let mut statement = connection.prepare_cached(
         "SELECT name FROM instances WHERE service = ?1 AND state = 'creating'
                        AND (owner IS NULL OR substr(owner, 1, length(?2)) != ?2) ORDER BY name",
     )?;
@@ -77,7 +76,7 @@ pub(super) fn unowned_reservations(
 /// The names of a service's instances, in order.
 pub(super) fn names(connection: &Connection, service: &str) -> anyhow::Result<Vec<String>> {
     let mut statement =
-        connection.prepare("SELECT name FROM instances WHERE service = ?1 ORDER BY name")?;
+        connection.prepare_cached("SELECT name FROM instances WHERE service = ?1 ORDER BY name")?;
     let rows = statement.query_map(params![service], |row| row.get::<_, String>(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -88,7 +87,7 @@ pub(super) fn bindings(
     service: &str,
     instance: &str,
 ) -> anyhow::Result<Vec<Binding>> {
-    let mut statement = connection.prepare(
+    let mut statement = connection.prepare_cached(
         "SELECT kind, target, env FROM bindings WHERE service = ?1 AND instance = ?2
                  ORDER BY kind, target",
     )?;

@@ -1,17 +1,25 @@
 //! The embedded ledger: one SQLite file under `data_dir`, written in WAL mode
 //! with a full sync at every commit, so an answered request survives a crash.
 //!
-//! This file owns the connection: opening it, running the SQL of the files
-//! below off the async threads, and the instance counts commits keep.
+//! This file owns the connections: opening them, the readers that run the
+//! SQL of the files below off the async threads, and the instance counts
+//! commits keep. Writes go to the one writer ([`writer`]), which commits
+//! the writes of concurrent requests together, one sync for the group;
+//! reads have connections of their own, so a read never waits behind a
+//! sync (WAL lets them read beside the writer, and a commit is done before
+//! its write is answered, so a read after the answer sees it).
 
 mod changes;
 mod deployments;
 mod events;
 mod instances;
 mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
@@ -22,9 +30,21 @@ use serde_json::Value;
 use super::{Binding, Change, Event, EventRecord, InstanceRecord, Ledger, Pruned, Retention};
 use crate::model::{Action, Instance, InstanceState};
 use events::ago;
+use writer::Writer;
+
+/// Statements each connection keeps prepared: every statement of the ledger
+/// fits, so none is prepared twice.
+const STATEMENTS: usize = 64;
+
+/// Read connections kept open between reads; more are opened when more
+/// reads run at once, and closed after.
+const IDLE_READERS: usize = 8;
 
 pub struct SqliteLedger {
-    connection: Arc<Mutex<Connection>>,
+    // Readers before the writer: fields drop in order, and the writer's
+    // connection, closed last, folds the WAL back into the file.
+    readers: Arc<Readers>,
+    writer: Writer,
     retention: Retention,
     /// Each service's instances, kept as commits change them, so that
     /// `/metrics` never scans the table.
@@ -54,12 +74,21 @@ impl SqliteLedger {
                  PRAGMA secure_delete = ON;",
             )
             .context("cannot set up the ledger's journal")?;
+        connection.set_prepared_statement_cache_capacity(STATEMENTS);
         schema::migrate(&mut connection)
             .with_context(|| format!("cannot update the ledger {}", path.display()))?;
         let counts = instances::count_all(&connection)
             .with_context(|| format!("cannot count the instances in {}", path.display()))?;
+        let readers = Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        };
+        // One reader now, so that a ledger that cannot be read fails here.
+        let first = readers.take()?;
+        readers.give_back(first);
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::new(readers),
+            writer: Writer::start(connection)?,
             retention,
             counts: Arc::new(Mutex::new(counts)),
         })
@@ -76,19 +105,66 @@ impl SqliteLedger {
         ago(self.retention.replay_window)
     }
 
-    /// Runs `work` on the connection off the async threads.
-    async fn with<T: Send + 'static>(
+    /// Runs `work` on a read connection off the async threads.
+    async fn read<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+        work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let connection = self.connection.clone();
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock rolled its transaction back; the connection is sound.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut connection)
+            let connection = readers.take()?;
+            let answer = work(&connection);
+            readers.give_back(connection);
+            answer
         })
         .await
-        .context("the ledger's worker thread stopped")?
+        .context("the ledger's reader thread stopped")?
+    }
+
+    /// Queues `work` to the writer: Ok once the transaction holding it is
+    /// synced.
+    fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<T>> + Send + 'static {
+        self.writer.write(work, |_| {})
+    }
+}
+
+/// The read connections, opened as reads need them.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// An idle connection, or a new one.
+    fn take(&self) -> anyhow::Result<Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(connection) = idle {
+            return Ok(connection);
+        }
+        let connection = Connection::open(&self.path)
+            .with_context(|| format!("cannot open the ledger {}", self.path.display()))?;
+        // query_only: a read connection that tried to write would commit
+        // beside the writer's groups, outside their promise.
+        connection
+            .execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+            .context("cannot set up a read connection to the ledger")?;
+        connection.set_prepared_statement_cache_capacity(STATEMENTS);
+        Ok(connection)
+    }
+
+    /// Keeps `connection` for the next read, unless enough are idle.
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
     }
 }
 
@@ -96,7 +172,7 @@ impl SqliteLedger {
 impl Ledger for SqliteLedger {
     async fn instance(&self, service: &str, name: &str) -> anyhow::Result<Option<InstanceRecord>> {
         let (service, name) = (service.to_owned(), name.to_owned());
-        self.with(move |connection| instances::instance(connection, &service, &name))
+        self.read(move |connection| instances::instance(connection, &service, &name))
             .await
     }
 
@@ -111,14 +187,14 @@ impl Ledger for SqliteLedger {
             instance: instance.clone(),
             state: InstanceState::Creating,
         };
-        self.with(move |connection| changes::reserve(connection, &service, &record, owner))
+        self.write(move |connection| changes::reserve(connection, &service, &record, owner))
             .await
     }
 
     async fn orphans(&self, service: &str, host: &str) -> anyhow::Result<Vec<InstanceRecord>> {
         let names: Vec<String> = {
             let (service, prefix) = (service.to_owned(), format!("{host}/"));
-            self.with(move |connection| {
+            self.read(move |connection| {
                 instances::unowned_reservations(connection, &service, &prefix)
             })
             .await?
@@ -149,16 +225,22 @@ impl Ledger for SqliteLedger {
     ) -> anyhow::Result<()> {
         let service = service.to_owned();
         let counts = self.counts.clone();
-        self.with(move |connection| {
-            let instances = changes::commit(connection, &service, &changes, event.as_ref())?;
-            if instances != 0 {
-                let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                let count = counts.entry(service).or_default();
-                *count = count.saturating_add_signed(instances);
-            }
-            Ok(())
-        })
-        .await
+        let counted = service.clone();
+        self.writer
+            .write(
+                move |connection| changes::commit(connection, &service, &changes, event.as_ref()),
+                // Counted on the writer thread once committed, so a commit
+                // whose caller went away is counted too, and one undone is not.
+                move |instances| {
+                    if *instances != 0 {
+                        let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                        let count = counts.entry(counted).or_default();
+                        *count = count.saturating_add_signed(*instances);
+                    }
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     async fn replay(
@@ -177,7 +259,7 @@ impl Ledger for SqliteLedger {
             event_id.to_owned(),
             self.replay_cutoff()?,
         );
-        self.with(move |connection| {
+        self.read(move |connection| {
             events::replay(connection, &key.0, key.1, &key.2, &key.3, &key.4, &key.5)
         })
         .await
@@ -185,25 +267,25 @@ impl Ledger for SqliteLedger {
 
     async fn instance_names(&self, service: &str) -> anyhow::Result<Vec<String>> {
         let service = service.to_owned();
-        self.with(move |connection| instances::names(connection, &service))
+        self.read(move |connection| instances::names(connection, &service))
             .await
     }
 
     async fn bindings(&self, service: &str, instance: &str) -> anyhow::Result<Vec<Binding>> {
         let (service, instance) = (service.to_owned(), instance.to_owned());
-        self.with(move |connection| instances::bindings(connection, &service, &instance))
+        self.read(move |connection| instances::bindings(connection, &service, &instance))
             .await
     }
 
     async fn events(&self, service: &str, instance: &str) -> anyhow::Result<Vec<EventRecord>> {
         let (service, instance) = (service.to_owned(), instance.to_owned());
-        self.with(move |connection| events::events(connection, &service, &instance))
+        self.read(move |connection| events::events(connection, &service, &instance))
             .await
     }
 
     async fn prune(&self) -> anyhow::Result<Pruned> {
         let (answers_before, events_before) = (self.replay_cutoff()?, ago(self.retention.events)?);
-        self.with(move |connection| events::prune(connection, &answers_before, &events_before))
+        self.write(move |connection| events::prune(connection, &answers_before, &events_before))
             .await
     }
 }
