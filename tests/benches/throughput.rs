@@ -64,12 +64,26 @@ const PARTS: [&str; 5] = ["compare", "languages", "scaling", "memory", "startup"
 const FAKE: &str = "fake";
 const INSTANCE: &str = "bench";
 
-/// The queue example in each SDK language: (label, service and plugin).
-const LANGUAGES: [(&str, &str); 4] = [
-    ("Rust", "queue"),
-    ("C", "queue-c"),
-    ("Python", "queue-python"),
-    ("JavaScript", "queue-js"),
+/// The queue example in each SDK language: (label, service, plugin, the
+/// service's extra keys). Python and JavaScript are measured twice: with a
+/// fresh instance per call, and with instances reused (`reuse_calls`).
+const LANGUAGES: [(&str, &str, &str, &str); 6] = [
+    ("Rust", "queue", "queue", ""),
+    ("C", "queue-c", "queue-c", ""),
+    ("Python", "queue-python", "queue-python", ""),
+    ("JavaScript", "queue-js", "queue-js", ""),
+    (
+        "Python, reused",
+        "queue-python-reused",
+        "queue-python",
+        "reuse_calls = 10000",
+    ),
+    (
+        "JavaScript, reused",
+        "queue-js-reused",
+        "queue-js",
+        "reuse_calls = 10000",
+    ),
 ];
 
 /// The plugins of the start-up part's 20 services, taken in turn (those not
@@ -677,10 +691,10 @@ impl Bench {
     /// service and the queue example in each language that was built, with
     /// the instance `bench` created on fake.
     fn spawn_main_host(&self) -> anyhow::Result<Target> {
-        let services: Vec<String> = std::iter::once(FAKE)
-            .chain(LANGUAGES.iter().map(|(_, id)| *id))
-            .filter(|id| plugin(id).exists())
-            .map(|id| service(id, id, ""))
+        let services: Vec<String> = std::iter::once((FAKE, FAKE, ""))
+            .chain(LANGUAGES.iter().map(|(_, id, name, extra)| (*id, *name, *extra)))
+            .filter(|(_, name, _)| plugin(name).exists())
+            .map(|(id, name, extra)| service(id, name, extra))
             .collect();
         let (target, _) = self.spawn_orizuru(
             "main",
@@ -912,8 +926,8 @@ impl Bench {
     fn languages(&self, out: &mut Markdown) -> anyhow::Result<()> {
         let host = self.spawn_main_host()?;
         let mut rows = Vec::new();
-        for (language, id) in LANGUAGES {
-            if !plugin(id).exists() {
+        for (language, id, name, _) in LANGUAGES {
+            if !plugin(name).exists() {
                 rows.push((language, id, None));
                 continue;
             }
