@@ -692,7 +692,11 @@ impl Bench {
     /// the instance `bench` created on fake.
     fn spawn_main_host(&self) -> anyhow::Result<Target> {
         let services: Vec<String> = std::iter::once((FAKE, FAKE, ""))
-            .chain(LANGUAGES.iter().map(|(_, id, name, extra)| (*id, *name, *extra)))
+            .chain(
+                LANGUAGES
+                    .iter()
+                    .map(|(_, id, name, extra)| (*id, *name, *extra)),
+            )
             .filter(|(_, name, _)| plugin(name).exists())
             .map(|(id, name, extra)| service(id, name, extra))
             .collect();

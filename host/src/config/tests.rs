@@ -471,7 +471,8 @@ fn the_shared_store_is_read_from_its_table_and_refused_with_sentences() {
 #[test]
 fn reuse_is_off_unless_reuse_calls_is_given_and_its_keys_have_ranges() {
     let base = "[[services]]\nid = \"py\"\nplugin = \"py.wasm\"\npassword = \"p\"\n";
-    let service = |extra: &str| parse(&format!("{base}{extra}\n")).map(|config| config.services[0].reuse);
+    let service =
+        |extra: &str| parse(&format!("{base}{extra}\n")).map(|config| config.services[0].reuse);
     assert_eq!(service(""), Ok(None));
     // One call per instance is what no reuse means.
     assert_eq!(service("reuse_calls = 1"), Ok(None));

@@ -45,9 +45,7 @@ impl WasiView for Sandbox {
 pub struct DeadlineExceeded;
 
 /// How often the engine's epoch advances; a deadline is checked this often.
-/// It is also how long a computing guest may hold the thread it started
-/// on before it yields and moves to a plugin thread.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The limits of one call.
 #[derive(Clone)]

@@ -1,30 +1,23 @@
-//! Where plugin code runs.
+//! The threads plugin code runs on.
 //!
-//! A call starts on the task that made it, so the common call — a few
-//! hundred microseconds of guest code — pays for no hand-over between
-//! threads. Once it has run for [`INLINE_BUDGET`] it moves to a thread of
-//! this pool for the rest of its length (the engine makes the guest yield
-//! at every epoch tick, so that is at most a tick later). On Linux these
-//! threads run at a lower priority (nice 10), so the host's own work —
-//! reading requests, writing the ledger, answering — comes before a long
-//! call's, and a plugin burning its whole deadline takes CPU only from
-//! other plugin code, which the kernel shares fairly.
+//! Guest code never runs on the threads that serve HTTP and write the
+//! ledger: each call gets a thread of this pool for its whole length. On
+//! Linux these threads also run at a lower priority (nice 10), so the host's
+//! own work — reading requests, writing the ledger, answering — comes before
+//! any plugin's, and a plugin burning its whole deadline takes CPU only from
+//! other plugin code, which the kernel shares fairly: a short call that
+//! wakes up is scheduled ahead of one that has been running.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
-
-/// How long a call may run on the task that made it before it moves to a
-/// plugin thread: the time it spends running, not waiting on the host.
-const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
 /// How much lower than the host's own threads plugin code runs (a nice value).
 #[cfg(target_os = "linux")]
@@ -81,37 +74,14 @@ impl GuestThreads {
         self.idle.clone()
     }
 
-    /// Runs `call` to its end: on the calling task while it is short, on
-    /// a thread of the pool once it has run for [`INLINE_BUDGET`], with the
-    /// timers and I/O of the runtime this is called from. Most plugin calls
-    /// end well within the budget, so they pay for no hand-over between
-    /// threads; one that computes for longer goes on at the pool's lower
-    /// priority, having held an HTTP thread for one epoch tick at most (the
-    /// tick at which the guest yields). `place` is given back when the call
-    /// ends. A panic in the call is caught and answered as an error.
-    pub async fn run<F>(&self, place: Place, call: F) -> Result<F::Output, String>
+    /// Runs `call` to its end on a thread of the pool, with the timers and
+    /// I/O of the runtime this is called from; `place` is given back when
+    /// the thread is done.
+    pub fn run<F>(&self, place: Place, call: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let mut call = Box::pin(call);
-        let mut ran = Duration::ZERO;
-        let inline = std::future::poll_fn(|cx| {
-            let polled = Instant::now();
-            let poll = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
-            ran += polled.elapsed();
-            match poll {
-                Ok(Poll::Ready(output)) => Poll::Ready(Some(Ok(output))),
-                Err(panic) => Poll::Ready(Some(Err(panic_text(&*panic)))),
-                Ok(Poll::Pending) if ran >= INLINE_BUDGET => Poll::Ready(None),
-                Ok(Poll::Pending) => Poll::Pending,
-            }
-        })
-        .await;
-        if let Some(ended) = inline {
-            drop(place);
-            return ended;
-        }
         let caller = Handle::current();
         let pool = self
             .pool
@@ -122,19 +92,7 @@ impl GuestThreads {
             drop(place);
             output
         })
-        .await
-        .map_err(|err| err.to_string())
     }
-}
-
-/// What a panic said, when it said it in text.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let said = panic
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_owned());
-    format!("it panicked: {said}")
 }
 
 impl Drop for GuestThreads {
@@ -176,67 +134,5 @@ fn lower_priority() {
         if let Err(err) = rustix::process::setpriority_process(Some(thread), GUEST_NICENESS) {
             tracing::warn!("cannot lower the priority of a plugin thread: {err}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn thread() -> Option<String> {
-        std::thread::current().name().map(str::to_owned)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_short_or_waiting_call_stays_where_it_was_made_and_a_computing_one_moves() {
-        let threads = GuestThreads::start(2, Duration::from_millis(100)).expect("a pool");
-        let metrics = Metrics::new();
-        let here = thread();
-        let place = threads.place(&metrics, "s").await.expect("a place");
-        let short = threads.run(place, async { thread() }).await;
-        assert_eq!(short, Ok(here.clone()));
-
-        // Waiting on the host costs the budget nothing.
-        let place = threads.place(&metrics, "s").await.expect("a place");
-        let waiting = threads.run(place, async {
-            tokio::time::sleep(INLINE_BUDGET * 5).await;
-            thread()
-        });
-        assert_eq!(waiting.await, Ok(here.clone()));
-
-        // Computing past the budget, yielding as the engine makes a guest
-        // yield at each epoch tick, moves it to a plugin thread.
-        let place = threads.place(&metrics, "s").await.expect("a place");
-        let computing = threads.run(place, async {
-            let started = Instant::now();
-            while started.elapsed() < INLINE_BUDGET * 3 {
-                std::thread::sleep(Duration::from_millis(1));
-                tokio::task::yield_now().await;
-            }
-            thread()
-        });
-        assert_eq!(computing.await, Ok(Some("orizuru-guest".to_owned())));
-        assert_eq!(threads.places.available_permits(), 2, "every place is back");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_panic_in_a_call_is_an_error_and_gives_its_place_back() {
-        let threads = GuestThreads::start(1, Duration::from_millis(100)).expect("a pool");
-        let metrics = Metrics::new();
-        let place = threads.place(&metrics, "s").await.expect("a place");
-        let panicked = threads
-            .run(place, async {
-                if threads_are_up() {
-                    panic!("a host function broke");
-                }
-            })
-            .await;
-        assert_eq!(panicked, Err("it panicked: a host function broke".to_owned()));
-        assert!(threads.place(&metrics, "s").await.is_some(), "its place is back");
-    }
-
-    /// True; keeps the compiler from seeing the panic as unconditional.
-    fn threads_are_up() -> bool {
-        std::hint::black_box(true)
     }
 }

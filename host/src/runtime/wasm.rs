@@ -1,7 +1,7 @@
 //! A plugin compiled from a wasm component: each call instantiates it afresh
 //! from the cached `InstancePre` in a fresh store (or takes an idle instance
 //! of its own service, when the service opts in to reuse), under its
-//! deadline, and sorts out how it ended. What the call passes and
+//! deadline, on a guest thread, and sorts out how it ended. What the call passes and
 //! answers is in the model's words; the WIT version the plugin speaks is
 //! [`super::wit`]'s business. The answer is then held to the service's
 //! limits, and the text tsuru shows is cleaned of its secrets.
@@ -20,8 +20,8 @@ use super::threads::GuestThreads;
 use super::wit::{self, Answer};
 use super::{Failure, Outcome, Plugin, Stop};
 use crate::call_log::CallTags;
-use crate::config::Reuse;
 use crate::capabilities::HostState;
+use crate::config::Reuse;
 use crate::metrics::Metrics;
 use crate::model::{
     AppBinding, Context, Env, InfoItem, Instance, JobBinding, Plan, Provisioned, ProxyRequest,
@@ -68,7 +68,7 @@ impl WasmPlugin {
     /// Runs one export in a fresh store (or, for a service that reuses
     /// instances, in an idle instance's) and sorts out how it ended.
     ///
-    /// A long call goes on on a plugin thread ([`GuestThreads`]), never on
+    /// The guest runs on a thread of its own ([`GuestThreads`]), never on
     /// the threads that serve HTTP: a plugin burning its whole deadline then
     /// costs the other services a share of the CPU, which the kernel hands
     /// out fairly, instead of a place in a queue behind it. Dropping the
@@ -168,7 +168,9 @@ impl WasmPlugin {
         let (result, memory_hit) = match guest.await {
             Ok(ran) => ran,
             Err(err) => (
-                Err(wasmtime::Error::msg(format!("the call failed: {err}"))),
+                Err(wasmtime::Error::msg(format!(
+                    "the call's thread failed: {err}"
+                ))),
                 false,
             ),
         };

@@ -102,7 +102,9 @@ impl Service for Misbehave {
 
     fn info(instance: Instance, _context: Context) -> Result<Vec<InfoItem>> {
         if instance.name.starts_with("seen") {
-            let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = SEEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             seen.push(instance.name);
             return Ok(vec![InfoItem::new("Seen", seen.join(","))]);
         }
