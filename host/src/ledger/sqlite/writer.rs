@@ -32,13 +32,19 @@ trait Write: Send {
     fn answer(self: Box<Self>, outcome: anyhow::Result<()>);
 }
 
+/// What a write does on the connection, answering its result.
+type Work<T> = Box<dyn FnOnce(&Connection) -> anyhow::Result<T> + Send>;
+
+/// What runs once a write is committed, given its result.
+type Committed<T> = Box<dyn FnOnce(&T) + Send>;
+
 /// A write's work, its result until the commit, and whom to answer.
 struct Job<T> {
-    work: Option<Box<dyn FnOnce(&Connection) -> anyhow::Result<T> + Send>>,
+    work: Option<Work<T>>,
     done: Option<T>,
     /// Runs on the writer thread once the write is committed, before the
     /// answer: it happens even when the caller went away.
-    committed: Option<Box<dyn FnOnce(&T) + Send>>,
+    committed: Option<Committed<T>>,
     reply: oneshot::Sender<anyhow::Result<T>>,
 }
 
